@@ -1,0 +1,382 @@
+"""`ondevice slim`: lint, FP32 training, then INT8 QAT with PT2E. Runs as one process or under torchrun (DDP, gloo).
+
+    ondevice slim --recipe mitsis --data data/synth --out runs/mitsis
+    torchrun --nproc_per_node 2 --no-python ondevice slim --recipe mitsis --data data/synth --out runs/mitsis
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ondevice import log
+from ondevice.errors import ConfigError, ConstraintError
+from ondevice.slim.metrics import confusion, count_macs, int8_bytes, macro_f1
+
+ALL_TARGETS = ("executorch", "tflite", "edgetpu", "coreml", "tflm", "mcu")
+
+
+# ----------------------------------------------------------------------------------------------- distributed
+class _Dist:
+    """World info; a no-op outside torchrun."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.active = self.world > 1
+        if self.active and not dist.is_initialized():
+            dist.init_process_group("gloo")  # CPU-only machines: gloo, not NCCL
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, idx: np.ndarray) -> np.ndarray:
+        if not self.active:
+            return idx
+        n = len(idx) - len(idx) % self.world  # equal shards keep DDP's collectives in step
+        return idx[:n][self.rank::self.world]
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        return DDP(model, broadcast_buffers=True, find_unused_parameters=False)
+
+    def barrier(self):
+        if self.active:
+            dist.barrier()
+
+    def close(self):
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------------------------- data
+class Arrays:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, kw: torch.Tensor):
+        self.x, self.y, self.kw = x, y, kw
+
+    def __len__(self):
+        return len(self.y)
+
+
+def load_arrays(data: Path) -> tuple[dict[str, Arrays], list[str], list[str]]:
+    from ondevice.data import KEYWORDS, LABELS
+    from ondevice.data.dataset import load_split
+    from ondevice.features import to_model_input
+    out = {}
+    for split in ("train", "val", "test"):
+        s = load_split(data, split)
+        x = torch.from_numpy(np.concatenate([to_model_input(f) for f in s.features], axis=0)).float()
+        out[split] = Arrays(x, torch.as_tensor(s.labels, dtype=torch.long), torch.as_tensor(s.keywords, dtype=torch.long))
+    return out, list(LABELS), list(KEYWORDS)
+
+
+def augment(x: torch.Tensor, g: torch.Generator, freq_mask: int, time_shift: int) -> torch.Tensor:
+    """SpecAugment-style frequency masking and a random time shift (zero fill), per sample."""
+    x = x.clone()
+    b, _, t, f = x.shape
+    if freq_mask > 0:
+        w = torch.randint(0, freq_mask + 1, (b,), generator=g)
+        f0 = torch.randint(0, f, (b,), generator=g)
+        cols = torch.arange(f)
+        mask = (cols[None] >= f0[:, None]) & (cols[None] < (f0 + w)[:, None])
+        x = x.masked_fill(mask[:, None, None, :], 0.0)
+    if time_shift > 0:
+        s = torch.randint(-time_shift, time_shift + 1, (b,), generator=g)
+        rows = torch.arange(t)
+        src = rows[None] - s[:, None]
+        valid = (src >= 0) & (src < t)
+        src = src.clamp(0, t - 1)
+        x = torch.gather(x, 2, src[:, None, :, None].expand(b, 1, t, f)) * valid[:, None, :, None]
+    return x
+
+
+# ----------------------------------------------------------------------------------------------- training
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 256) -> np.ndarray:
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            outs.append(model(x[i:i + batch]).argmax(-1).numpy())
+    return np.concatenate(outs)
+
+
+def predict_b1(model, x: torch.Tensor) -> np.ndarray:
+    """One sample at a time: converted batch-1 graphs are static-shaped."""
+    with torch.no_grad():
+        return np.array([int(model(x[i:i + 1]).argmax(-1)) for i in range(len(x))])
+
+
+def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: int, epochs: int, lr: float,
+        cfg, dist_: _Dist, desc: str, seed: int, select_best: bool = True, set_mode=None) -> nn.Module:
+    """Train ``model`` on ``train.<target>`` with AdamW + cosine LR, label smoothing and augmentation.
+
+    ``set_mode(model, train: bool)`` switches train/eval (PT2E graphs need torchao's helpers).
+    Returns the model with the best validation macro-F1 weights loaded (when ``select_best``).
+    """
+    set_mode = set_mode or (lambda m, t: m.train(t))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError(f"{desc}: nothing to train (all parameters frozen)")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(dist_.shard(np.arange(len(train)))) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch),
+                                                pct_start=0.15)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    wrapped = dist_.wrap(model)
+    g = torch.Generator().manual_seed(seed)
+    y_all = getattr(train, target)
+    y_val = getattr(val, target)
+    best, best_state = -1.0, None
+    with log.progress(desc, epochs) as advance:
+        for epoch in range(epochs):
+            set_mode(model, True)
+            order = torch.randperm(len(train), generator=g).numpy()
+            order = dist_.shard(order)
+            losses = []
+            for i in range(steps_per_epoch):
+                idx = torch.as_tensor(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
+                xb = augment(train.x[idx], g, cfg.freq_mask, cfg.time_shift)
+                loss = loss_fn(wrapped(xb), y_all[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+            set_mode(model, False)
+            f1 = macro_f1(y_val.numpy(), predict(model, val.x), n_classes) if len(val) else 0.0
+            if select_best and f1 > best:
+                best, best_state = f1, copy.deepcopy(model.state_dict())
+            advance(1, f"loss {np.mean(losses):.3f} val F1 {f1:.3f}")
+            if not log.console.is_terminal and dist_.main and (epoch == epochs - 1 or epoch % 5 == 0):
+                log.info(f"  {desc}: epoch {epoch + 1}/{epochs} loss {np.mean(losses):.3f} val macro-F1 {f1:.3f}")
+    if select_best and best_state is not None:
+        model.load_state_dict(best_state)
+    set_mode(model, False)
+    return model
+
+
+def _pt2e_mode(model, train: bool):
+    from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+    (move_exported_model_to_train if train else move_exported_model_to_eval)(model)
+
+
+def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_: _Dist, epochs: int, seed: int,
+        calib_n: int = 128):
+    """PT2E QAT on the batched graph, then a batch-1 convert from the QAT weights.
+
+    Returns (float model with QAT weights, converted batch-1 INT8 model, calibration tensor).
+    The batch-1 graph differs from the training graph (the attention block runs on 2-D tensors at batch 1, as the
+    Edge TPU needs), so its activation ranges are re-observed on ``calib_n`` train samples with the same quantizer;
+    PT2E QAT observers are min/max, not learned, so this loses nothing QAT learned.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
+
+    from ondevice.slim.quantizer import make_quantizer
+    model = copy.deepcopy(model)
+    softmax = getattr(model, "softmax", None)
+    if softmax is not None:
+        model.softmax = False
+    model.train()
+    example = (arrays["train"].x[:cfg.batch_size].clone(),)
+    gm = torch.export.export(model, example).module()
+    prepared = prepare_qat_pt2e(gm, make_quantizer(is_qat=True))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    for n, p in prepared.named_parameters():
+        p.requires_grad_(n in trainable)
+    if epochs > 0:
+        fit(prepared, arrays["train"], arrays["val"], "y", n_classes, epochs, cfg.qat_lr, cfg, dist_,
+            "INT8 QAT", seed + 1, select_best=True, set_mode=_pt2e_mode)
+    _pt2e_mode(prepared, False)
+    qat_state = {k: v for k, v in prepared.state_dict().items() if k in model.state_dict()}
+    model.load_state_dict(qat_state, strict=False)
+    if softmax is not None:
+        model.softmax = softmax
+    model.eval()
+
+    g = torch.Generator().manual_seed(seed + 2)
+    pick = torch.randperm(len(arrays["train"]), generator=g)[:calib_n]
+    calib = arrays["train"].x[pick].clone()
+    gm1 = torch.export.export(model, (calib[:1],)).module()
+    p1 = prepare_pt2e(gm1, make_quantizer(is_qat=False))
+    with torch.no_grad():
+        for i in range(len(calib)):
+            p1(calib[i:i + 1])
+    converted = convert_pt2e(p1, fold_quantize=False)
+    _pt2e_mode(converted, False)
+    return model, converted, calib
+
+
+def pretrain_keyword_encoder(encoder: nn.Module, arrays: dict[str, Arrays], n_keywords: int, cfg, dist_: _Dist,
+                             seed: int) -> tuple[nn.Module, float]:
+    """Keyword spotting pre-training of the DS-CNN branch; returns the encoder and its test keyword accuracy."""
+    clf = nn.Sequential(encoder, nn.Linear(encoder.out_dim, n_keywords))
+    fit(clf, arrays["train"], arrays["val"], "kw", n_keywords, cfg.pretrain_epochs, cfg.lr, cfg, dist_,
+        "keyword branch", seed + 10)
+    acc = float(np.mean(predict(clf, arrays["test"].x) == arrays["test"].kw.numpy()))
+    return encoder, acc
+
+
+# ----------------------------------------------------------------------------------------------- the command
+def _lint(model: nn.Module, example, targets: Sequence[str], fix: bool):
+    from ondevice.slim.lint import apply_fixes, lint
+    report = lint(model, example, targets)
+    fixed: list[str] = []
+    if fix and not all(report.ok(t) for t in targets):
+        fixed = apply_fixes(model, report)
+        report = lint(model, example, targets)
+    bad = [t for t in targets if not report.ok(t)]
+    if bad:
+        log.out.print(report.format())
+        raise ConstraintError(f"the model breaks device constraints for {', '.join(bad)}",
+                              "apply the fixes listed above, or run with --fix for the safe ones")
+    return report, fixed
+
+
+def _resolve_targets(targets: Sequence[str]) -> list[str]:
+    ts = list(targets or ["all"])
+    if "all" in ts:
+        return list(ALL_TARGETS)
+    for t in ts:
+        if t not in ALL_TARGETS:
+            raise ConfigError(f"unknown target {t!r}", f"choose from {', '.join(ALL_TARGETS)} or all")
+    return ts
+
+
+def slim(recipe: str | None = None, model: str | None = None, data: str | Path | None = None,
+         out: str | Path = "runs/mitsis", epochs: int | None = None, qat_epochs: int | None = None,
+         targets: Sequence[str] = ("all",), fix: bool = False, seed: int = 0, ablations: bool = True,
+         pretrain_epochs: int | None = None) -> dict:
+    """Lint, FP32-train, INT8-QAT and write ``out/`` (see docs/CONTRACTS.md §3). Returns the slim report."""
+    from ondevice.models import get_recipe
+    from ondevice.slim.checkpoint import save_run
+    t_start = time.time()
+    if recipe and model:
+        raise ConfigError("pass either --recipe or --model, not both")
+    if data is None:
+        raise ConfigError("--data is required", "make a corpus with `ondevice data synth --out data/synth`, "
+                                                "or point at your own metadata.csv + WAV folder")
+    data = Path(data)
+    targets = _resolve_targets(targets)
+    dist_ = _Dist()
+    torch.manual_seed(seed + dist_.rank * 0)  # same init on every rank; DDP also broadcasts it
+    arrays, labels, keywords = load_arrays(data)
+    n_classes = len(labels)
+
+    user = None
+    if model:
+        from ondevice.slim.usermodel import load_user_model
+        user = load_user_model(model)
+        rec = get_recipe("mitsis")
+        rec = replace(rec, name=Path(str(model).split(":")[0]).stem, fusion=False, arch={})
+        build = lambda **kw: user.module  # noqa: E731
+    else:
+        rec = get_recipe(recipe or "mitsis")
+        build = lambda **kw: rec.build(n_classes=kw.pop("n_classes"), **kw)  # noqa: E731
+    cfg = replace(rec.train, epochs=epochs if epochs is not None else rec.train.epochs,
+                  qat_epochs=qat_epochs if qat_epochs is not None else rec.train.qat_epochs,
+                  pretrain_epochs=pretrain_epochs if pretrain_epochs is not None else rec.train.pretrain_epochs)
+    net = build(n_classes=n_classes, **rec.arch)
+    example = (arrays["test"].x[:1].clone(),)
+    lint_report, fixed = _lint(net, example, targets, fix)
+
+    report: dict = {"recipe": rec.name, "seed": seed, "world_size": dist_.world, "targets": targets,
+                    "train_config": asdict(cfg), "data": {"folder": str(data), **{k: len(v) for k, v in arrays.items()}}}
+    if fixed:
+        report["lint_fixes_applied"] = fixed
+    kw_acc = None
+    if rec.fusion:
+        enc, kw_acc = pretrain_keyword_encoder(net.encoders["keyword"], arrays, len(keywords), cfg, dist_, seed)
+        kw_state = copy.deepcopy(enc.state_dict())
+        net = build(n_classes=n_classes, **rec.arch)
+        net.encoders["keyword"].load_state_dict(kw_state)
+    if hasattr(net, "softmax"):
+        net.softmax = False
+    net = fit(net, arrays["train"], arrays["val"], "y", n_classes, cfg.epochs, cfg.lr, cfg, dist_, "FP32", seed)
+    if hasattr(net, "softmax"):
+        net.softmax = True  # the deployed model outputs probabilities
+    fp32_pred = predict(net, arrays["test"].x)
+    y_test = arrays["test"].y.numpy()
+    report["fp32_macro_f1"] = macro_f1(y_test, fp32_pred, n_classes)
+    report["fused_macro_f1"] = report["fp32_macro_f1"] if rec.fusion else None
+
+    if rec.fusion and ablations:
+        for branch in ("audio", "keyword"):
+            torch.manual_seed(seed)
+            single = build(n_classes=n_classes, **{**rec.arch, "branches": (branch,)})
+            if branch == "keyword":
+                single.encoders["keyword"].load_state_dict(kw_state)
+            single.softmax = False
+            single = fit(single, arrays["train"], arrays["val"], "y", n_classes, cfg.epochs, cfg.lr, cfg, dist_,
+                         f"{branch}-only", seed)
+            name = "audio_only_macro_f1" if branch == "audio" else "keyword_only_macro_f1"
+            report[name] = macro_f1(y_test, predict(single, arrays["test"].x), n_classes)
+        report["fusion_gain_pt"] = 100 * (report["fused_macro_f1"] - max(report["audio_only_macro_f1"],
+                                                                         report["keyword_only_macro_f1"]))
+    if kw_acc is not None:
+        report["keyword_branch_test_accuracy"] = kw_acc
+
+    float_model, converted, calib = qat(net, arrays, n_classes, cfg, dist_, cfg.qat_epochs, seed)
+    int8_pred = predict_b1(converted, arrays["test"].x)
+    report["int8_macro_f1"] = macro_f1(y_test, int8_pred, n_classes)
+    report["int8_minus_fp32_pt"] = 100 * (report["int8_macro_f1"] - report["fp32_macro_f1"])
+    if rec.fusion:
+        report["fused_int8_macro_f1"] = report["int8_macro_f1"]
+    report["int8_fp32_top1_agreement"] = float(np.mean(int8_pred == fp32_pred))
+    report["confusion_int8"] = confusion(y_test, int8_pred, n_classes)
+    report["params"] = int(sum(p.numel() for p in float_model.parameters()))
+    report["macs"] = count_macs(float_model, example)
+    report["int8_bytes"] = int8_bytes(float_model)
+    report["constraints"] = lint_report.to_dict()
+    report["labels"] = labels
+    report["versions"] = _versions()
+    report["train_seconds"] = round(time.time() - t_start, 1)
+
+    if dist_.main:
+        recipe_json = {"name": rec.name, "labels": labels, "keywords": keywords,
+                       "input": {"name": "mel", "shape": [1, 1, 49, 40], "dtype": "float32"},
+                       "arch": rec.arch, "quantizer": "ondevice-int8",
+                       **({"user_model": str(model)} if model else {})}
+        save_run(out, recipe_json, float_model, converted, calib, report)
+        print_summary(report, Path(out))
+    dist_.barrier()
+    dist_.close()
+    return report
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    v = {"python": platform.python_version()}
+    for d in ("ondevice", "torch", "torchao", "litert-torch", "executorch"):
+        with contextlib.suppress(PackageNotFoundError):
+            v[d] = version(d)
+    return v
+
+
+def print_summary(report: dict, out: Path) -> None:
+    from rich.table import Table
+    t = Table(title=f"slim: {report['recipe']} -> {out}", show_header=True)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in ("fp32_macro_f1", "int8_macro_f1", "int8_minus_fp32_pt", "audio_only_macro_f1", "keyword_only_macro_f1",
+              "fused_macro_f1", "fusion_gain_pt", "int8_fp32_top1_agreement", "params", "macs", "int8_bytes",
+              "train_seconds"):
+        v = report.get(k)
+        if v is None:
+            continue
+        t.add_row(k, f"{v:.4f}" if isinstance(v, float) else f"{v:,}")
+    bad = {k: len(v) for k, v in report.get("constraints", {}).items() if v}
+    t.add_row("constraint violations", str(bad or "none"))
+    log.out.print(t)
