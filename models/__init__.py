@@ -41,6 +41,7 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     input_shape: tuple = INPUT_SHAPE
     fusion: bool = False                            # late fusion with a frozen keyword branch
+    task: str = "emotion"                           # "emotion" (4 classes) or "keyword" (the keyword list)
 
     @property
     def folder(self) -> Path:

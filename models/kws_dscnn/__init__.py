@@ -47,4 +47,5 @@ RECIPES.register("kws-dscnn")(Recipe(
     description="MLPerf Tiny DS-CNN keyword spotter (64 ch, 4 DS blocks) on 49x40 log-mel; classifies keywords",
     build=build, arch={"channels": 64, "blocks": 4},
     train=TrainConfig(epochs=25, qat_epochs=4, pretrain_epochs=0),
+    task="keyword",
 ))

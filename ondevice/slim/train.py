@@ -273,7 +273,6 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     dist_ = _Dist()
     torch.manual_seed(seed + dist_.rank * 0)  # same init on every rank; DDP also broadcasts it
     arrays, labels, keywords = load_arrays(data)
-    n_classes = len(labels)
 
     user = None
     if model:
@@ -285,6 +284,10 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     else:
         rec = get_recipe(recipe or "mitsis")
         build = lambda **kw: rec.build(n_classes=kw.pop("n_classes"), **kw)  # noqa: E731
+    if rec.task == "keyword":  # a keyword spotter: the classes are the keywords
+        labels = keywords
+        arrays = {k: Arrays(a.x, a.kw, a.kw) for k, a in arrays.items()}
+    n_classes = len(labels)
     cfg = replace(rec.train, epochs=epochs if epochs is not None else rec.train.epochs,
                   qat_epochs=qat_epochs if qat_epochs is not None else rec.train.qat_epochs,
                   pretrain_epochs=pretrain_epochs if pretrain_epochs is not None else rec.train.pretrain_epochs)
