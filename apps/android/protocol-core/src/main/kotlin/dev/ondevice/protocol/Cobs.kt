@@ -9,13 +9,18 @@ import java.io.ByteArrayOutputStream
  * resynchronises at the next 0x00. Overhead is at most one byte per 254, plus one.
  */
 object Cobs {
-    /** Encode [data]; the trailing 0x00 delimiter is not added. */
+    /**
+     * Encode [data]; the trailing 0x00 delimiter is not added. Canonical form (PROTOCOL.md): data that ends
+     * exactly on a full 254-byte block gets no extra 0x01 code byte.
+     */
     fun encode(data: ByteArray): ByteArray {
         val out = ByteArray(data.size + data.size / 254 + 2)
         var codeAt = 0
         var code = 1
         var o = 1
+        var endedOnFullBlock = false
         for (b in data) {
+            endedOnFullBlock = false
             if (b.toInt() == 0) {
                 out[codeAt] = code.toByte()
                 codeAt = o++
@@ -28,9 +33,11 @@ object Cobs {
                     out[codeAt] = code.toByte()
                     codeAt = o++
                     code = 1
+                    endedOnFullBlock = true
                 }
             }
         }
+        if (endedOnFullBlock) return out.copyOf(codeAt)
         out[codeAt] = code.toByte()
         return out.copyOf(o)
     }

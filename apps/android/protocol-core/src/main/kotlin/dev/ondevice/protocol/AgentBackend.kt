@@ -1,0 +1,82 @@
+package dev.ondevice.protocol
+
+/** One tensor as the runtime holds it: raw bytes in [dtype], with its quantisation if any. */
+class TensorInfo(
+    val name: String,
+    val dtype: String,
+    val shape: IntArray,
+    val scale: Double = 0.0,
+    val zeroPoint: Int = 0
+) {
+    /** Bytes a buffer of this tensor takes. */
+    val byteSize: Int
+        get() = shape.fold(1) { a, d -> a * d } * dtypeBytes(dtype)
+
+    companion object {
+        /** Element size for the dtype names used by manifests and PROTOCOL.md. */
+        fun dtypeBytes(dtype: String): Int = when (dtype) {
+            "int8", "uint8", "bool" -> 1
+            "int16", "uint16", "float16" -> 2
+            "int32", "uint32", "float32" -> 4
+            "int64", "float64" -> 8
+            else -> throw IllegalArgumentException("unknown dtype $dtype")
+        }
+    }
+}
+
+/** Memory figures a backend can report; -1 means "this runtime cannot tell". */
+class MemoryStats(
+    val peakRamBytes: Long = -1,
+    val arenaBytes: Long = -1,
+    val stackBytes: Long = -1,
+    val flashBytes: Long = -1
+)
+
+/** Time of one operator in the last run, in the agent clock's unit. */
+class OpTiming(val name: String, val time: Long)
+
+/**
+ * What the agent needs from a runtime. The Android app implements it with ExecuTorch and LiteRT,
+ * the iOS app with ExecuTorch and Core ML, and the JVM test agent with a pure-Kotlin reference.
+ * Methods may throw [AgentException]; the agent turns it into a protocol error frame.
+ */
+interface AgentBackend {
+    /** Runtime name for the handshake, e.g. "executorch", "litert". */
+    val runtime: String
+
+    /** Model formats [load] accepts ([ModelFormat] codes). */
+    val formats: Set<Int>
+
+    /** True when [opTimings] returns per-operator times. */
+    val hasOpTimings: Boolean get() = false
+
+    /** Load a model whose SHA-256 the agent has already checked. */
+    fun load(model: ByteArray)
+
+    /** Input tensor descriptions of the loaded model. */
+    fun inputs(): List<TensorInfo>
+
+    /** Output tensor descriptions of the loaded model. */
+    fun outputs(): List<TensorInfo>
+
+    /** Copy raw bytes into input [index]; size equals inputs()[index].byteSize. */
+    fun setInput(index: Int, data: ByteArray)
+
+    /** Run one inference on the current inputs. */
+    fun run()
+
+    /** Raw bytes of output [index] after the last run. */
+    fun output(index: Int): ByteArray
+
+    /** Memory figures after the last run. */
+    fun memory(): MemoryStats
+
+    /** Per-operator timings of the last run, or null when the runtime has no profiler hook. */
+    fun opTimings(): List<OpTiming>? = null
+
+    /** Free the model; the agent may load another one afterwards. */
+    fun unload() {}
+}
+
+/** A failure the agent reports to the host with a protocol error [code]. */
+class AgentException(val code: Int, message: String, val detail: Long = 0) : Exception(message)
