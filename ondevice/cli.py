@@ -146,8 +146,9 @@ def flash(board: str = typer.Option(..., "--board", help="Board name, e.g. qemu-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: expected errors become one line plus a hint and a non-zero exit code."""
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        rc = app(args=argv, standalone_mode=False)
+        # with standalone_mode=False click returns typer.Exit's code instead of raising it
+        return rc if isinstance(rc, int) else 0
     except OndeviceError as e:
         if _state["debug"]:
             raise
