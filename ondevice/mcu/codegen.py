@@ -1,0 +1,690 @@
+"""Generate a self-contained C library (od_model_api.h) from an int8 .tflite graph.
+
+One lowering function per TFLite op (registered in ``LOWERINGS``) turns an op into a kernel call plus the
+const parameter tables it needs; quantization setup happens here, in Python, so the C side only evaluates.
+Unsupported ops are collected and reported together (op, why, what to change), never a crash half-way.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ondevice.errors import ExportError, UnsupportedOpError
+from ondevice.mcu import quant
+from ondevice.mcu.planner import MemoryPlan
+from ondevice.mcu.reader import Graph, Op, Tensor
+from ondevice.registry import Registry
+
+_DTYPE_CODES = {"int8": 0, "int16": 1, "int32": 2, "uint8": 3}
+_C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t"}
+ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+# Ops whose output element i depends only on input element i: the output may overwrite that input.
+INPLACE_OPS = {"ADD", "MUL", "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1"}
+
+
+@dataclass
+class Lowered:
+    """What one op becomes: a C expression returning od_status_t, const definitions, MACs, scratch bytes."""
+    call: str
+    consts: list[str] = field(default_factory=list)
+    macs: int = 0
+
+
+class Unsupported(Exception):
+    """Raised inside a lowering; collected into one UnsupportedOpError for the whole graph."""
+
+
+LoweringFn = Callable[["Emitter", Op], Lowered]
+LOWERINGS: Registry[LoweringFn] = Registry("MCU op lowering")
+
+
+def lowering(*names: str):
+    def deco(fn: LoweringFn) -> LoweringFn:
+        for n in names:
+            LOWERINGS.register(n)(fn)
+        return fn
+    return deco
+
+
+def _c_array(name: str, ctype: str, values, per_line: int = 24, align: int = 4) -> str:
+    vals = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    if not vals:
+        vals = ["0"]
+    lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}[{len(vals)}] OD_ALIGNED({align}) = {{\n    {body}\n}};"
+
+
+def _c_struct(ctype: str, name: str, fields: dict) -> str:
+    def fmt(v):
+        if isinstance(v, (list, tuple)):
+            return "{" + ", ".join(str(int(x)) for x in v) + "}"
+        return str(int(v))
+    body = ", ".join(f".{k} = {fmt(v)}" for k, v in fields.items())
+    return f"static const {ctype} {name} = {{{body}}};"
+
+
+def _ext5(shape) -> list[int]:
+    shape = list(shape)
+    if len(shape) > 5:
+        raise Unsupported(f"rank {len(shape)} > 5")
+    return [1] * (5 - len(shape)) + shape
+
+
+def _strides(shape) -> list[int]:
+    st, acc = [], 1
+    for d in reversed(list(shape)):
+        st.append(acc)
+        acc *= d
+    return list(reversed(st))
+
+
+def _same_padding(in_size: int, k: int, stride: int, dil: int, out_size: int, padding: str) -> int:
+    if padding != "SAME":
+        return 0
+    eff = (k - 1) * dil + 1
+    total = max(0, (out_size - 1) * stride + eff - in_size)
+    return total // 2
+
+
+class Emitter:
+    """Holds the graph, the memory plan and the const tables while ops are lowered."""
+
+    def __init__(self, g: Graph, plan: MemoryPlan):
+        self.g = g
+        self.plan = plan
+        self.weight_bytes = 0
+        self._const_names: dict[int, str] = {}
+        self.consts: list[str] = []
+
+    def t(self, idx: int) -> Tensor:
+        return self.g.tensors[idx]
+
+    def act(self, idx: int) -> str:
+        """C expression for an activation tensor's bytes in the arena."""
+        t = self.t(idx)
+        if t.is_const:
+            return self.const(idx)
+        return f"OD_ARENA({self.plan.offset(idx)})"
+
+    def const(self, idx: int, values: np.ndarray | None = None, ctype: str | None = None) -> str:
+        """Emit a tensor's constant data once; returns its C name."""
+        if idx in self._const_names and values is None:
+            return self._const_names[idx]
+        t = self.t(idx)
+        data = t.data if values is None else values
+        if data is None:
+            raise Unsupported(f"tensor {t.name!r} must be constant")
+        ct = ctype or _C_TYPES.get(str(data.dtype))
+        if ct is None:
+            raise Unsupported(f"constant {t.name!r} has dtype {data.dtype}")
+        name = f"od_w{idx}"
+        self.consts.append(_c_array(name, ct, data, align=16))
+        self.weight_bytes += int(np.asarray(data).nbytes)
+        self._const_names[idx] = name
+        return name
+
+    def table(self, name: str, ctype: str, values) -> str:
+        self.consts.append(_c_array(name, ctype, values))
+        self.weight_bytes += len(np.asarray(values).reshape(-1)) * 4
+        return name
+
+    def struct(self, ctype: str, name: str, fields: dict) -> str:
+        self.consts.append(_c_struct(ctype, name, fields))
+        self.weight_bytes += 4 * sum(len(v) if isinstance(v, (list, tuple)) else 1 for v in fields.values())
+        return name
+
+    def require_int8(self, op: Op, *idxs: int) -> None:
+        for i in idxs:
+            t = self.t(i)
+            if t.dtype != "int8":
+                raise Unsupported(f"tensor {t.name!r} is {t.dtype}; the MCU kernels are int8")
+            if t.scale is None:
+                raise Unsupported(f"tensor {t.name!r} has no quantization parameters")
+
+
+# --------------------------------------------------------------------------------------------- lowerings
+
+def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
+    i, f = op.inputs[0], op.inputs[1]
+    b = op.inputs[2] if len(op.inputs) > 2 else -1
+    o = op.outputs[0]
+    e.require_int8(op, i, f, o)
+    ti, tf, to = e.t(i), e.t(f), e.t(o)
+    if not tf.is_const:
+        raise Unsupported("filter must be constant")
+    if len(ti.shape) != 4:
+        raise Unsupported(f"input rank {len(ti.shape)} != 4")
+    n, ih, iw, ic = ti.shape
+    _, oh, ow, oc = to.shape
+    kh, kw = tf.shape[1], tf.shape[2]
+    if np.any(tf.zero_point != 0):
+        raise Unsupported("filter zero point must be 0 (symmetric weights)")
+    opts = op.options
+    sh, sw = int(opts.get("strideH", 1)), int(opts.get("strideW", 1))
+    dh, dw = int(opts.get("dilationHFactor", 1) or 1), int(opts.get("dilationWFactor", 1) or 1)
+    pad = opts.get("padding", "SAME")
+    in_s, in_zp = ti.qparams()
+    out_s, out_zp = to.qparams()
+    lo, hi = quant.activation_range(opts.get("fusedActivationFunction", "NONE"), out_s, out_zp)
+    mults, shifts = quant.per_channel_multipliers(in_s, tf.scale, out_s, oc)
+    if depthwise:
+        dm = oc // ic
+        if dm * ic != oc:
+            raise Unsupported("depthwise output channels must be a multiple of input channels")
+        macs = n * oh * ow * oc * kh * kw
+    else:
+        dm = 1
+        if tf.shape[3] != ic:
+            raise Unsupported("grouped convolution is not supported")
+        macs = n * oh * ow * oc * kh * kw * ic
+    p = e.struct("od_conv_params_t", f"od_p{op.index}", dict(
+        batches=n, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
+        stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
+        pad_h=_same_padding(ih, kh, sh, dh, oh, pad), pad_w=_same_padding(iw, kw, sw, dw, ow, pad),
+        depth_multiplier=dm, input_offset=-in_zp, output_offset=out_zp, act_min=lo, act_max=hi))
+    m = e.table(f"od_m{op.index}", "int32_t", mults)
+    s = e.table(f"od_s{op.index}", "int32_t", shifts)
+    bias = e.const(b) if b >= 0 else "NULL"
+    fn = "od_depthwise_conv2d_s8" if depthwise else "od_conv2d_s8"
+    return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
+
+
+@lowering("CONV_2D")
+def _conv2d(e: Emitter, op: Op) -> Lowered:
+    return _conv_common(e, op, depthwise=False)
+
+
+@lowering("DEPTHWISE_CONV_2D")
+def _dwconv2d(e: Emitter, op: Op) -> Lowered:
+    return _conv_common(e, op, depthwise=True)
+
+
+@lowering("FULLY_CONNECTED")
+def _fc(e: Emitter, op: Op) -> Lowered:
+    i, f = op.inputs[0], op.inputs[1]
+    b = op.inputs[2] if len(op.inputs) > 2 else -1
+    o = op.outputs[0]
+    e.require_int8(op, i, f, o)
+    ti, tf, to = e.t(i), e.t(f), e.t(o)
+    if not tf.is_const:
+        raise Unsupported("weights are a variable tensor (a matmul of two activations); "
+                          "write attention as broadcast MUL + SUM or an FC with constant weights")
+    if op.options.get("weightsFormat", 0) not in (0, None):
+        raise Unsupported("shuffled weights format")
+    out_d, in_d = tf.shape
+    if ti.size % in_d:
+        raise Unsupported("input size is not a multiple of the weights' depth")
+    batches = ti.size // in_d
+    in_s, in_zp = ti.qparams()
+    out_s, out_zp = to.qparams()
+    per_channel = len(tf.scale) > 1
+    mults, shifts = quant.per_channel_multipliers(in_s, tf.scale, out_s, out_d if per_channel else 1)
+    lo, hi = quant.activation_range(op.options.get("fusedActivationFunction", "NONE"), out_s, out_zp)
+    p = e.struct("od_fc_params_t", f"od_p{op.index}", dict(
+        batches=batches, in_depth=in_d, out_depth=out_d, input_offset=-in_zp,
+        filter_offset=-int(tf.zero_point[0]), output_offset=out_zp, act_min=lo, act_max=hi,
+        per_channel=int(per_channel)))
+    m = e.table(f"od_m{op.index}", "int32_t", mults)
+    s = e.table(f"od_s{op.index}", "int32_t", shifts)
+    bias = e.const(b) if b >= 0 else "NULL"
+    return Lowered(f"od_fully_connected_s8(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})",
+                   macs=batches * in_d * out_d)
+
+
+def _broadcast_strides(shape, out5) -> list[int]:
+    s5 = _ext5(shape)
+    st = _strides(s5)
+    res = []
+    for d in range(5):
+        if s5[d] == out5[d]:
+            res.append(st[d])
+        elif s5[d] == 1:
+            res.append(0)
+        else:
+            raise Unsupported(f"shapes {shape} and {out5} do not broadcast")
+    return res
+
+
+@lowering("ADD", "MUL")
+def _binary(e: Emitter, op: Op) -> Lowered:
+    a, b = op.inputs[:2]
+    o = op.outputs[0]
+    e.require_int8(op, a, b, o)
+    ta, tb, to = e.t(a), e.t(b), e.t(o)
+    sa, za = ta.qparams()
+    sb, zb = tb.qparams()
+    so, zo = to.qparams()
+    lo, hi = quant.activation_range(op.options.get("fusedActivationFunction", "NONE"), so, zo)
+    out5 = _ext5(to.shape)
+    fields = dict(out_shape=out5, in1_strides=_broadcast_strides(ta.shape, out5),
+                  in2_strides=_broadcast_strides(tb.shape, out5), in1_offset=-za, in2_offset=-zb, out_offset=zo)
+    if op.opcode == "ADD":
+        left_shift = 20
+        twice_max = 2 * quant.f64(max(np.float32(sa), np.float32(sb)))
+        m1, s1 = quant.quantize_multiplier(quant.f64(sa) / twice_max)
+        m2, s2 = quant.quantize_multiplier(quant.f64(sb) / twice_max)
+        mo, so_ = quant.quantize_multiplier(twice_max / ((1 << left_shift) * quant.f64(so)))
+        fields.update(in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
+                      left_shift=left_shift)
+        fn = "od_add_s8"
+    else:
+        mo, so_ = quant.quantize_multiplier(quant.f64(sa) * quant.f64(sb) / quant.f64(so))
+        fields.update(in1_mult=0, in1_shift=0, in2_mult=0, in2_shift=0, out_mult=mo, out_shift=so_, left_shift=0)
+        fn = "od_mul_s8"
+    fields.update(act_min=lo, act_max=hi)
+    p = e.struct("od_binary_params_t", f"od_p{op.index}", fields)
+    return Lowered(f"{fn}(&{p}, {e.act(a)}, {e.act(b)}, {e.act(o)})",
+                   macs=to.size if op.opcode == "MUL" else 0)
+
+
+@lowering("MEAN", "SUM")
+def _reduce(e: Emitter, op: Op) -> Lowered:
+    i, ax = op.inputs[:2]
+    o = op.outputs[0]
+    e.require_int8(op, i, o)
+    ti, to = e.t(i), e.t(o)
+    if not e.t(ax).is_const:
+        raise Unsupported("reduction axes must be constant")
+    rank = len(ti.shape)
+    axes = sorted({int(a) % rank for a in np.asarray(e.t(ax).data).reshape(-1)})
+    in5 = _ext5(ti.shape)
+    shift5 = 5 - rank
+    red5 = {a + shift5 for a in axes}
+    kept = [d for d in range(5) if d not in red5]
+    kept_st = _strides([in5[d] for d in kept])
+    out_strides = [0] * 5
+    for d, st in zip(kept, kept_st):
+        out_strides[d] = st
+    num_out = int(np.prod([in5[d] for d in kept]))
+    n = int(np.prod([in5[d] for d in red5]))
+    si, zi = ti.qparams()
+    so, zo = to.qparams()
+    m, s = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
+    p = e.struct("od_reduce_params_t", f"od_p{op.index}", dict(
+        in_shape=in5, out_strides=out_strides, num_outputs=num_out, num_reduced=n, in_zp=zi, out_zp=zo,
+        mult=m, shift=s, is_sum=int(op.opcode == "SUM")))
+    scratch = e.plan.offset(("scratch", op.index))
+    return Lowered(f"od_reduce_s8(&{p}, {e.act(i)}, (int32_t *)(void *)OD_ARENA({scratch}), {e.act(o)})",
+                   macs=ti.size)
+
+
+def reduce_scratch_bytes(g: Graph, op: Op) -> int:
+    """int32 accumulators, one per output element."""
+    return 4 * g.tensors[op.outputs[0]].size
+
+
+@lowering("SOFTMAX")
+def _softmax(e: Emitter, op: Op) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    e.require_int8(op, i, o)
+    ti, to = e.t(i), e.t(o)
+    so, zo = to.qparams()
+    if zo != -128 or abs(so - 1.0 / 256) > 1e-9:
+        raise Unsupported(f"softmax output must be scale 1/256, zero point -128 (got {so}, {zo})")
+    si, _ = ti.qparams()
+    mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), si)
+    depth = ti.shape[-1]
+    p = e.struct("od_softmax_params_t", f"od_p{op.index}", dict(
+        outer=ti.size // depth, depth=depth, input_multiplier=mult, input_left_shift=shift, diff_min=diff_min))
+    return Lowered(f"od_softmax_s8(&{p}, {e.act(i)}, {e.act(o)})", macs=ti.size)
+
+
+def _strided_copy(e: Emitter, op: Op, out_shape, in_strides, base: int) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    out_shape, in_strides = list(out_shape), list(in_strides)
+    if len(out_shape) > 5:
+        raise Unsupported("rank > 5")
+    pad = 5 - len(out_shape)
+    p = e.struct("od_strided_copy_params_t", f"od_p{op.index}", dict(
+        out_shape=[1] * pad + out_shape, in_strides=[0] * pad + in_strides, base=base))
+    return Lowered(f"od_strided_copy_s8(&{p}, {e.act(i)}, {e.act(o)})")
+
+
+@lowering("TRANSPOSE")
+def _transpose(e: Emitter, op: Op) -> Lowered:
+    i, perm_t = op.inputs[:2]
+    e.require_int8(op, i, op.outputs[0])
+    if not e.t(perm_t).is_const:
+        raise Unsupported("permutation must be constant")
+    perm = [int(x) for x in np.asarray(e.t(perm_t).data).reshape(-1)]
+    ti = e.t(i)
+    st = _strides(ti.shape)
+    return _strided_copy(e, op, [ti.shape[d] for d in perm], [st[d] for d in perm], 0)
+
+
+def _affine_view(idx: np.ndarray) -> tuple[list[int], list[int], int]:
+    """(shape, strides, base) of an index array that is a strided view of a flat buffer."""
+    shape = list(idx.shape)
+    if idx.size == 0:
+        raise Unsupported("empty slice")
+    base = int(idx.reshape(-1)[0])
+    strides = []
+    for d, n in enumerate(shape):
+        if n > 1:
+            sl = [0] * len(shape)
+            sl[d] = 1
+            strides.append(int(idx[tuple(sl)]) - base)
+        else:
+            strides.append(0)
+    return shape, strides, base
+
+
+@lowering("STRIDED_SLICE")
+def _strided_slice(e: Emitter, op: Op) -> Lowered:
+    i, bt, et, st = op.inputs[:4]
+    e.require_int8(op, i, op.outputs[0])
+    for t in (bt, et, st):
+        if not e.t(t).is_const:
+            raise Unsupported("begin/end/strides must be constant")
+    o = op.options
+    if o.get("ellipsisMask", 0) or o.get("newAxisMask", 0) or o.get("offset", False):
+        raise Unsupported("ellipsis/new-axis/offset masks are not supported")
+    ti = e.t(i)
+    begin, end, strides = (np.asarray(e.t(t).data).reshape(-1).tolist() for t in (bt, et, st))
+    bm, em, sm = int(o.get("beginMask", 0)), int(o.get("endMask", 0)), int(o.get("shrinkAxisMask", 0))
+    sl = []
+    for d, n in enumerate(ti.shape):
+        b_, e_, s_ = int(begin[d]), int(end[d]), int(strides[d])
+        if sm >> d & 1:
+            b_ = b_ + n if b_ < 0 else b_
+            sl.append(slice(b_, b_ + 1, 1))
+            continue
+        sl.append(slice(None if bm >> d & 1 else b_, None if em >> d & 1 else e_, s_))
+    idx = np.arange(ti.size).reshape(ti.shape)[tuple(sl)]
+    shape, strides_, base = _affine_view(idx)
+    return _strided_copy(e, op, shape, strides_, base)
+
+
+@lowering("SLICE")
+def _slice(e: Emitter, op: Op) -> Lowered:
+    i, bt, szt = op.inputs[:3]
+    e.require_int8(op, i, op.outputs[0])
+    ti = e.t(i)
+    begin = np.asarray(e.t(bt).data).reshape(-1).tolist()
+    size = np.asarray(e.t(szt).data).reshape(-1).tolist()
+    sl = tuple(slice(int(b), ti.shape[d] if int(s) == -1 else int(b) + int(s)) for d, (b, s) in enumerate(zip(begin, size)))
+    shape, strides_, base = _affine_view(np.arange(ti.size).reshape(ti.shape)[sl])
+    return _strided_copy(e, op, shape, strides_, base)
+
+
+@lowering("CONCATENATION")
+def _concat(e: Emitter, op: Op) -> Lowered:
+    o = op.outputs[0]
+    e.require_int8(op, o, *op.inputs)
+    to = e.t(o)
+    if op.options.get("fusedActivationFunction", "NONE") not in ("NONE", None):
+        raise Unsupported("fused activation on CONCATENATION")
+    so, zo = to.qparams()
+    for i in op.inputs:
+        if e.t(i).qparams() != (so, zo):
+            raise Unsupported("inputs with different quantization than the output (TFLM copies bytes)")
+    axis = int(op.options.get("axis", 0)) % len(to.shape)
+    outer = int(np.prod(to.shape[:axis]))
+    out_row = int(np.prod(to.shape[axis:]))
+    calls, off = [], 0
+    for i in op.inputs:
+        row = int(np.prod(e.t(i).shape[axis:]))
+        calls.append(f"od_copy_rows_s8({e.act(i)}, {e.act(o)} + {off}, {outer}, {row}, {out_row})")
+        off += row
+    fn = f"od_concat{op.index}"
+    body = "".join(f"    if ((st = {c}) != OD_OK) return st;\n" for c in calls)
+    e.consts.append(f"static od_status_t {fn}(void) {{\n    od_status_t st;\n{body}    return OD_OK;\n}}")
+    return Lowered(f"{fn}()")
+
+
+@lowering("PAD", "PADV2")
+def _pad(e: Emitter, op: Op) -> Lowered:
+    i, pt = op.inputs[:2]
+    o = op.outputs[0]
+    e.require_int8(op, i, o)
+    ti, to = e.t(i), e.t(o)
+    if not e.t(pt).is_const:
+        raise Unsupported("paddings must be constant")
+    pads = np.asarray(e.t(pt).data).reshape(-1, 2)
+    if len(ti.shape) > 4:
+        raise Unsupported("PAD of rank > 4")
+    k = 4 - len(ti.shape)
+    value = to.qparams()[1]
+    if op.opcode == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        value = int(np.asarray(e.t(op.inputs[2]).data).reshape(-1)[0])
+    p = e.struct("od_pad_params_t", f"od_p{op.index}", dict(
+        in_shape=[1] * k + list(ti.shape), out_shape=[1] * k + list(to.shape),
+        pad_before=[0] * k + [int(x) for x in pads[:, 0]], pad_value=value))
+    return Lowered(f"od_pad_s8(&{p}, {e.act(i)}, {e.act(o)})")
+
+
+@lowering("AVERAGE_POOL_2D", "MAX_POOL_2D")
+def _pool(e: Emitter, op: Op) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    e.require_int8(op, i, o)
+    ti, to = e.t(i), e.t(o)
+    n, ih, iw, c = ti.shape
+    _, oh, ow, _ = to.shape
+    opts = op.options
+    kh, kw = int(opts["filterHeight"]), int(opts["filterWidth"])
+    sh, sw = int(opts.get("strideH", 1)), int(opts.get("strideW", 1))
+    so, zo = to.qparams()
+    lo, hi = quant.activation_range(opts.get("fusedActivationFunction", "NONE"), so, zo)
+    pad = opts.get("padding", "VALID")
+    p = e.struct("od_pool_params_t", f"od_p{op.index}", dict(
+        batches=n, in_h=ih, in_w=iw, channels=c, out_h=oh, out_w=ow, k_h=kh, k_w=kw, stride_h=sh, stride_w=sw,
+        pad_h=_same_padding(ih, kh, sh, 1, oh, pad), pad_w=_same_padding(iw, kw, sw, 1, ow, pad),
+        act_min=lo, act_max=hi))
+    fn = "od_avg_pool_s8" if op.opcode == "AVERAGE_POOL_2D" else "od_max_pool_s8"
+    return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.act(o)})", macs=n * oh * ow * c * kh * kw)
+
+
+@lowering("QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1")
+def _requant(e: Emitter, op: Op) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    e.require_int8(op, i, o)
+    ti, to = e.t(i), e.t(o)
+    si, zi = ti.qparams()
+    so, zo = to.qparams()
+    if op.opcode == "RELU6":  # TFLM clamps the raw values: no rescale
+        m, s, zi_ = 1 << 30, 1, 0
+        lo, hi = quant.activation_range("RELU6", so, zo)
+        zo_ = 0
+    else:
+        m, s = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
+        zi_, zo_ = zi, zo
+        act = {"QUANTIZE": "NONE", "RELU": "RELU", "RELU_N1_TO_1": "RELU_N1_TO_1"}[op.opcode]
+        lo, hi = quant.activation_range(act, so, zo)
+    p = e.struct("od_requant_params_t", f"od_p{op.index}", dict(
+        size=to.size, in_zp=zi_, out_zp=zo_, mult=m, shift=s, act_min=lo, act_max=hi))
+    return Lowered(f"od_requantize_s8(&{p}, {e.act(i)}, {e.act(o)})")
+
+
+# --------------------------------------------------------------------------------------------- graph -> C
+
+@dataclass
+class Generated:
+    """The generated library and the figures that go into the manifest."""
+    source: str
+    arena_bytes: int
+    weight_bytes: int
+    macs: int
+    n_ops: int
+    op_names: list[str]
+    ops: dict[str, int]
+    plan: MemoryPlan
+
+
+def _fold_aliases(g: Graph) -> None:
+    """A reshape of a constant is a constant (weights reshaped by the converter)."""
+    for op in g.ops:
+        if op.opcode in ALIAS_OPS:
+            src, dst = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+            if src.is_const and not dst.is_const:
+                dst.data = src.data.reshape(dst.shape)
+
+
+def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
+    """Lifetimes over the op order, aliasing and in-place merges, then greedy placement."""
+    plan = MemoryPlan()
+    n = len(g.ops)
+    last_use: dict[int, int] = {}
+    for op in g.ops:
+        for i in op.inputs:
+            if i >= 0:
+                last_use[i] = op.index
+    for o in g.outputs:
+        last_use[o] = n
+    outputs = set(g.outputs)
+    for i in g.inputs:
+        plan.add(i, g.tensors[i].nbytes, -1, last_use.get(i, -1))
+    for op in g.ops:
+        outs = [o for o in op.outputs if not g.tensors[o].is_const]
+        for o in outs:
+            t = g.tensors[o]
+            life = (op.index, last_use.get(o, op.index))
+            src = op.inputs[0] if op.inputs else -1
+            if op.opcode in ALIAS_OPS and src in plan.of_tensor:
+                plan.merge(src, o, t.nbytes, *life)
+                continue
+            if op.opcode in INPLACE_OPS:
+                cand = [i for i in op.inputs[:2] if i in plan.of_tensor and g.tensors[i].nbytes == t.nbytes
+                        and g.tensors[i].shape == t.shape and plan.of_tensor[i].last == op.index
+                        and not (set(plan.of_tensor[i].tensors) & outputs)
+                        and not (set(plan.of_tensor[i].tensors) & set(g.inputs))]
+                if cand:
+                    plan.merge(cand[0], o, t.nbytes, *life)
+                    continue
+            plan.add(o, t.nbytes, *life)
+        if op.opcode in ("MEAN", "SUM"):
+            plan.add(("scratch", op.index), reduce_scratch_bytes(g, op), op.index, op.index)
+    plan.place()
+    plan.check()
+    return plan
+
+
+def generate(g: Graph, model_name: str | None = None) -> Generated:
+    """Lower every op of ``g`` to kernel calls and return the C source of the model library."""
+    name = model_name or g.name
+    _fold_aliases(g)
+    for i in list(g.inputs) + list(g.outputs):
+        t = g.tensors[i]
+        if t.dtype not in ("int8",) or t.scale is None:
+            raise UnsupportedOpError(
+                f"model {'input' if i in g.inputs else 'output'} {t.name!r} is {t.dtype}; the MCU engine needs "
+                "int8 inputs and outputs", "export with full-integer quantization (int8 in and out)")
+    problems: list[str] = []
+    compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
+    for op in compute:
+        if op.opcode not in LOWERINGS:
+            problems.append(f"{op.opcode} (op {op.index}): no MCU kernel")
+    if problems:
+        raise UnsupportedOpError("the MCU engine cannot lower: " + "; ".join(problems),
+                                 "rewrite those layers with supported ops: "
+                                 + ", ".join(LOWERINGS.names()))
+    plan = plan_memory(g, compute)
+    e = Emitter(g, plan)
+    calls: list[tuple[int, str, str]] = []
+    macs = 0
+    for op in compute:
+        try:
+            low = LOWERINGS.get(op.opcode)(e, op)
+        except Unsupported as ex:
+            problems.append(f"{op.opcode} (op {op.index}): {ex}")
+            continue
+        macs += low.macs
+        calls.append((op.index, op.opcode, low.call))
+    if problems:
+        raise UnsupportedOpError("the MCU engine cannot lower: " + "; ".join(problems),
+                                 "change those layers or their quantization, then re-export")
+    counts: dict[str, int] = {}
+    for _, oc, _ in calls:
+        counts[oc] = counts.get(oc, 0) + 1
+    src = _render(g, name, e, plan, calls, macs)
+    return Generated(src, plan.arena_bytes, e.weight_bytes, macs, len(calls), [c[1] for c in calls], counts, plan)
+
+
+def _tensor_info(g: Graph, idx: int) -> str:
+    t = g.tensors[idx]
+    s, zp = t.qparams()
+    shape = list(t.shape) + [0] * (5 - len(t.shape))
+    nm = t.name.replace("\\", "\\\\").replace('"', '\\"')
+    return (f'{{"{nm}", {len(t.shape)}, {{{", ".join(map(str, shape))}}}, {float(np.float32(s))!r}f, {zp}, '
+            f"{t.nbytes}, {_DTYPE_CODES[t.dtype]}}}")
+
+
+def _render(g: Graph, name: str, e: Emitter, plan: MemoryPlan, calls, macs: int) -> str:
+    ins = ",\n    ".join(_tensor_info(g, i) for i in g.inputs)
+    outs = ",\n    ".join(_tensor_info(g, i) for i in g.outputs)
+    in_ptrs = "\n".join(f"        case {k}: return OD_ARENA({plan.offset(i)});" for k, i in enumerate(g.inputs))
+    out_ptrs = "\n".join(f"        case {k}: return OD_ARENA({plan.offset(i)});" for k, i in enumerate(g.outputs))
+    names = ", ".join(f'"{c[1]}"' for c in calls)
+    body = "\n".join(f"    OD_RUN({k}, {c[2]}); /* op {c[0]} */" for k, c in enumerate(calls))
+    consts = "\n".join(e.consts)
+    return f"""/* Generated by `ondevice export --target mcu` from {g.name}.tflite (sha256 {g.sha256}).
+ * Do not edit: re-export instead. Implements od_model_api.h with a static arena; no malloc. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "od_kernels.h"
+#include "od_model_api.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define OD_ALIGNED(n) __attribute__((aligned(n)))
+#else
+#define OD_ALIGNED(n)
+#endif
+
+#define OD_ARENA_BYTES {plan.arena_bytes}u
+static int8_t od_arena[OD_ARENA_BYTES > 0 ? OD_ARENA_BYTES : 16] OD_ALIGNED(16);
+#define OD_ARENA(off) (od_arena + (off))
+
+{consts}
+
+static const od_tensor_info_t od_inputs[{len(g.inputs)}] = {{
+    {ins}
+}};
+static const od_tensor_info_t od_outputs[{len(g.outputs)}] = {{
+    {outs}
+}};
+static const od_model_info_t od_info = {{
+    "{name}", "{g.sha256}", OD_ARENA_BYTES, {e.weight_bytes}u, {len(g.inputs)}, {len(g.outputs)},
+    od_inputs, od_outputs, {len(calls)}u, {macs}ull
+}};
+static const char *const od_op_names[{max(1, len(calls))}] = {{{names or '""'}}};
+static od_op_hook_t od_hook;
+
+const od_model_info_t *od_model_info(void) {{ return &od_info; }}
+
+int8_t *od_model_input(int idx) {{
+    switch (idx) {{
+{in_ptrs}
+        default: return NULL;
+    }}
+}}
+
+int8_t *od_model_output(int idx) {{
+    switch (idx) {{
+{out_ptrs}
+        default: return NULL;
+    }}
+}}
+
+void od_model_set_op_hook(od_op_hook_t hook) {{ od_hook = hook; }}
+
+const char *od_model_op_name(uint32_t op_index) {{
+    return op_index < {len(calls)}u ? od_op_names[op_index] : NULL;
+}}
+
+#define OD_RUN(k, call)                          \\
+    do {{                                         \\
+        if (od_hook) od_hook((k), 0);            \\
+        const od_status_t st_ = (call);          \\
+        if (od_hook) od_hook((k), 1);            \\
+        if (st_ != OD_OK) return st_;            \\
+    }} while (0)
+
+od_status_t od_model_invoke(void) {{
+{body}
+    return OD_OK;
+}}
+"""
