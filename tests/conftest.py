@@ -38,3 +38,14 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def synth_small(tmp_path_factory) -> Path:
+    """A 48-clip synthetic corpus (seed 0; 8/2/2 clips per class in train/val/test), generated once per session
+    by ondevice.data.synth. Treat it as read-only (load_split may add its .cache/)."""
+    require_tool("espeak-ng")
+    from ondevice.data.synth import synth
+    out = tmp_path_factory.mktemp("synth_small") / "corpus"
+    synth(out, size=48, seed=0, jobs=2)
+    return out
