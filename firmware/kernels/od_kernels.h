@@ -76,8 +76,7 @@ typedef struct {
     int32_t in_shape[OD_MAX_DIMS];
     int32_t out_strides[OD_MAX_DIMS];
     int32_t num_outputs, num_reduced;
-    int32_t in_zp, out_zp, mult, shift;
-    int32_t is_sum;
+    int32_t in_zp, out_zp, mult, shift; /* MEAN: the multiplier already includes 1/num_reduced */
 } od_reduce_params_t;
 
 od_status_t od_reduce_s8(const od_reduce_params_t *p, const int8_t *in, int32_t *scratch, int8_t *out);

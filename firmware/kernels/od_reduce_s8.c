@@ -1,4 +1,4 @@
-/* od_reduce_s8.c: MEAN and SUM int8 over any set of axes (TFLM reduce, integer path). */
+/* od_reduce_s8.c: MEAN and SUM int8 over any set of axes (TFLM reduce, integer path: one requantization of the offset sum). */
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
 
@@ -22,11 +22,8 @@ od_status_t od_reduce_s8(const od_reduce_params_t *p, const int8_t *in, int32_t 
     const int32_t n = p->num_reduced;
     for (int32_t i = 0; i < p->num_outputs; ++i) {
         int32_t v = scratch[i] - p->in_zp * n;
+        /* For MEAN the 1/n is folded into mult/shift at code-generation time, as TFLM does. */
         v = od_mbqm(v, p->mult, p->shift);
-        if (!p->is_sum) {
-            /* Integer mean: divide by the element count, rounding half away from zero. */
-            v = v > 0 ? (v + n / 2) / n : (v - n / 2) / n;
-        }
         out[i] = (int8_t)od_clamp_i32(v + p->out_zp, -128, 127);
     }
     return OD_OK;

@@ -304,9 +304,11 @@ def _reduce(e: Emitter, op: Op) -> Lowered:
     si, zi = ti.qparams()
     so, zo = to.qparams()
     m, s = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
+    if op.opcode == "MEAN":
+        m, s = quant.fold_mean_count(m, s, n)
     p = e.struct("od_reduce_params_t", f"od_p{op.index}", dict(
         in_shape=in5, out_strides=out_strides, num_outputs=num_out, num_reduced=n, in_zp=zi, out_zp=zo,
-        mult=m, shift=s, is_sum=int(op.opcode == "SUM")))
+        mult=m, shift=s))
     scratch = e.plan.offset(("scratch", op.index))
     return Lowered(f"od_reduce_s8(&{p}, {e.act(i)}, (int32_t *)(void *)OD_ARENA({scratch}), {e.act(o)})",
                    macs=ti.size)

@@ -79,3 +79,9 @@ def per_channel_multipliers(input_scale: float, filter_scales: np.ndarray, outpu
         mults.append(m)
         shifts.append(sh)
     return mults, shifts
+
+
+def fold_mean_count(multiplier: int, shift: int, count: int) -> tuple[int, int]:
+    """TFLM integer MEAN: fold 1/count into (multiplier, shift) with an integer division, keeping precision."""
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << k) // count, shift - k

@@ -1,0 +1,121 @@
+"""Each int8 kernel, reference and optimised, is bit-exact with the TFLM interpreter.
+
+Goldens come from the tflite-micro Python interpreter at test time, on single-op graphs written by
+ondevice.mcu.tflite_build (several parameter sets per kernel, one host build per kernel family).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from mcu_cases import ACT, PAD, Case, random_inputs
+from ondevice.mcu.library import write_library
+from ondevice.mcu.verify import verify_host
+
+
+def _conv(c: Case):
+    c.conv([1, 9, 9, 8], 16, 3, stride=2, act=ACT.RELU6)
+    c.conv([1, 7, 6, 3], 5, 3, stride=1, padding=PAD.VALID, per_channel=False)
+    c.conv([2, 5, 5, 12], 6, 1, act=ACT.RELU)
+    c.conv([1, 10, 4, 7], 9, (4, 3), stride=2, bias=False)
+    c.conv([1, 8, 8, 4], 8, 3, dil=2)
+
+
+def _dwconv(c: Case):
+    c.conv([1, 9, 9, 8], 0, 3, stride=2, act=ACT.RELU6, depthwise=True)
+    c.conv([1, 7, 6, 6], 0, 3, padding=PAD.VALID, depthwise=True, dm=2)
+    c.conv([1, 5, 5, 13], 0, 3, stride=1, depthwise=True, act=ACT.RELU)
+    c.conv([1, 10, 5, 4], 0, (10, 4), padding=PAD.VALID, depthwise=True, bias=False)
+
+
+def _fc(c: Case):
+    c.fc(1, 64, 12)
+    c.fc(3, 37, 10, per_channel=True, act=ACT.RELU)
+    c.fc(2, 5, 3, bias=False)
+    c.fc(1, 128, 4, per_channel=True, act=ACT.RELU6)
+
+
+def _add(c: Case):
+    c.binary("ADD", [1, 4, 5, 6], [1, 4, 5, 6])
+    c.binary("ADD", [2, 3, 8], [8], act=ACT.RELU)
+    c.binary("ADD", [4, 1, 6], [1, 5, 1])
+    c.binary("ADD", [7], [1])
+
+
+def _mul(c: Case):
+    c.binary("MUL", [1, 4, 5, 6], [1, 4, 5, 6])
+    c.binary("MUL", [6, 1, 8], [6, 8])
+    c.binary("MUL", [3, 5], [1], act=ACT.RELU6)
+
+
+def _reduce(c: Case):
+    c.reduce("MEAN", [1, 6, 5, 8], [1, 2], True)
+    c.reduce("MEAN", [2, 7, 9], [-1], False)
+    c.reduce("MEAN", [3, 4, 10], [0, 2], False)
+    c.reduce("SUM", [6, 6, 8], [2], False)
+    c.reduce("SUM", [1, 5, 3, 4], [1, 2], True)
+    c.reduce("MEAN", [12, 25], [1], True)
+
+
+def _softmax(c: Case):
+    c.softmax([4, 10])
+    c.softmax([1, 3, 24], in_scale=0.125)
+    c.softmax([2, 7], beta=0.5, in_scale=0.01)
+    c.softmax([1, 50], in_scale=0.3)
+
+
+def _movement(c: Case):
+    c.transpose([2, 3, 4], [2, 0, 1])
+    c.transpose([1, 4, 5, 6], [0, 2, 1, 3])
+    c.strided_slice([4, 6, 5], [1, 0, 1], [4, 6, 5], [1, 2, 2])
+    c.strided_slice([3, 8], [1, 2], [2, 8], [1, 1], shrink=1)
+    c.concat([[2, 3, 4], [2, 5, 4], [2, 1, 4]], axis=1)
+    c.concat([[3, 2], [3, 7]], axis=-1 % 2)
+    c.pad([1, 5, 5, 3], [[0, 0], [1, 2], [2, 1], [0, 0]])
+    c.pad([4, 6], [[1, 1], [0, 3]])
+
+
+def _pool_unary(c: Case):
+    c.pool("AVERAGE_POOL_2D", [1, 8, 8, 5], 2, 2)
+    c.pool("AVERAGE_POOL_2D", [1, 7, 7, 3], 3, 2, padding=PAD.SAME, act=ACT.RELU)
+    c.pool("AVERAGE_POOL_2D", [1, 5, 5, 4], 5, 1, padding=PAD.VALID)
+    c.pool("MAX_POOL_2D", [1, 9, 9, 6], 3, 2, padding=PAD.SAME)
+    c.unary("QUANTIZE", [2, 30], 1.7)
+    c.unary("QUANTIZE", [2, 30], 0.4)
+    c.unary("RELU", [3, 11], 1.0)
+    c.unary("RELU6", [5, 7])
+    c.reshape([2, 3, 4], [6, 4])
+
+
+FAMILIES = {"conv2d": _conv, "depthwise_conv2d": _dwconv, "fully_connected": _fc, "add": _add, "mul": _mul,
+            "mean_sum": _reduce, "softmax": _softmax, "transpose_slice_concat_pad": _movement,
+            "pool_quantize_relu_reshape": _pool_unary}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_kernel_family_bit_exact_vs_tflm(family, tmp_path):
+    require_tool("gcc")
+    c = Case(seed=sum(map(ord, family)))
+    FAMILIES[family](c)
+    summary = write_library(c.build(), tmp_path / f"{family}_mcu_int8", name=family)
+    vectors = random_inputs(summary["inputs"], n=6, seed=1)
+    rep = verify_host(tmp_path / f"{family}_mcu_int8", vectors)
+    assert rep["vectors"] == 6
+    assert rep["elements_compared"] > 0
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
+    assert rep["bit_exact_vs_tflm"] is True
+
+
+def test_requantize_extremes_saturate_like_tflm(tmp_path):
+    """All-min and all-max inputs hit the saturating paths of every fixed-point helper."""
+    require_tool("gcc")
+    c = Case(seed=7)
+    c.softmax([2, 9], in_scale=0.5)
+    c.conv([1, 4, 4, 8], 8, 3, act=ACT.NONE)
+    c.binary("ADD", [3, 4], [3, 4])
+    c.reduce("MEAN", [2, 5, 6], [1], False)
+    summary = write_library(c.build(), tmp_path / "sat_mcu_int8", name="sat")
+    vecs = [[np.full(s["shape"], v, np.int8) for s in summary["inputs"]] for v in (-128, 127, 0)]
+    rep = verify_host(tmp_path / "sat_mcu_int8", vecs)
+    assert rep["bit_exact_vs_tflm"] is True, rep
