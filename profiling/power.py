@@ -1,0 +1,198 @@
+"""Board profiles (``profiling/boards/*.toml``) and power monitors (``--power ppk2:///dev/ttyACM1``).
+
+A board profile is data only: clock, RAM, flash and active power, each ``{value, source}``, plus ``kind``
+(``emulator`` | ``hardware`` | ``host`` | ``phone``) which decides whether timings are measured or emulated.
+A power monitor samples current while the device runs and returns the average power over that window.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+from ondevice.errors import ConfigError, TransportError
+from ondevice.registry import Registry
+
+BOARDS_DIR = Path(__file__).resolve().parent / "boards"
+_NUMERIC = ("clock_hz", "ram_bytes", "flash_bytes", "active_mw", "cpi")
+KINDS = ("emulator", "hardware", "host", "phone")
+
+
+def board_names() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.toml"))
+
+
+def load_board(name: str) -> dict:
+    """Load and check ``boards/<name>.toml``. Each numeric entry must carry a ``source``."""
+    path = BOARDS_DIR / f"{name}.toml"
+    if not path.is_file():
+        import difflib
+        close = difflib.get_close_matches(name, board_names(), n=1)
+        raise ConfigError(f"unknown board profile {name!r}",
+                          f"did you mean {close[0]!r}?" if close else f"known boards: {', '.join(board_names())}")
+    with open(path, "rb") as f:
+        b = tomllib.load(f)
+    if b.get("name") != name:
+        raise ConfigError(f"{path.name}: name = {b.get('name')!r} does not match the file name", "fix the TOML")
+    if b.get("kind") not in KINDS:
+        raise ConfigError(f"{path.name}: kind must be one of {KINDS}", "fix the TOML")
+    for key in _NUMERIC:
+        if key in b:
+            e = b[key]
+            if not isinstance(e, dict) or "source" not in e or "value" not in e:
+                raise ConfigError(f"{path.name}: {key} needs a value and a source", "fix the TOML")
+    return b
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Power monitors
+
+class PowerMonitor:
+    """Samples power while the device runs. ``start()`` before the timed runs, ``stop()`` after."""
+
+    url = ""
+
+    def start(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def stop(self) -> dict:
+        """{"avg_mw", "samples", "seconds", "source", "monitor"}."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+MONITORS: Registry[type] = Registry("power monitor")
+
+
+def open_monitor(url: str) -> PowerMonitor:
+    scheme = url.split("://", 1)[0] if "://" in url else url
+    return MONITORS.get(scheme).open(url)
+
+
+@MONITORS.register("ppk2")
+class PPK2Monitor(PowerMonitor):
+    """Nordic Power Profiler Kit II through ``ppk2-api``: source-meter mode powers the DUT at ``voltage`` mV.
+
+    ``ppk2:///dev/ttyACM1?voltage=3300&mode=source`` (``mode=ampere`` measures a DUT powered elsewhere, at the
+    given voltage). Not verified on hardware here (no PPK2 on the build machine).
+    """
+
+    def __init__(self, port: str, voltage_mv: int, mode: str):
+        self.port, self.voltage_mv, self.mode = port, voltage_mv, mode
+        self.url = f"ppk2://{port}"
+        self._ppk = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._sum = 0.0
+        self._n = 0
+        self._t0 = 0.0
+        self._t1 = 0.0
+
+    @classmethod
+    def open(cls, url: str) -> "PPK2Monitor":
+        from ondevice.profiling.transports import split_url
+        _, port, q = split_url(url)
+        return cls(port, int(q.get("voltage", 3300)), q.get("mode", "source"))
+
+    def _connect(self):
+        try:
+            from ppk2_api.ppk2_api import PPK2_API
+        except ImportError as e:
+            raise ConfigError(f"ppk2-api is not installed ({e})", "pip install ppk2-api") from None
+        try:
+            ppk = PPK2_API(self.port, timeout=1, write_timeout=1)
+        except Exception as e:  # noqa: BLE001 - pyserial raises several types
+            raise TransportError(f"cannot open PPK2 at {self.port}: {e}",
+                                 "check the PPK2 is on its data USB port and not open in nRF Connect") from None
+        if not ppk.get_modifiers():
+            raise TransportError(f"{self.port} did not answer like a PPK2 (no calibration metadata)",
+                                 "pick the PPK2's port (`ondevice devices` lists serial ports)")
+        if self.mode == "ampere":
+            ppk.use_ampere_meter()
+        else:
+            ppk.use_source_meter()
+        ppk.set_source_voltage(self.voltage_mv)
+        if self.mode != "ampere":
+            ppk.toggle_DUT_power("ON")
+        return ppk
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            data = self._ppk.get_data()
+            if data:
+                samples, _ = self._ppk.get_samples(data)
+                self._sum += sum(samples)  # microamps
+                self._n += len(samples)
+            else:
+                time.sleep(0.002)
+
+    def start(self) -> None:
+        if self._ppk is None:
+            self._ppk = self._connect()
+        self._sum, self._n = 0.0, 0
+        self._stop.clear()
+        self._ppk.start_measuring()
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="ppk2", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict:
+        self._t1 = time.monotonic()
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        self._ppk.stop_measuring()
+        if not self._n:
+            raise TransportError("the PPK2 delivered no samples during the runs",
+                                 "check its USB connection; try a longer run (--runs)")
+        avg_ua = self._sum / self._n
+        return {"avg_mw": avg_ua * self.voltage_mv / 1e6, "avg_ua": avg_ua, "samples": self._n,
+                "seconds": self._t1 - self._t0, "source": "measured", "monitor": self.url}
+
+    def close(self) -> None:
+        if self._ppk is not None:
+            try:
+                self._ppk.ser.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class CallbackMonitor(PowerMonitor):
+    """Samples ``read() -> (current_ua, voltage_uv) | None`` every ``period`` s in a thread (Android battery)."""
+
+    def __init__(self, url: str, read, period: float = 0.1):
+        self.url, self._read, self.period = url, read, period
+        self._stop = threading.Event()
+        self._samples: list[float] = []
+        self._thread = None
+        self._t0 = 0.0
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                s = self._read()
+            except Exception:  # noqa: BLE001 - a missed sample is not fatal
+                s = None
+            if s is not None:
+                ua, uv = s
+                self._samples.append(abs(ua) * uv / 1e9)  # uA * uV = pW; /1e9 -> mW
+            self._stop.wait(self.period)
+
+    def start(self) -> None:
+        self._samples.clear()
+        self._stop.clear()
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="power-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        if not self._samples:
+            return {}
+        return {"avg_mw": sum(self._samples) / len(self._samples), "samples": len(self._samples),
+                "seconds": time.monotonic() - self._t0, "source": "measured", "monitor": self.url}

@@ -1,0 +1,88 @@
+"""``sim://<runtime>``: the host simulator agent (``profiling/sim_agent.py``) behind a real local TCP socket.
+
+Query options: ``process=1`` runs the agent in its own Python process (its peak RAM is then its own; default
+in a thread, which starts instantly), ``window=N``, ``max_payload=N``, ``max_runs=N`` (thread mode),
+``pace=BYTES_PER_S`` (emulate a UART's line rate).
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+
+from ondevice.errors import ConfigError, TransportError
+from ondevice.profiling.transports import TRANSPORTS, split_url
+from ondevice.profiling.transports.socket import SocketStream
+
+
+@TRANSPORTS.register("sim")
+class SimTransport(SocketStream):
+    """Starts an agent, connects to it, and stops it (by PID or thread) on close."""
+
+    board = "host"
+
+    def __init__(self, sock, url, agent=None, thread=None, proc=None):
+        super().__init__(sock, url)
+        self.agent, self.thread, self.proc = agent, thread, proc
+
+    @classmethod
+    def open(cls, url: str) -> "SimTransport":
+        _, runtime, q = split_url(url)
+        runtime = runtime.strip("/")
+        from ondevice.runtimes.base import get_runtime, runtime_names
+        if runtime not in runtime_names():
+            raise ConfigError(f"sim:// has no runtime {runtime!r}", f"use one of: {', '.join(runtime_names())}")
+        ok, why = get_runtime(runtime).available()
+        if not ok:
+            raise ConfigError(f"runtime {runtime} cannot run here: {why}", "install it, or pick another sim runtime")
+        window = int(q.get("window", 8))
+        max_runs = int(q.get("max_runs", 10000))
+        max_payload = int(q.get("max_payload", 512))
+        pace = float(q["pace"]) if "pace" in q else None
+        if q.get("process", "0") in ("1", "true", "yes"):
+            return cls._spawn(url, runtime, window, max_payload, pace)
+        from ondevice.profiling.sim_agent import SimAgent, serve_socket
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        port = ls.getsockname()[1]
+        agent = SimAgent(runtime, max_payload=max_payload, rx_window=window, max_runs=max_runs)
+        t = threading.Thread(target=serve_socket, args=(agent, ls, pace), name=f"sim-agent-{runtime}", daemon=True)
+        t.start()
+        return cls(cls.connect("127.0.0.1", port, url), url, agent=agent, thread=t)
+
+    @classmethod
+    def _spawn(cls, url, runtime, window, max_payload, pace) -> "SimTransport":
+        cmd = [sys.executable, "-m", "ondevice.profiling.sim_agent", "--runtime", runtime, "--port", "0",
+               "--window", str(window), "--max-payload", str(max_payload)]
+        if pace:
+            cmd += ["--pace", str(pace)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            proc.kill()
+            err = proc.stderr.read()[-400:]
+            raise TransportError(f"the sim agent for {runtime} did not start: {err.strip() or line.strip()}",
+                                 "run `python -m ondevice.profiling.sim_agent --runtime ...` to see why")
+        port = int(line.split()[1])
+        return cls(cls.connect("127.0.0.1", port, url), url, proc=proc)
+
+    def reset_device(self) -> None:
+        """Make the agent reboot as a real device would (used by ``fault://...?reset_after=``)."""
+        if self.agent is not None:
+            self.agent.request_reset()
+        else:
+            raise TransportError("cannot reset a process sim agent from the host", "use sim:// without process=1")
+
+    def close(self) -> None:
+        super().close()
+        if self.agent is not None:
+            self.agent.stop()
+            self.thread.join(timeout=5)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()  # our own child, by PID
+                self.proc.wait(timeout=5)

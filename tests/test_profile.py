@@ -1,0 +1,92 @@
+"""``ondevice profile`` end to end against the sim:// agent on real host runtimes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ondevice.errors import ConfigError, DeviceError
+from ondevice.profiling.session import make_inputs, profile
+
+from _profiling_support import reference_outputs, tiny_pte, tiny_tflite
+
+METRIC_KEYS = ("latency_min_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms",
+               "latency_mean_ms", "flash_bytes", "energy_per_inference_mj", "avg_power_mw")
+
+
+@pytest.fixture(scope="module")
+def tflite():
+    return tiny_tflite()
+
+
+def _check_profile(r: dict, runs: int):
+    assert r["status"] == "ok"
+    assert r["runs"] == runs and len(r["timings"]["values"]) == runs
+    m = r["metrics"]
+    for k in METRIC_KEYS:
+        assert k in m, k
+        assert set(m[k]) >= {"value", "unit", "source"} and m[k]["source"] in ("measured", "emulated", "modelled")
+    lat = [m[f"latency_{k}_ms"]["value"] for k in ("min", "p50", "p90", "p99", "max")]
+    assert lat == sorted(lat) and lat[0] > 0
+    assert m["latency_min_ms"]["value"] <= m["latency_mean_ms"]["value"] <= m["latency_max_ms"]["value"]
+    assert m["latency_p50_ms"]["source"] == "measured"  # host runtime, wall clock
+    assert m["energy_per_inference_mj"]["source"] == "modelled"
+    # energy = modelled active power x mean latency
+    assert m["energy_per_inference_mj"]["value"] == pytest.approx(
+        m["avg_power_mw"]["value"] * m["latency_mean_ms"]["value"] / 1e3, rel=1e-3)
+
+
+@pytest.mark.parametrize("runtime", ["litert", "tflm"])
+def test_profile_sim_tflite_outputs_match_host_runtime(tflite, tmp_path, runtime):
+    r = profile(tflite, f"sim://{runtime}", runs=25, warmup=2, out=tmp_path)
+    _check_profile(r, 25)
+    assert r["device"]["runtime"] == runtime and r["device"]["board"] == "host"
+    # the device computed the same outputs as the runtime run directly on the same inputs
+    ins = make_inputs(r["model_info"]["inputs"], seed=0)
+    want = reference_outputs(tflite, runtime, ins)
+    got = np.array(r["outputs"][0]["values"], dtype=np.float32).reshape(want[0].shape)
+    np.testing.assert_array_equal(got, want[0])
+    on_disk = json.loads((tmp_path / "profile.json").read_text())
+    assert on_disk["metrics"] == r["metrics"] and on_disk["runs"] == 25
+    assert (tmp_path / "report.html").stat().st_size > 1000
+    if runtime == "tflm":
+        assert r["metrics"]["arena_bytes"]["value"] > 0
+
+
+def test_profile_sim_executorch(tmp_path):
+    pte = tiny_pte()
+    r = profile(pte, "sim://executorch", runs=10, warmup=1, out=tmp_path)
+    _check_profile(r, 10)
+    ins = make_inputs(r["model_info"]["inputs"], seed=0)
+    want = reference_outputs(pte, "executorch", ins)
+    got = np.array(r["outputs"][0]["values"], dtype=np.float32).reshape(want[0].shape)
+    np.testing.assert_allclose(got, want[0], rtol=0, atol=0)
+
+
+def test_runs_beyond_device_max_runs_are_batched(tflite, tmp_path):
+    # the agent stores 64 timings at most: 150 runs go as 3 RUN requests, one warm-up phase
+    r = profile(tflite, "sim://litert?max_runs=64", runs=150, warmup=1, out=None)
+    assert r["runs"] == 150 and len(r["timings"]["values"]) == 150
+
+
+def test_small_max_payload_device(tflite):
+    # a device with 64-byte frames: the model upload takes many chunks, the timings many frames
+    r = profile(tflite, "sim://litert?max_payload=64&window=1", runs=30, warmup=0, out=None)
+    assert r["status"] == "ok" and r["device"]["max_payload"] == 64 and r["runs"] == 30
+
+
+def test_wrong_runtime_for_artifact_is_a_device_error(tflite, tmp_path):
+    with pytest.raises(DeviceError) as e:
+        profile(tflite, "sim://executorch", runs=3, warmup=0, out=tmp_path)
+    assert "could not parse or prepare the model" in e.value.message and e.value.hint
+    assert json.loads((tmp_path / "profile.json").read_text())["status"] == "failed"
+
+
+def test_bad_arguments(tflite, tmp_path):
+    with pytest.raises(ConfigError):
+        profile(tmp_path / "missing.tflite", "sim://litert", out=None)
+    with pytest.raises(ConfigError):
+        profile(tflite, "sim://nosuchruntime", out=None)
+    with pytest.raises(ConfigError):
+        profile(tflite, "nonsense", out=None)
