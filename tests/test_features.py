@@ -128,6 +128,10 @@ def test_committed_vectors_are_current():
         tr = trace_frame(wav[f0:f0 + T.WINDOW])
         for key, val in doc["trace"].items():
             assert np.asarray(tr[key]).tolist() == val, key
+        q = doc["quant"]
+        assert (q["multiplier"], q["shift"]) == quant_multiplier(q["scale"])
+        np.testing.assert_array_equal(quantize_features(feats, q["scale"], q["zero_point"]),
+                                      np.asarray(q["int8"], dtype=np.int8))
         assert path.stat().st_size < 100_000
     tables = json.loads((VECTORS / "tables.json").read_text())
     assert tables["tables"] == T.tables() and tables["constants"] == T.constants()

@@ -13,6 +13,9 @@ from ondevice.fsutil import write_bytes_atomic, write_json_atomic
 
 VECTOR_FORMAT = "ondevice-frontend-vector"
 _TRACE_FRAME = 10  # a frame inside the clip, past any leading silence
+# A typical int8 input quantization (features 0..2040 -> 0..8 -> int8), exercised by every vector.
+_QUANT_SCALE = float(np.float32(8.0 / 255.0))
+_QUANT_ZERO_POINT = -128
 
 
 def _c_array(ctype: str, name: str, values) -> str:
@@ -86,11 +89,13 @@ def _as_list(v):
 def write_vectors(out_dir: str | Path, n: int = 3, seed: int = 0) -> list[Path]:
     """Write ``n`` JSON vectors (int16 WAV as base64 little-endian -> uint16 features) plus ``tables.json``.
 
-    Each vector also traces every intermediate of one frame, so a twin can find the first step that differs.
+    Each vector also traces every intermediate of one frame, so a twin can find the first step that differs, and
+    gives ``quant``: the int8 model input for one (scale, zero_point) with its integer multiplier and shift.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    mult, shift = F.quant_multiplier(_QUANT_SCALE)
     paths = []
     for i in range(n):
         name, wav = _signal(i, rng)
@@ -103,6 +108,8 @@ def write_vectors(out_dir: str | Path, n: int = 3, seed: int = 0) -> list[Path]:
             "wav_int16_le_b64": base64.b64encode(wav.astype("<i2").tobytes()).decode(),
             "features_shape": list(feats.shape), "features": feats.tolist(),
             "trace_frame": _TRACE_FRAME, "trace": trace,
+            "quant": {"scale": _QUANT_SCALE, "zero_point": _QUANT_ZERO_POINT, "multiplier": mult, "shift": shift,
+                      "int8": F.quantize_features(feats, _QUANT_SCALE, _QUANT_ZERO_POINT).tolist()},
         }
         path = out / f"{i:02d}_{name}.json"
         write_bytes_atomic(path, (json.dumps(doc, separators=(",", ":")) + "\n").encode())
