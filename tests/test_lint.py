@@ -222,11 +222,11 @@ def test_op_allowlist_per_target():
 
     r = lint(Mixed(), (torch.randint(0, 10, (1, 5)),), ["edgetpu", "tflm", "tflite", "mcu"])
     et = {v.op: v for v in rules(r, "edgetpu", "op-allowlist")}
-    assert "aten.embedding -> GATHER" in et and "one-hot" in et["aten.embedding -> GATHER"].fix
+    assert "aten.embedding -> EMBEDDING_LOOKUP" in et and "one-hot" in et["aten.embedding -> EMBEDDING_LOOKUP"].fix
     assert "aten.layer_norm" in et and "BatchNorm" in et["aten.layer_norm"].fix
-    assert r.ok("tflm") and r.ok("tflite")  # TFLM has GATHER; ids stay indices (no int64 finding)
+    assert r.ok("tflm") and r.ok("tflite")  # TFLM has EMBEDDING_LOOKUP; ids stay indices (no int64 finding)
     mcu = {v.op for v in rules(r, "mcu", "op-allowlist")}
-    assert "aten.embedding -> GATHER" in mcu and any(o.startswith("aten.layer_norm") for o in mcu)
+    assert "aten.embedding -> EMBEDDING_LOOKUP" in mcu and any(o.startswith("aten.layer_norm") for o in mcu)
 
 
 def test_unknown_op_is_data_not_a_crash():

@@ -139,6 +139,7 @@ class TargetSpec:
     deny: dict[str, str]
     fixes: dict[str, str]
     budget: dict
+    limits: dict = field(default_factory=dict)   # per-op limits, e.g. fc_max_out_rank, softmax_max_elements
 
     @classmethod
     def from_toml(cls, path: Path) -> "TargetSpec":
@@ -155,7 +156,8 @@ class TargetSpec:
             allow=None if allow == "*" else frozenset(allow), float_only=frozenset(ops.get("float_only", [])),
             delegated=None if delegated is None else frozenset(delegated),
             not_delegated_severity=ops.get("not_delegated_severity", "warning"),
-            deny=dict(d.get("deny", {})), fixes=dict(d.get("fixes", {})), budget=dict(d.get("budget", {})))
+            deny=dict(d.get("deny", {})), fixes=dict(d.get("fixes", {})), budget=dict(d.get("budget", {})),
+            limits=dict(d.get("limits", {})))
 
 
 def _check_spec(name: str, spec: TargetSpec) -> None:
@@ -375,6 +377,13 @@ class LintContext:
             if w is not None and w[1] == 1:
                 return ["DEPTHWISE_CONV_2D"]
             return ["CONV_2D_GROUPED"]
+        if op == "slice":
+            step = a[4] if len(a) > 4 else 1
+            return ["SLICE"] if step in (1, None) else ["STRIDED_SLICE"]
+        if op == "select":
+            s = _shape(a[0]) or ()
+            # picking the only element of a size-1 axis is just a reshape to the converter
+            return ["RESHAPE"] if len(a) > 1 and s and s[a[1]] == 1 else ["SLICE", "RESHAPE"]
         if op in ("linear", "addmm"):
             return ["FULLY_CONNECTED"]
         if op in ("matmul", "mm", "bmm", "baddbmm", "einsum"):
@@ -707,6 +716,51 @@ def rule_rank(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                         f"keep batch 1 and fold axes together (e.g. reshape [1,H,T,D] to [H*T,D], or use one head) "
                         f"so at most {spec.max_non1_dims} dims exceed 1",
                         op=f"aten.{_packet(nodes[0]) or 'input'}", source=ctx.source(nodes[0]))
+
+
+@RULES.register("op-limits")
+def rule_op_limits(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
+    """Documented per-op limits of a target (rules/<target>.toml [limits]): FC output rank, slice strides,
+    softmax size."""
+    lim = spec.limits
+    if not lim or not ctx.exported:
+        return
+    fc_rank, unit_stride = lim.get("fc_max_out_rank"), lim.get("strided_slice_unit_stride", False)
+    sm_max = lim.get("softmax_max_elements")
+    found: list[tuple[torch.fx.Node, str]] = []
+    for node in ctx.nodes:
+        op = _packet(node)
+        if ctx.is_const(node) or op is None:
+            continue
+        if fc_rank and ctx.builtins(node) == ["FULLY_CONNECTED"]:
+            s = _shape(node) or ()
+            if len(s) > fc_rank:
+                found.append((node, "fc"))
+        elif unit_stride and op == "slice" and len(node.args) > 4 and node.args[4] not in (1, None):
+            found.append((node, "stride"))
+        elif sm_max and op in ("softmax", "_softmax", "log_softmax"):
+            s = _shape(node) or ()
+            if _is_static(s) and math.prod(s) > sm_max:
+                found.append((node, "softmax"))
+    for (where, kind), nodes in _group(ctx, found).items():
+        n0, src = nodes[0], ctx.source(nodes[0])
+        if kind == "fc":
+            yield Violation(spec.name, "op-limits", where,
+                            f"aten.{_packet(n0)} ({_names(nodes)}) gives a rank-{len(_shape(n0))} FULLY_CONNECTED "
+                            f"output {list(_shape(n0))}; {spec.title} maps FC outputs of at most {fc_rank} dims",
+                            "reshape the input to 2-D ([T, D] or [1, D]) before the nn.Linear and reshape back "
+                            "after it", op=f"aten.{_packet(n0)} -> FULLY_CONNECTED", source=src)
+        elif kind == "stride":
+            yield Violation(spec.name, "op-limits", where,
+                            f"slice with step {n0.args[4]} ({_names(nodes)}) becomes a STRIDED_SLICE with stride != 1, "
+                            f"which {spec.title} does not map",
+                            "slice contiguous ranges, or downsample with a strided conv / pooling", op="aten.slice",
+                            source=src)
+        else:
+            yield Violation(spec.name, "op-limits", where,
+                            f"softmax over {math.prod(_shape(n0))} elements ({_names(nodes)}) exceeds "
+                            f"{spec.title}'s {sm_max}", "shorten the sequence or split the softmax",
+                            op=f"aten.{_packet(n0)} -> SOFTMAX", source=src)
 
 
 _INDEX_USES = {"embedding": {1}, "index": {1}, "index_select": {2}, "gather": {2}, "embedding_bag": {1, 2}}
