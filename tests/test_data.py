@@ -202,6 +202,8 @@ def _wav(path: Path, rate: int = 16000, channels: int = 1, width: int = 2, n: in
 
 def test_user_data_loads_and_short_clips_are_padded(user_data):
     _wav(user_data / "clips" / "1.wav", n=8000)
+    meta = user_data / "metadata.csv"
+    meta.write_bytes(b"\xef\xbb\xbf" + meta.read_bytes())  # spreadsheets save CSV with a BOM
     assert check_dataset(user_data)["rows"] == 3
     val = load_split(user_data, "val")
     assert val.features.shape == (1, 49, 40)

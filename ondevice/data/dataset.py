@@ -63,7 +63,7 @@ def read_metadata(folder: str | os.PathLike) -> list[Row]:
                         hint="make one with `ondevice data synth --out DIR`, or point --data at your folder")
     if not meta.is_file():
         raise DataError(f"{meta} is missing", hint=_FORMAT_HINT)
-    with open(meta, newline="", encoding="utf-8") as f:
+    with open(meta, newline="", encoding="utf-8-sig") as f:  # tolerate the BOM spreadsheets write
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         missing = [c for c in METADATA_COLUMNS if c not in header]

@@ -35,7 +35,7 @@ WEIGHT_BITS = 12          # mel weights in Q12
 LOG_LUT_BITS = 8          # 8 mantissa bits index the log2 table
 LOG_FRAC_BITS = 10        # log2 inside the frontend is Q10
 OUT_SHIFT = 4             # output is log2(power) in Q6 (Q10 >> 4, rounded)
-# -16 in log2 (Q10): puts white noise of 1 LSB rms at about 0.75 * 64, so quieter frames clamp to 0.
+# -16 in log2 (Q10): puts white noise of 1 LSB rms at about 60 (~1 in log2), so quieter frames clamp to 0.
 LOG_OFFSET = -16 * (1 << LOG_FRAC_BITS)
 OUT_MAX = 65535
 
