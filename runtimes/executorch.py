@@ -13,13 +13,17 @@ import numpy as np
 from ondevice.errors import ConfigError, VerifyError
 from ondevice.runtimes.base import RUNTIMES, LoadedModel, Runtime, TensorSpec
 
-_DTYPES = {"torch.float32": "float32", "torch.int8": "int8", "torch.uint8": "uint8", "torch.int32": "int32",
-           "torch.int64": "int64", "torch.float16": "float16", "torch.bool": "bool"}
+# ExecuTorch ScalarType codes (c10 numbering) -> numpy dtype names.
+_DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64",
+           11: "bool"}
 
 
 def _spec(meta, name: str) -> TensorSpec:
-    dtype = str(meta.dtype())
-    return TensorSpec(name=name, shape=[int(x) for x in meta.sizes()], dtype=_DTYPES.get(dtype, dtype.split(".")[-1]))
+    code = int(meta.dtype())
+    if code not in _DTYPES:
+        raise ConfigError(f"ExecuTorch tensor {name} has scalar type {code}, which ondevice cannot feed",
+                          "export with float or int8 inputs")
+    return TensorSpec(name=name, shape=[int(x) for x in meta.sizes()], dtype=_DTYPES[code])
 
 
 def _bad(name: str, e: Exception) -> ConfigError:
@@ -34,6 +38,7 @@ class ExecuTorchModel(LoadedModel):
         import torch  # noqa: F401  (registers tensor types the pybindings need)
         from executorch.extension.pybindings import portable_lib as pl
         self.name, self.bundled = name, bundled
+        self._data = data  # the loaded program points into this buffer: keep it alive as long as the module
         try:
             if bundled:
                 self._bundle = pl._load_bundled_program_from_buffer(data)

@@ -1,0 +1,49 @@
+"""``ondevice export``: one slim run -> one artifact (+ manifest) per target."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ondevice import log
+from ondevice.errors import ConfigError, OndeviceError
+from ondevice.export.registry import get_exporter, resolve_targets
+
+
+def load_source(model) -> object:
+    """A Run from a run folder path, None (the shipped reference recipe), or an already-loaded Run."""
+    if model is not None and not isinstance(model, (str, Path)):
+        return model  # already a Run (library use and tests)
+    from ondevice.slim.checkpoint import load_run
+    if model is not None and not Path(model).exists():
+        raise ConfigError(f"model run folder {model} does not exist",
+                          "pass a folder written by `ondevice slim --out DIR`, or omit --model for the shipped recipe")
+    return load_run(Path(model) if model is not None else None)
+
+
+def export(model=None, targets=("all",), out: str | Path = "artifacts") -> dict[str, Path]:
+    """Export one QAT run to each target; returns {target: artifact path}.
+
+    ``model`` is a slim run folder, None for the shipped reference recipe, or a loaded Run. ``targets`` may hold
+    names, comma lists or ``all``. Each artifact is written atomically with its ``.manifest.json`` beside it; the
+    first failing target stops the export with its error (artifacts already written stay, each complete).
+    """
+    names = resolve_targets(list(targets) if not isinstance(targets, str) else [targets])
+    run = load_source(model)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file", "give a folder for the artifacts")
+    out.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Path] = {}
+    for name in names:
+        exp = get_exporter(name)
+        t0 = time.perf_counter()
+        try:
+            path = exp.export(run, out)
+        except OndeviceError as e:
+            if not e.message.startswith(f"[{name}]"):
+                e.message = f"[{name}] {e.message}"
+                e.args = (e.message,)
+            raise
+        done[name] = path
+        log.info(f"{name:<10} {path}  ({time.perf_counter() - t0:.1f} s)")
+    return done

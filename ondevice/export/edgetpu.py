@@ -1,0 +1,189 @@
+"""edgetpu target: the fully int8 ``.tflite`` plus an op-by-op Edge TPU mapping pre-check.
+
+The compiler maps ops in execution order until the first one it cannot take; everything after that runs on the
+CPU. The pre-check applies the documented rules (``edgetpu_rules``) the same way. When ``edgetpu_compiler`` is on
+PATH it is run too, and its log is parsed into the same report shape.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from ondevice import log
+from ondevice.errors import UnsupportedOpError
+from ondevice.export import edgetpu_rules as rules
+from ondevice.export.registry import Exporter, register
+from ondevice.export.tflite import write_tflite_artifact
+from ondevice.export.tflite_util import TfGraph, convert_tflite, read_graph
+
+MAPPED, UNMAPPED, CPU_AFTER = "mapped", "unmapped", "cpu (after first unmapped op)"
+
+
+def _tensor_problem(graph: TfGraph, op) -> str | None:
+    """General requirements: 8-bit activations, static shapes, at most 3 innermost dims > 1."""
+    for i in op.inputs + op.outputs:
+        if i < 0:
+            continue
+        t = graph.tensors[i]
+        if not t.constant and t.dtype not in ("INT8", "UINT8"):
+            return f"tensor {t.name!r} is {t.dtype}; the Edge TPU takes only 8-bit tensors"
+        if not t.constant and any(d < 0 for d in t.shape):
+            return f"tensor {t.name!r} has a dynamic shape {t.shape}"
+        if not t.constant:
+            big = [k for k, d in enumerate(t.shape) if d > 1]
+            if len(big) > rules.MAX_NON1_DIMS:
+                return f"tensor {t.name!r} {t.shape} has {len(big)} dims > 1 (at most {rules.MAX_NON1_DIMS})"
+            if big and big[0] < len(t.shape) - rules.MAX_NON1_DIMS:
+                return f"tensor {t.name!r} {t.shape}: only the 3 innermost dims may be > 1"
+    return None
+
+
+def precheck(graph: TfGraph) -> dict:
+    """Op-by-op prediction: each op is mapped, unmapped (with the rule it breaks), or on CPU after the first unmapped."""
+    rows, first = [], None
+    for op in graph.ops:
+        if first is not None:
+            rows.append({"index": op.index, "op": op.name, "status": CPU_AFTER,
+                         "why": f"after op {first['index']} {first['op']}, the rest of the graph runs on the CPU"})
+            continue
+        why = None
+        if op.name not in rules.SUPPORTED_OPS:
+            why = rules.NOT_SUPPORTED_HINTS.get(op.name, "not on the Edge TPU supported-op list")
+        else:
+            why = _tensor_problem(graph, op)
+            if why is None and op.name in rules.OP_CHECKS:
+                why = rules.OP_CHECKS[op.name](graph, op)
+        if why is None:
+            row = {"index": op.index, "op": op.name, "status": MAPPED, "why": ""}
+            caution = rules.CAUTIONS.get(op.name)
+            note = caution(graph, op) if caution else None
+            if note:
+                row["caution"] = note
+            rows.append(row)
+        else:
+            row = {"index": op.index, "op": op.name, "status": UNMAPPED, "why": why}
+            rows.append(row)
+            first = row
+    return _summary(rows, source="pre-check (documented rules)")
+
+
+def _summary(rows: list[dict], source: str) -> dict:
+    mapped = Counter(r["op"] for r in rows if r["status"] == MAPPED)
+    unmapped = Counter(r["op"] for r in rows if r["status"] != MAPPED)
+    n = len(rows)
+    return {"source": source, "ops": rows, "mapped": dict(mapped), "unmapped": dict(unmapped),
+            "mapped_fraction": (sum(mapped.values()) / n) if n else 1.0,
+            "first_unmapped": next((r for r in rows if r["status"] == UNMAPPED), None),
+            "cautions": [r for r in rows if r.get("caution")]}
+
+
+# Lines of the compiler's `-s` operation table: "<OP>   <count>   <status text>".
+_TABLE_RE = re.compile(r"^([A-Z][A-Z0-9_]+)\s+(\d+)\s+(.+?)\s*$")
+_NUM_RE = {
+    "edgetpu_ops": re.compile(r"Number of operations that will run on Edge TPU:\s*(\d+)"),
+    "cpu_ops": re.compile(r"Number of operations that will run on CPU:\s*(\d+)"),
+    "total_ops": re.compile(r"Total number of operations:\s*(\d+)"),
+    "subgraphs": re.compile(r"Number of Edge TPU subgraphs:\s*(\d+)"),
+}
+
+
+def parse_compiler_log(text: str) -> dict:
+    """Parse ``edgetpu_compiler -s`` output into the pre-check report shape (per op type, with the status text)."""
+    version = re.search(r"Edge TPU Compiler version\s+(\S+)", text)
+    rows = []
+    in_table = False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("Operator") and "Status" in s:
+            in_table = True
+            continue
+        if not in_table or not s:
+            continue
+        m = _TABLE_RE.match(s)
+        if not m:
+            if rows:
+                in_table = False
+            continue
+        op, count, status = m.group(1), int(m.group(2)), m.group(3)
+        ok = status.lower().startswith("mapped to edge tpu")
+        for _ in range(count):
+            rows.append({"index": None, "op": op, "status": MAPPED if ok else UNMAPPED, "why": "" if ok else status})
+    rep = _summary(rows, source="edgetpu_compiler")
+    rep["compiler_version"] = version.group(1) if version else None
+    rep["compiled"] = bool(re.search(r"Model compiled successfully|Compilation succeeded", text))
+    for k, rx in _NUM_RE.items():
+        m = rx.search(text)
+        rep[k] = int(m.group(1)) if m else None
+    if rep["total_ops"] and rep["edgetpu_ops"] is not None:
+        rep["mapped_fraction"] = rep["edgetpu_ops"] / rep["total_ops"]
+    return rep
+
+
+def run_compiler(tflite: Path, out_dir: Path, compiler: str) -> tuple[dict, Path | None]:
+    """Run edgetpu_compiler on ``tflite``; returns (parsed report, compiled model path or None)."""
+    p = subprocess.run([compiler, "-s", "-o", str(out_dir), str(tflite)], capture_output=True, text=True,
+                       timeout=600)
+    rep = parse_compiler_log(p.stdout + "\n" + p.stderr)
+    rep["returncode"] = p.returncode
+    compiled = out_dir / (tflite.stem + "_edgetpu.tflite")
+    return rep, compiled if compiled.is_file() and p.returncode == 0 else None
+
+
+def format_report(rep: dict) -> str:
+    """A short human table: one line per op in order, then the totals."""
+    lines = [f"Edge TPU mapping ({rep['source']}): {rep['mapped_fraction']:.0%} of {len(rep['ops'])} ops mapped"]
+    for r in rep["ops"]:
+        extra = f"  ({r['why']})" if r["why"] else (f"  [caution: {r['caution']}]" if r.get("caution") else "")
+        idx = "" if r["index"] is None else f"{r['index']:>3} "
+        lines.append(f"  {idx}{r['op']:<22} {r['status']}{extra}")
+    return "\n".join(lines)
+
+
+@register("edgetpu", extension=".tflite", quant="int8")
+class EdgeTPUExporter(Exporter):
+    """Fully int8 TFLite checked op by op against the Edge TPU rules (and compiled when edgetpu_compiler exists)."""
+
+    # An Edge TPU model that falls back to the CPU is slow in ways users miss: refuse it unless asked.
+    allow_cpu_fallback = False
+
+    def export(self, run, out_dir: Path) -> Path:
+        out_dir = Path(out_dir)
+        data = convert_tflite(run)
+        name = self.artifact_name(run.name)
+        graph = read_graph(data, name)
+        rep = precheck(graph)
+        if rep["first_unmapped"] is not None and not self.allow_cpu_fallback:
+            f = rep["first_unmapped"]
+            after = sum(1 for r in rep["ops"] if r["status"] == CPU_AFTER)
+            raise UnsupportedOpError(
+                f"op {f['index']} {f['op']} cannot run on the Edge TPU: {f['why']} "
+                f"({after} later ops would fall back to the CPU too)",
+                "rewrite that layer in mappable ops (see ondevice/export/edgetpu_rules.py), "
+                "or export --target tflite for a CPU-only model")
+        for c in rep["cautions"]:
+            log.warn(f"edgetpu: op {c['index']} {c['op']}: {c['caution']}")
+        compiler = shutil.which("edgetpu_compiler")
+        compiler_rep, compiled_name = None, None
+        if compiler is None:
+            log.info("edgetpu: edgetpu_compiler not on PATH; wrote the pre-check report only")
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                src = Path(d) / Path(name).stem
+                src = src.with_suffix(".tflite")
+                src.write_bytes(data)
+                compiler_rep, compiled = run_compiler(src, Path(d), compiler)
+                if compiled is not None:
+                    from ondevice.fsutil import write_bytes_atomic
+                    dest = out_dir / compiled.name
+                    write_bytes_atomic(dest, compiled.read_bytes())
+                    compiled_name = dest.name
+        delegation = {"mapped": rep["mapped"], "unmapped": rep["unmapped"],
+                      "mapped_fraction": rep["mapped_fraction"], "first_unmapped": rep["first_unmapped"]}
+        return write_tflite_artifact(
+            self, run, out_dir, data, delegation=delegation, edgetpu_precheck=rep,
+            edgetpu_compiler=compiler_rep if compiler_rep is not None else "not run: edgetpu_compiler not on PATH",
+            edgetpu_compiled_model=compiled_name)

@@ -1,0 +1,43 @@
+"""mcu target: the int8 tflite as generated C (ondevice MCU engine), no interpreter on the device.
+
+Writes a folder ``<model>_mcu_int8/``: ``od_model.c`` (one kernel call per op, const weights and quantization
+tables, a static arena packed by lifetime), the ``od_model_api.h`` it implements, the kernels it calls, and the
+source ``.tflite`` (so verify can always re-run the TFLM reference). Arena and flash go into the manifest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ondevice.export.manifest import build_manifest, write_manifest
+from ondevice.export.registry import Exporter, register
+from ondevice.export.tflite import normalisation, quantization_record
+from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph
+from ondevice.fsutil import atomic_path
+from ondevice.mcu.build import measure_flash
+from ondevice.mcu.library import write_library
+
+
+@register("mcu", extension="", quant="int8")
+class MCUExporter(Exporter):
+    """Generated C for Cortex-M (static arena, const weights), bit-exact with TFLM."""
+
+    def export(self, run, out_dir: Path) -> Path:
+        dest = self.artifact_path(run, out_dir)
+        data = convert_tflite(run)
+        check_full_int8(read_graph(data, dest.name), dest.name)
+        with atomic_path(dest) as tmp:
+            summary = write_library(data, tmp, name=run.name)
+            flash = measure_flash(tmp)
+            manifest = build_manifest(
+                tmp, run=run, target=self.name, quant=self.quant,
+                inputs=summary["inputs"], outputs=summary["outputs"], ops=summary["ops"],
+                delegation={"delegated": summary["ops"], "not_delegated": {},
+                            "note": "every op is a generated call into the ondevice int8 kernels"},
+                arena_bytes=summary["arena_bytes"], arena_source="static plan (generated code)",
+                weight_bytes=summary["weight_bytes"], macs=summary["macs"], n_ops=summary["n_ops"],
+                flash_bytes=flash["flash_bytes"], flash=flash,
+                api_header="od_model_api.h", build="compile *.c kernels/*.c with -I. -Ikernels (see model.mk)",
+                quantization=quantization_record(run), normalisation=normalisation(run))
+            manifest["artifact"] = dest.name
+        write_manifest(dest, manifest)
+        return dest

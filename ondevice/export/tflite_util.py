@@ -1,0 +1,174 @@
+"""Shared TFLite plumbing: one litert conversion per run, and a reader for the flatbuffer (ops, tensors, buffers).
+
+tflite, edgetpu and tflm all start from the same fully-int8 flatbuffer, so it is converted once per run object.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ondevice.errors import ConfigError, ExportError, UnsupportedOpError
+
+_TYPE_NAMES: dict[int, str] = {}
+_OP_NAMES: dict[int, str] = {}
+
+
+def _schema():
+    from ai_edge_litert import schema_py_generated as s
+    if not _OP_NAMES:
+        _OP_NAMES.update({v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")})
+        _TYPE_NAMES.update({v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")})
+    return s
+
+
+@dataclass
+class TfTensor:
+    index: int
+    name: str
+    shape: list[int]
+    dtype: str          # schema name: INT8, INT32, FLOAT32, ...
+    constant: bool      # has data in a buffer (weights, biases, shape constants)
+    scales: list[float] = field(default_factory=list)
+    zero_points: list[int] = field(default_factory=list)
+    values: list[int] | None = None  # small integer constants (axes, strides, shapes)
+
+
+@dataclass
+class TfOp:
+    index: int
+    name: str           # builtin name, e.g. CONV_2D, or the custom code
+    inputs: list[int]
+    outputs: list[int]
+    options: object = None
+
+
+@dataclass
+class TfGraph:
+    """The main subgraph of a .tflite: tensors, ops in execution order, graph inputs/outputs."""
+    tensors: list[TfTensor]
+    ops: list[TfOp]
+    inputs: list[int]
+    outputs: list[int]
+
+    def op_counts(self) -> dict[str, int]:
+        return dict(Counter(op.name for op in self.ops))
+
+    def float_tensors(self) -> list[TfTensor]:
+        return [t for t in self.tensors if t.dtype in ("FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16")]
+
+
+def read_graph(data: bytes, name: str = "model") -> TfGraph:
+    """Parse a .tflite flatbuffer; a truncated or foreign file raises ConfigError with a hint."""
+    s = _schema()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ConfigError(f"{name} is not a TFLite flatbuffer (no TFL3 identifier)",
+                          "the file is truncated or not a .tflite; re-export it with `ondevice export`")
+    try:
+        model = s.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as e:  # noqa: BLE001 - flatbuffers raises struct/index errors on short buffers
+        raise ConfigError(f"{name} is a damaged TFLite flatbuffer ({type(e).__name__}: {e})",
+                          "the file is truncated; re-export it with `ondevice export`") from None
+    sg = model.subgraphs[0]
+    bufs = model.buffers or []
+    tensors = []
+    for i, t in enumerate(sg.tensors or []):
+        b = bufs[t.buffer] if t.buffer is not None and t.buffer < len(bufs) else None
+        const = b is not None and ((b.data is not None and len(b.data) > 0) or (b.size or 0) > 0)
+        q = t.quantization
+        scales = [float(x) for x in (q.scale if q is not None and q.scale is not None else [])]
+        zps = [int(x) for x in (q.zeroPoint if q is not None and q.zeroPoint is not None else [])]
+        tname = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        shape = [int(x) for x in (t.shape if t.shape is not None else [])]
+        dtype = _TYPE_NAMES.get(t.type, str(t.type))
+        values = None
+        if const and dtype in ("INT32", "INT64") and b.data is not None and len(b.data) <= 64:
+            values = np.frombuffer(bytes(bytearray(b.data)), dtype="<i4" if dtype == "INT32" else "<i8").tolist()
+        tensors.append(TfTensor(i, tname, shape, dtype, const, scales, zps, values))
+    ops = []
+    for k, op in enumerate(sg.operators or []):
+        oc = model.operatorCodes[op.opcodeIndex]
+        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+        opname = _OP_NAMES.get(code, f"BUILTIN_{code}")
+        if opname == "CUSTOM":
+            cc = oc.customCode
+            opname = "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
+        ins = [int(x) for x in (op.inputs if op.inputs is not None else [])]
+        outs = [int(x) for x in (op.outputs if op.outputs is not None else [])]
+        ops.append(TfOp(k, opname, ins, outs, op.builtinOptions))
+    return TfGraph(tensors, ops, [int(x) for x in sg.inputs], [int(x) for x in sg.outputs])
+
+
+def check_full_int8(graph: TfGraph, name: str) -> None:
+    """Refuse a graph with any float tensor or non-int8 activation at the boundary; say which ops are to blame."""
+    bad = graph.float_tensors()
+    if bad:
+        producers = {o: op for op in graph.ops for o in op.outputs}
+        consumers: dict[int, list[TfOp]] = {}
+        for op in graph.ops:
+            for i in op.inputs:
+                consumers.setdefault(i, []).append(op)
+        culprits = []
+        for t in bad[:6]:
+            ops = ([producers[t.index].name] if t.index in producers else []) + [c.name for c in consumers.get(t.index, [])]
+            culprits.append(f"{t.name or t.index} ({t.dtype}, ops {'/'.join(sorted(set(ops))) or 'graph I/O'})")
+        raise UnsupportedOpError(
+            f"{name}: {len(bad)} float tensor(s) left in what must be a fully int8 graph: {'; '.join(culprits)}",
+            "the quantizer did not annotate these ops; add them to ondevice/slim/quantizer.py or replace the op")
+    for idx in graph.inputs + graph.outputs:
+        t = graph.tensors[idx]
+        if t.dtype not in ("INT8", "INT32"):
+            raise UnsupportedOpError(f"{name}: graph input/output {t.name} is {t.dtype}, not int8",
+                                     "quantize the model's input edge and output in the quantizer")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """litert prints progress on stdout/stderr; keep the CLI output to our own lines."""
+    if os.environ.get("ONDEVICE_DEBUG"):
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def convert_tflite(run) -> bytes:
+    """The run's QAT graph as a fully int8 .tflite (litert-torch, the run's own PT2E quantizer). Cached per run."""
+    cache = run.__dict__.setdefault("_ondevice_export_cache", {})
+    if "tflite" in cache:
+        return cache["tflite"]
+    import litert_torch
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    ex = tuple(run.example_input())
+    try:
+        with _quiet():
+            edge = litert_torch.convert(run.qat_module(), ex, quant_config=QuantConfig(pt2e_quantizer=run.quantizer()))
+            with tempfile.TemporaryDirectory() as d:
+                p = Path(d) / "model.tflite"
+                edge.export(str(p))
+                data = p.read_bytes()
+    except Exception as e:  # noqa: BLE001 - converter errors come as assorted types; keep the first line
+        msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ExportError(f"litert-torch could not convert {run.name}: {msg}",
+                          "run `ondevice lint --target tflite` on the model; set ONDEVICE_DEBUG=1 for the log") from e
+    cache["tflite"] = data
+    return data
+
+
+def tensor_specs(data: bytes, name: str):
+    """(inputs, outputs) TensorSpecs as the LiteRT interpreter sees them."""
+    from ondevice.runtimes.litert import LiteRTModel
+    m = LiteRTModel(data, name)
+    return m.inputs, m.outputs
+
+
+def example_int8(run, spec) -> np.ndarray:
+    """The run's example input quantized with the artifact's input qparams."""
+    return spec.quantize(np.asarray(run.example_input()[0].detach().numpy(), np.float32))
