@@ -241,13 +241,16 @@ def test_unknown_op_is_data_not_a_crash():
 
 
 def test_float_only_ops_on_int8_targets():
-    class Divide(nn.Module):
+    class Maths(nn.Module):
         def forward(self, x):
-            return x / (x.abs() + 1.0) + x / 4.0  # the constant divide becomes a MUL and is fine
+            # x / 4 becomes a MUL; x**2 a MUL; POW has no int8 kernel anywhere, SQRT none in TFLM
+            return torch.sqrt(x.abs() + 1.0) + torch.pow(x, 3) + x / 4.0 + x ** 2
 
-    r = lint(Divide(), X4, ["tflite", "executorch"])
+    r = lint(Maths(), X4, ["tflite", "tflm", "executorch"])
     v = rules(r, "tflite", "float-op")
-    assert len(v) == 1 and v[0].op == "aten.div -> DIV" and "reciprocal" in v[0].fix
+    assert len(v) == 1 and v[0].op == "aten.pow -> POW" and "x * x" in v[0].fix
+    assert {x.op for x in rules(r, "tflm", "float-op")} == {"aten.sqrt -> SQRT"}
+    assert {x.op for x in rules(r, "tflm", "op-allowlist")} == {"aten.pow -> POW"}  # TFLM registers no POW
     assert rules(r, "executorch", "float-op") == []
 
 
