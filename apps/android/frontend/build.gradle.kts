@@ -1,12 +1,13 @@
-// Pure Kotlin/JVM: no Android imports, so CI compiles and tests it with kotlinc on a plain JVM.
+// Pure Kotlin/JVM twin of ondevice.features; CI compiles it with kotlinc 1.3 and checks it bit for bit.
 plugins {
     id("org.jetbrains.kotlin.jvm")
 }
 
 kotlin {
     jvmToolchain(17)
-    compilerOptions {
-        // Keep the sources buildable by Debian's kotlinc 1.3 (the CI check).
-        languageVersion.set(org.jetbrains.kotlin.gradle.dsl.KotlinVersion.KOTLIN_1_9)
-    }
+}
+
+dependencies {
+    // Only for the FeaturePipeline interface the agent uses in SET_MODE 1 and 2.
+    implementation(project(":protocol-core"))
 }

@@ -37,13 +37,14 @@ class Agent(
     private val backend: AgentBackend,
     private val description: DeviceDescription,
     private val send: (ByteArray) -> Unit,
+    initialBootId: Long = description.bootId,
     private val pipeline: FeaturePipeline? = null,
     private val maxRuns: Int = 10000,
     private val maxModelBytes: Int = 256 * 1024 * 1024,
     private val clockNs: () -> Long = { System.nanoTime() },
     private val onReset: () -> Unit = {}
 ) {
-    var bootId: Long = description.bootId
+    var bootId: Long = initialBootId
         private set
 
     private var txMax = Proto.MIN_PAYLOAD
@@ -92,6 +93,12 @@ class Agent(
         send(Messages.encode(MsgType.BOOT, 0, mapOf("reset_reason" to reason, "boot_id" to bootId, "banner" to banner.toByteArray())))
     }
 
+    /** End of the session: free the model. */
+    fun close() {
+        backend.unload()
+        clearModel()
+    }
+
     /** Send a LOG frame (never called during RUN's timed region). */
     fun log(level: Int, message: String) {
         val b = message.toByteArray(Charsets.UTF_8)
@@ -108,6 +115,10 @@ class Agent(
         // Frames the host never sends to a device (replies, BOOT/LOG/ERROR) are ignored.
         if (frame.type and Proto.REPLY_BIT != 0 || frame.type >= 0x70) return
         val t = frame.type
+        if (Messages.schema(t) == null) {
+            sendError(frame.seq, ErrorCode.UNKNOWN_TYPE, t.toLong(), "unknown message type")
+            return
+        }
         if ((t == MsgType.RUN || t == MsgType.RESET || t == MsgType.LOAD_MODEL_BEGIN) && frame.seq == lastSeq && t == lastType) {
             val stored = lastReply
             if (t == MsgType.RUN) {
@@ -343,6 +354,7 @@ class Agent(
         val n = runs.toInt()
         val stored = LongArray(n)
         for (i in 0 until warmup) invokeOnce()
+        backend.startOpProfiling()
         val perFrame = (txMax - Proto.RUN_DATA_FIXED) / 8
         send(runFrame(MsgType.RUN, seq, unit, n, 0, LongArray(0), more = true))
         var sentUpTo = 0
@@ -362,7 +374,9 @@ class Agent(
         }
         timings = stored
         lastOutputs = if (mode == Mode.FRONTEND) emptyArray() else Array(outputs.size) { backend.output(it) }
-        opTimes = if (backend.hasOpTimings && mode != Mode.FRONTEND) backend.opTimings() else null
+        opTimes = if (backend.hasOpTimings && mode != Mode.FRONTEND) {
+            backend.opTimings()?.map { OpTiming(it.name, if (unit == TimerUnit.US) it.time / 1000 else it.time) }
+        } else null
     }
 
     /** One invoke in the current mode; returns nanoseconds of the timed region. */

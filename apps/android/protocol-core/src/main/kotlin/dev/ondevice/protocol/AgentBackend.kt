@@ -32,7 +32,7 @@ class MemoryStats(
     val flashBytes: Long = -1
 )
 
-/** Time of one operator in the last run, in the agent clock's unit. */
+/** Mean time of one operator over the timed runs of the last RUN (nanoseconds from a backend, wire unit on the wire). */
 class OpTiming(val name: String, val time: Long)
 
 /**
@@ -71,7 +71,10 @@ interface AgentBackend {
     /** Memory figures after the last run. */
     fun memory(): MemoryStats
 
-    /** Per-operator timings of the last run, or null when the runtime has no profiler hook. */
+    /** Called after the warm-ups, before the timed runs: start collecting per-operator times afresh. */
+    fun startOpProfiling() {}
+
+    /** Mean per-operator nanoseconds over the runs since [startOpProfiling], or null without a profiler hook. */
     fun opTimings(): List<OpTiming>? = null
 
     /** Free the model; the agent may load another one afterwards. */

@@ -1,4 +1,4 @@
-package dev.ondevice.protocol
+package dev.ondevice.jvmtest
 
 /**
  * A small JSON reader for the test mains, so they read the committed vector files directly

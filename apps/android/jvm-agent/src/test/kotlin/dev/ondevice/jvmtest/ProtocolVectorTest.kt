@@ -1,5 +1,6 @@
-package dev.ondevice.protocol
+package dev.ondevice.jvmtest
 
+import dev.ondevice.protocol.*
 import java.io.File
 
 /**

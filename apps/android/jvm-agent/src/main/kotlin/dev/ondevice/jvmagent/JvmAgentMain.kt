@@ -1,0 +1,48 @@
+package dev.ondevice.jvmagent
+
+import dev.ondevice.frontend.FrontendPipeline
+import dev.ondevice.protocol.Agent
+import dev.ondevice.protocol.AgentServer
+import dev.ondevice.protocol.DeviceDescription
+import kotlin.system.exitProcess
+
+/**
+ * The JVM agent: protocol-core + the Kotlin frontend + [DenseInt8Backend], on a loopback TCP port.
+ *
+ * `java -cp jvm-agent.jar dev.ondevice.jvmagent.JvmAgentMain [--port N] [--once]` prints `PORT <n>` once it
+ * listens, then serves `ondevice profile --device socket://127.0.0.1:<n>` (one connection with --once).
+ * It is the CI stand-in for the phone: the Android service runs the same Agent with ExecuTorch/LiteRT backends.
+ */
+object JvmAgentMain {
+    @JvmStatic
+    fun main(args: Array<String>) {
+        var port = 0
+        var once = false
+        var i = 0
+        while (i < args.size) {
+            when (args[i]) {
+                "--port" -> { port = args.getOrNull(i + 1)?.toIntOrNull() ?: usage(); i++ }
+                "--once" -> once = true
+                else -> usage()
+            }
+            i++
+        }
+        val rt = Runtime.getRuntime()
+        val description = DeviceDescription(
+            device = "jvm-" + (System.getProperty("os.arch") ?: "host"),
+            board = "host",
+            ramBytes = minOf(rt.maxMemory(), 0xFFFFFFFEL)
+        )
+        val server = AgentServer(port, { send, bootId ->
+            Agent(DenseInt8Backend(), description, send, bootId, pipeline = FrontendPipeline())
+        })
+        println("PORT ${server.port}")
+        System.out.flush()
+        server.use { if (once) it.serveOne() else it.serveForever() }
+    }
+
+    private fun usage(): Nothing {
+        System.err.println("usage: JvmAgentMain [--port N] [--once]")
+        exitProcess(2)
+    }
+}
