@@ -6,6 +6,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -125,3 +127,38 @@ class HostModel:
             buf = (ctypes.c_int8 * spec["bytes"]).from_address(self._lib.od_model_output(k))
             outs.append(np.frombuffer(bytes(buf), dtype=spec["dtype"]).reshape(spec["shape"]).copy())
         return outs
+
+
+def measure_flash(lib_dir: str | Path, cpu: str = "cortex-m4") -> dict:
+    """Flash of the library on a Cortex-M: .text + .rodata + .data of the linked code reachable from the API.
+
+    Built with arm-none-eabi-gcc -O2 and --gc-sections so unused kernels are not counted. Without the
+    toolchain, the weights alone are reported and labelled ``modelled``.
+    """
+    lib_dir = Path(lib_dir)
+    gcc, size = "arm-none-eabi-gcc", "arm-none-eabi-size"
+    summary = json.loads((lib_dir / "model.json").read_text())
+    if shutil.which(gcc) is None or shutil.which(size) is None:
+        return {"flash_bytes": summary["weight_bytes"], "source": "modelled: weights only (no arm-none-eabi-gcc)"}
+    fpu = ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"] if cpu == "cortex-m4" else []
+    api = ["od_model_info", "od_model_input", "od_model_output", "od_model_set_op_hook", "od_model_op_name"]
+    with tempfile.TemporaryDirectory() as d:
+        elf = Path(d) / "model.elf"
+        cmd = [gcc, f"-mcpu={cpu}", "-mthumb", *fpu, "-std=c99", "-O2", "-ffunction-sections", "-fdata-sections",
+               f"-I{lib_dir}", f"-I{lib_dir / 'kernels'}", "--specs=nano.specs", "-nostartfiles",
+               "-Wl,--gc-sections", "-Wl,-e,od_model_invoke", *[f"-Wl,--undefined={a}" for a in api],
+               "-o", str(elf), *map(str, library_sources(lib_dir))]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ExportError(f"cross build of {lib_dir.name} for {cpu} failed: {r.stderr.strip()[-600:]}",
+                              "report the compiler message; the host build may still work")
+        r = subprocess.run([size, "-A", str(elf)], capture_output=True, text=True, check=True)
+    sections = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sections[parts[0]] = int(parts[1])
+    text, rodata, data = sections.get(".text", 0), sections.get(".rodata", 0), sections.get(".data", 0)
+    return {"flash_bytes": text + rodata + data, "text": text, "rodata": rodata, "data": data,
+            "bss": sections.get(".bss", 0), "cpu": cpu,
+            "source": f"measured: arm-none-eabi-size of the {cpu} -O2 link (gc-sections)"}

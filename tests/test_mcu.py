@@ -1,0 +1,148 @@
+"""`export --target mcu` end to end: the generated C of the reference recipes is bit-exact with the TFLM
+interpreter on the test split; the memory plan is sound; unsupported ops are reported, not crashed on."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from mcu_cases import ACT, Case
+from ondevice.errors import UnsupportedOpError
+from ondevice.export.manifest import manifest_path
+from ondevice.mcu.build import HostModel, build_host
+from ondevice.mcu.codegen import generate
+from ondevice.mcu.library import write_library
+from ondevice.mcu.reader import read_tflite
+from ondevice.mcu.verify import verify_host
+
+RECIPES = ["kws_dscnn", "mitsis"]
+
+
+@pytest.fixture(scope="session")
+def mcu_artifacts(tmp_path_factory):
+    """Both reference recipes exported with the registered `mcu` exporter (litert-torch conversion inside)."""
+    require_tool("gcc")
+    from ondevice.export.registry import get_exporter
+    from ondevice.slim.checkpoint import load_run
+    out = tmp_path_factory.mktemp("mcu_artifacts")
+    return {name: get_exporter("mcu").export(load_run(f"models/{name}"), out) for name in RECIPES}
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_bit_exact_vs_tflm_on_test_split(recipe, mcu_artifacts, synth_small):
+    from ondevice.data.dataset import load_split
+    from ondevice.features import quantize_features
+    art = mcu_artifacts[recipe]
+    man = json.loads(manifest_path(art).read_text())
+    spec = man["inputs"][0]
+    feats = load_split(synth_small, "test").features
+    vectors = [quantize_features(f, spec["scale"], spec["zero_point"]).reshape(spec["shape"]) for f in feats]
+    rep = verify_host(art, vectors)
+    assert rep["vectors"] == len(feats) >= 8
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
+    assert rep["bit_exact_vs_tflm"] is True
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_manifest_reports_static_arena_and_measured_flash(recipe, mcu_artifacts):
+    art = mcu_artifacts[recipe]
+    man = json.loads(manifest_path(art).read_text())
+    assert art.name == f"{man['model']}_mcu_int8" and art.is_dir()
+    assert man["target"] == "mcu" and man["quant"] == "int8"
+    lib = HostModel(build_host(art))
+    # The manifest, the summary and the compiled library agree on every figure.
+    assert man["arena_bytes"] == lib.arena_bytes > 0 and man["arena_bytes"] % 16 == 0
+    assert man["weight_bytes"] == lib.weight_bytes
+    assert man["macs"] == lib.macs > 100_000
+    assert sum(man["ops"].values()) == lib.n_ops == len(lib.op_names())
+    if man["flash"]["source"].startswith("measured"):
+        assert man["flash_bytes"] == man["flash"]["text"] + man["flash"]["rodata"] + man["flash"]["data"]
+        assert man["flash"]["rodata"] >= man["weight_bytes"] * 0.9
+    # The static arena is smaller than the TFLM interpreter's for the same tflite.
+    rep = verify_host(art, [np.zeros(man["inputs"][0]["shape"], np.int8)], variants=("opt",))
+    assert man["arena_bytes"] < rep["tflm_arena_bytes"]
+
+
+def test_mcu_host_runtime_matches_tflm_runtime(mcu_artifacts):
+    from ondevice.runtimes.base import get_runtime
+    art = mcu_artifacts["kws_dscnn"]
+    m = get_runtime("mcu-host").load(art)
+    t = get_runtime("tflm").load(art / "source.tflite")
+    x = np.random.default_rng(3).standard_normal(m.inputs[0].shape).astype(np.float32)
+    np.testing.assert_array_equal(m.run_float([x])[0], t.run_float([x])[0])
+    assert m.memory_stats()["arena_bytes"] > 0
+
+
+@pytest.mark.parametrize("cpu,define", [("cortex-m4", "__ARM_FEATURE_DSP"), ("cortex-m55", "__ARM_FEATURE_MVE")])
+def test_generated_library_cross_compiles_warning_free(cpu, define, mcu_artifacts, tmp_path):
+    gcc = require_tool("arm-none-eabi-gcc")
+    art = mcu_artifacts["mitsis"]
+    srcs = [str(p) for p in sorted(art.glob("*.c")) + sorted((art / "kernels").glob("*.c"))]
+    flags = [f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=hard", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+             f"-I{art}", f"-I{art / 'kernels'}", "-c"]
+    for s in srcs:
+        subprocess.run([gcc, *flags, s, "-o", str(tmp_path / "x.o")], check=True)
+    # The optimised kernels use the real DSP instructions on M4 (SMLAD), not the portable twins.
+    r = subprocess.run([gcc, *flags, "-dM", "-E", "-x", "c", "/dev/null"], capture_output=True, text=True, check=True)
+    assert define in r.stdout
+    if cpu == "cortex-m4":
+        subprocess.run([gcc, *flags[:-1], "-S", str(art / "kernels" / "od_kernels_opt_s8.c"), "-o",
+                        str(tmp_path / "opt.s")], check=True)
+        assert "smlad" in (tmp_path / "opt.s").read_text()
+
+
+def test_memory_plan_aliases_reshape_and_reuses_elementwise_in_place():
+    c = Case(seed=5)
+    c.reshape([2, 3, 8], [6, 8])  # RELU -> RESHAPE -> QUANTIZE
+    g = read_tflite(c.build())
+    gen = generate(g)
+    plan = gen.plan
+    relu, reshape, quant = g.ops
+    # The reshape output is the relu output's bytes (no copy); QUANTIZE overwrites it in place.
+    assert plan.offset(reshape.outputs[0]) == plan.offset(relu.outputs[0])
+    assert plan.offset(quant.outputs[0]) == plan.offset(reshape.outputs[0])
+    assert gen.n_ops == 2  # RESHAPE generates no call
+    plan.check()
+
+
+def test_memory_plan_packs_disjoint_lifetimes():
+    c = Case(seed=6)
+    x = c.act_in([1, 64])
+    b = c.b
+    prev = x
+    for k in range(4):  # a chain of FCs: only two activations are alive at any time
+        w = b.tensor([64, 64], scale=0.01, zero_point=0, data=np.ones((64, 64), np.int8))
+        y = b.tensor([1, 64], scale=0.5, zero_point=0)
+        from ondevice.mcu.tflite_build import options
+        b.op("FULLY_CONNECTED", [prev, w, -1], [y], options("FullyConnectedOptions"))
+        prev = y
+    c.outputs.append(prev)
+    gen = generate(read_tflite(c.build()))
+    assert gen.arena_bytes == 128  # two 64-byte tensors, 16-byte aligned
+
+
+def test_unsupported_ops_are_collected_with_a_hint():
+    c = Case(seed=8)
+    x = c.act_in([4, 8])
+    y = c.act_out([4, 8], 1.0 / 128, zp=0)
+    z = c.act_out([4, 8], 1.0 / 128, zp=0)
+    c.b.op("TANH", [x], [y])
+    c.b.op("LOGISTIC", [x], [z])
+    with pytest.raises(UnsupportedOpError) as ei:
+        generate(read_tflite(c.build()))
+    msg = str(ei.value)
+    assert "TANH (op 0)" in msg and "LOGISTIC (op 1)" in msg and "hint" in msg
+
+
+def test_variable_fc_weights_are_rejected_with_attention_hint():
+    c = Case(seed=9)
+    x = c.act_in([4, 8])
+    w = c.act_in([6, 8])  # weights fed from an activation: a matmul in disguise
+    y = c.act_out([4, 6], 0.5)
+    from ondevice.mcu.tflite_build import options
+    c.b.op("FULLY_CONNECTED", [x, w, -1], [y], options("FullyConnectedOptions", fusedActivationFunction=ACT.NONE))
+    with pytest.raises(UnsupportedOpError, match="broadcast MUL"):
+        generate(read_tflite(c.build()))
