@@ -294,6 +294,17 @@ def test_fc_with_variable_weights():
     r = lint(Hyper(), (torch.randn(1, 4),), ["edgetpu", "tflite"])
     assert rules(r, "edgetpu", "fc-weights") and rules(r, "tflite", "fc-weights") == []
 
+    class DynamicFilter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gen = nn.Linear(64, 9)
+
+        def forward(self, x):
+            return F.conv2d(x, self.gen(x.flatten(1)).reshape(1, 1, 3, 3))
+
+    v = rules(lint(DynamicFilter(), X4, ["mcu"]), "mcu", "fc-weights")
+    assert len(v) == 1 and "non-constant" in v[0].message and v[0].op == "aten.conv2d"
+
 
 def test_ram_budget_is_a_warning():
     class Wide(nn.Module):
@@ -309,6 +320,14 @@ def test_ram_budget_is_a_warning():
     assert len(v) == 1 and v[0].severity == "warning" and "RAM" in v[0].message
     assert r.ok("tflm")  # warnings do not fail a target
     assert rules(r, "tflite", "budget") == []
+
+
+def test_modelled_stats():
+    r = lint(ConvNet(), X4, ["tflm"])
+    # conv output [1,4,8,8] int8 (BN folded, ReLU6 fused) + the input [1,1,8,8] are live together
+    assert r.stats["peak_activation_bytes"] == 4 * 64 + 64 and r.stats["source"] == "modelled"
+    # int8 conv and fc weights, int32 biases; BN folds away
+    assert r.stats["weight_bytes"] == (4 * 9) + 4 * 4 + (3 * 4) + 3 * 4
 
 
 def test_report_json_shape(matmul_report):

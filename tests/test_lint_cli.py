@@ -133,3 +133,10 @@ def test_cli_bad_input_is_one_line_error(model_dir, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and "did you mean 'edgetpu'" in err and "Traceback" not in err
     assert main(["lint", "--recipe", "mitsis", "--model", f"{model_dir}/good.py:build"]) == ConfigError.exit_code
+
+
+def test_cli_recipe_is_clean(tmp_path):
+    out = tmp_path / "mitsis.json"
+    assert main(["lint", "--recipe", "mitsis", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert all(doc["ok"].values()) and doc["stats"]["peak_activation_bytes"] > 0

@@ -61,6 +61,7 @@ class LintReport:
     targets: list[str]
     violations: list[Violation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)   # modelled int8 figures: peak_activation_bytes, weight_bytes
 
     def for_target(self, target: str) -> list[Violation]:
         return [v for v in self.violations if v.target == target]
@@ -674,10 +675,10 @@ def _xnn_mean(node: torch.fx.Node) -> bool:
 
 @RULES.register("fc-weights")
 def rule_fc_weights(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
-    """FULLY_CONNECTED whose weights are an activation (e.g. single-head q @ k.T) on const-weight targets."""
+    """FC or conv whose weights are an activation (e.g. single-head q @ k.T) on const-weight targets."""
     if not spec.const_fc_weights or not ctx.exported:
         return
-    found = []
+    found, conv = [], []
     for node in ctx.nodes:
         op = _packet(node)
         if op == "linear" and not ctx.is_const(node.args[1]):
@@ -685,6 +686,9 @@ def rule_fc_weights(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
         elif op in ("matmul", "mm") and ctx.builtins(node) == ["FULLY_CONNECTED"] \
                 and not ctx.is_const(node.args[0]) and not ctx.is_const(node.args[1]):
             found.append((node, op))
+        elif op in ("conv1d", "conv2d", "convolution", "conv_transpose1d", "conv_transpose2d") \
+                and not ctx.is_const(node.args[1]):
+            conv.append((node, op))
     for (where, op), nodes in _group(ctx, found).items():
         yield Violation(spec.name, "fc-weights", where,
                         f"aten.{op} ({_names(nodes)}) multiplies two activations: it becomes a FULLY_CONNECTED "
@@ -692,6 +696,11 @@ def rule_fc_weights(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                         "write the product as a broadcast MUL + SUM, e.g. scores = (q.unsqueeze(1) * k).sum(-1), "
                         "and out = (p.unsqueeze(1) * v.T).sum(-1)", op=f"aten.{op} -> FULLY_CONNECTED",
                         source=ctx.source(nodes[0]))
+    for (where, op), nodes in _group(ctx, conv).items():
+        yield Violation(spec.name, "fc-weights", where,
+                        f"aten.{op} ({_names(nodes)}) uses a computed (non-constant) filter; {spec.title} needs "
+                        f"constant conv weights", "make the filter an nn.Parameter of an nn.Conv layer",
+                        op=f"aten.{op}", source=ctx.source(nodes[0]))
 
 
 @RULES.register("tensor-rank")
@@ -810,14 +819,21 @@ def _int8_bytes(node) -> int:
     return math.prod(v.shape) * per
 
 
+_ALIAS_BUILTINS = ([], ["RESHAPE"], ["RELU"], ["RELU6"], ["RELU_N1_TO_1"])  # share the input buffer (fused/in place)
+
+
 def peak_activation_bytes(ctx: LintContext) -> tuple[int, str]:
-    """Modelled int8 arena lower bound: peak of live activation bytes in graph order (aliases share memory)."""
+    """Modelled int8 arena: peak of live activation bytes in graph order, and the module where it peaks.
+
+    Reshapes, folded ops and activations fused into the previous op share their input's buffer. A real
+    planner adds alignment and scratch buffers, so treat this as an estimate, not a measurement.
+    """
     owner: dict[torch.fx.Node, torch.fx.Node] = {}
     order = [n for n in ctx.user_inputs] + [n for n in ctx.nodes if not ctx.is_const(n)]
     for n in order:
         b = ctx.builtins(n) if n.op == "call_function" else ["INPUT"]
         src = next((a for a in n.all_input_nodes if a in owner), None)
-        owner[n] = owner[src] if (b in ([], ["RESHAPE"]) and src is not None) else n
+        owner[n] = owner[src] if (b in _ALIAS_BUILTINS and src is not None) else n
     last: dict[torch.fx.Node, int] = {}
     for i, n in enumerate(order):
         for a in n.all_input_nodes:
@@ -840,10 +856,16 @@ def peak_activation_bytes(ctx: LintContext) -> tuple[int, str]:
 
 
 def weight_bytes(module: nn.Module) -> int:
-    """Modelled int8 weight size: 1 byte per weight of >=2-D tensors, 4 bytes per bias/BN element."""
+    """Modelled int8 weight size: 1 byte per element of >=2-D weights, 4 (int32) per bias element.
+
+    BatchNorm is left out: it folds into the conv/linear before it.
+    """
     total = 0
-    for p in list(module.parameters()) + [b for b in module.buffers() if b.dtype.is_floating_point]:
-        total += p.numel() * (1 if p.dim() >= 2 else 4)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            continue
+        tensors = list(m.parameters(recurse=False)) + [b for b in m.buffers(recurse=False) if b.dtype.is_floating_point]
+        total += sum(t.numel() * (1 if t.dim() >= 2 else 4) for t in tensors)
     return total
 
 
@@ -891,8 +913,12 @@ def lint(module: nn.Module, example_inputs: Sequence | torch.Tensor,
                           "pass the model object (e.g. recipe.build())")
     ctx = LintContext(module, tuple(example_inputs))
     report = LintReport(targets=names)
+    report.stats["weight_bytes"] = weight_bytes(module)
     if not ctx.exported:
         report.notes.append("torch.export failed, so only the module-tree rules ran; fix the export first")
+    else:
+        peak, at = peak_activation_bytes(ctx)
+        report.stats.update(peak_activation_bytes=peak, peak_at=at, source="modelled")
     specs = [TARGETS.get(n) for n in names]
     for spec in specs:
         for _, rule in RULES.items():
@@ -931,6 +957,10 @@ def _load_model(recipe: str | None, model: str | None) -> tuple[nn.Module, tuple
     if model:
         from ondevice.slim.usermodel import load_user_model
         um = load_user_model(model)
+        if um.default_inputs:
+            from ondevice import log
+            log.info(f"{um.name}: no example_inputs given; linting with the feature input shape "
+                     f"{list(um.example_inputs[0].shape)}")
         return um.module, um.example_inputs, um.name
     from ondevice.models import get_recipe
     r = get_recipe(recipe or "mitsis")
@@ -954,15 +984,17 @@ def lint_cli(recipe: str | None = None, model: str | None = None, targets: Seque
             log.info("the swap is in memory only: `ondevice slim --fix` applies it and fine-tunes; "
                      "edit your source to keep it")
             report = lint(module, example_inputs, report.targets)
-    if report.violations:
+    if report.violations and log.out.is_terminal:
         log.out.print(report.table())
-    for t, status in report.summary().items():
-        log.out.print(f"{t}: {status}")
-    for n in report.notes:
+        for t, status in report.summary().items():
+            log.out.print(f"{t}: {status}")
+    else:  # pipes and CI logs get the plain text form
+        log.out.print(report.format(), markup=False, highlight=False, soft_wrap=True)
+    for n in [x for x in report.notes if log.out.is_terminal]:
         log.warn(n)
     if out is not None:
         write_json_atomic(out, {"model": name, "targets": report.targets,
-                                "ok": {t: report.ok(t) for t in report.targets},
-                                "fixed": changed, "constraints": report.to_dict()})
+                                "ok": {t: report.ok(t) for t in report.targets}, "fixed": changed,
+                                "stats": report.stats, "notes": report.notes, "constraints": report.to_dict()})
         log.info(f"wrote {out}")
     return report.ok()
