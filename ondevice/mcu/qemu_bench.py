@@ -1,0 +1,125 @@
+"""Run a generated model on an emulated Cortex-M (QEMU) with the bare-metal runner in firmware/bench/.
+
+Reports instructions per inference and per op (SysTick under ``-icount shift=0``, calibrated against a loop of
+known length, so the unit is instructions, never cycles), stack high-water (painting) and the output bytes of
+every vector, which ``verify`` compares with the TFLM interpreter.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ondevice.errors import ExportError, ToolMissingError, VerifyError
+from ondevice.mcu.build import library_sources
+from ondevice.mcu.library import FIRMWARE_DIR, read_summary
+
+BENCH_DIR = FIRMWARE_DIR / "bench"
+BOARDS = {
+    "mps2-an386": {"define": "BOARD_AN386", "ld": "an386.ld",
+                   "cpu": ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]},
+    "mps3-an547": {"define": "BOARD_AN547", "ld": "an547.ld",
+                   "cpu": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"]},
+}
+
+
+@dataclass
+class BenchResult:
+    """What the runner printed, parsed. ``instructions`` are per inference (vector 0 and the max over vectors)."""
+    board: str
+    variant: str
+    instructions_per_tick: float
+    instructions: list[int]
+    stack_bytes: int
+    outputs: list[list[np.ndarray]]
+    op_instructions: list[tuple[str, int]] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+
+
+def _vectors_c(vectors: Sequence[np.ndarray]) -> str:
+    parts = []
+    for k, v in enumerate(vectors):
+        vals = ", ".join(str(int(x)) for x in np.asarray(v, np.int8).reshape(-1))
+        parts.append(f"static const int8_t od_bench_v{k}[] = {{{vals}}};")
+    ptrs = ", ".join(f"od_bench_v{k}" for k in range(len(vectors)))
+    return ("#include <stdint.h>\n" + "\n".join(parts) +
+            f"\nconst uint32_t od_bench_n_vectors = {len(vectors)};\n"
+            f"const int8_t *const od_bench_vectors[] = {{{ptrs}}};\n")
+
+
+def build_bench_elf(lib_dir: str | Path, vectors: Sequence[np.ndarray], out: str | Path,
+                    board: str = "mps2-an386", variant: str = "opt") -> Path:
+    """Link the runner, the generated model and ``vectors`` (int8 input 0) into a bare-metal ELF."""
+    gcc = "arm-none-eabi-gcc"
+    if shutil.which(gcc) is None:
+        raise ToolMissingError(f"{gcc} not found", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
+    if board not in BOARDS:
+        raise ExportError(f"no bench runner for board {board!r}", f"choose one of: {', '.join(BOARDS)}")
+    b = BOARDS[board]
+    lib_dir, out = Path(lib_dir), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    vec_c = out.with_suffix(".vectors.c")
+    vec_c.write_text(_vectors_c(vectors))
+    flags = [*b["cpu"], f"-D{b['define']}", "-std=c99", "-O2", "-ffunction-sections", "-fdata-sections",
+             "--specs=nano.specs", "-nostartfiles", "-Wl,--gc-sections", f"-T{BENCH_DIR / b['ld']}",
+             f"-I{lib_dir}", f"-I{lib_dir / 'kernels'}"]
+    if variant == "ref":
+        flags.append("-DOD_KERNELS_REFERENCE")
+    srcs = [BENCH_DIR / "startup.c", BENCH_DIR / "bench_main.c", vec_c, *library_sources(lib_dir)]
+    r = subprocess.run([gcc, *flags, "-o", str(out), *map(str, srcs)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ExportError(f"bench build for {board} failed: {r.stderr.strip()[-800:]}", "report the compiler message")
+    return out
+
+
+def run_bench_elf(elf: str | Path, board: str, variant: str, output_specs: list[dict],
+                  timeout_s: float = 300.0) -> BenchResult:
+    """Boot ``elf`` in QEMU with ``-icount shift=0`` and parse the runner's report."""
+    qemu = "qemu-system-arm"
+    if shutil.which(qemu) is None:
+        raise ToolMissingError(f"{qemu} not found", "apt-get install qemu-system-arm")
+    cmd = [qemu, "-M", board, "-nographic", "-monitor", "none", "-serial", "stdio", "-icount", "shift=0",
+           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as e:
+        raise VerifyError(f"QEMU {board} did not finish the benchmark in {timeout_s:.0f} s "
+                          f"(last output: {(e.stdout or b'')[-200:]!r})", "the firmware may have faulted") from None
+    text = r.stdout
+    if "OD_BENCH end" not in text:
+        raise VerifyError(f"QEMU {board} benchmark ended early: {text[-400:]!r} {r.stderr[-200:]!r}",
+                          "check the board's memory map and the ELF")
+    m = re.search(r"calib_instructions=(\d+) calib_ticks=(\d+)", text)
+    ipt = int(m.group(1)) / int(m.group(2))
+    instructions, outputs, status, stack = [], [], [], 0
+    for mv in re.finditer(r"OD_BENCH vector=\d+ status=(\d+) ticks=(\d+) stack=(\d+) out=([0-9a-f,]*)", text):
+        status.append(int(mv.group(1)))
+        instructions.append(round(int(mv.group(2)) * ipt))
+        stack = max(stack, int(mv.group(3)))
+        outs = []
+        for spec, hexs in zip(output_specs, mv.group(4).split(",")):
+            outs.append(np.frombuffer(bytes.fromhex(hexs), np.int8).reshape(spec["shape"]).copy())
+        outputs.append(outs)
+    ops = [(mo.group(1), round(int(mo.group(2)) * ipt))
+           for mo in re.finditer(r"OD_BENCH op=\d+ name=(\S+) ticks=(\d+)", text)]
+    return BenchResult(board, variant, ipt, instructions, stack, outputs, ops, status)
+
+
+def bench_qemu(lib_dir: str | Path, vectors: Sequence[np.ndarray], board: str = "mps2-an386",
+               variant: str = "opt", timeout_s: float = 300.0) -> BenchResult:
+    """Build and run the benchmark ELF for a generated library; ``vectors`` are int8 inputs for input 0."""
+    summary = read_summary(lib_dir)
+    if len(summary["inputs"]) != 1:
+        raise ExportError("the bench runner feeds one input tensor", "benchmark a single-input model")
+    with tempfile.TemporaryDirectory() as d:
+        elf = build_bench_elf(lib_dir, vectors, Path(d) / "bench.elf", board, variant)
+        res = run_bench_elf(elf, board, variant, summary["outputs"], timeout_s)
+    if any(res.status):
+        raise VerifyError(f"od_model_invoke failed on {board}: status {res.status}", "a kernel rejected a parameter")
+    return res
