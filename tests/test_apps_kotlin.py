@@ -14,6 +14,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -412,3 +413,33 @@ def test_jvm_agent_retries_errors_and_resync(agent):
     boot2 = P.unpack(agent.frame())
     assert boot2["reset_reason"] == P.ResetReason.SOFTWARE and boot2["boot_id"] != boot["boot_id"]
     assert err(agent.reply(M.MODEL_INFO))["code"] == E.NO_MODEL
+
+
+def test_ondevice_profile_measures_the_jvm_agent_end_to_end(jvm_jar, tmp_path):
+    """`ondevice profile --device socket://127.0.0.1:PORT` against the JVM agent, through the real CLI."""
+    from ondevice.profiling.session import make_inputs
+    blob, m = odfc_model(49 * 40, 4, np.random.default_rng(2))
+    art = tmp_path / "tinyfc_jvm_int8.odfc"  # unknown suffix: uploaded as ModelFormat.RAW
+    art.write_bytes(blob)
+    a = JvmAgent(jvm_jar)
+    try:
+        r = subprocess.run([sys.executable, "-m", "ondevice", "profile", "--device", f"socket://127.0.0.1:{a.port}",
+                            str(art), "--runs", "300", "--warmup", "5", "--out", str(tmp_path / "prof")],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+    finally:
+        a.close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    prof = json.loads((tmp_path / "prof" / "profile.json").read_text())
+    assert prof["status"] == "ok" and prof["runs"] == 300
+    assert prof["device"]["runtime"] == "jvm-dense-int8" and "FRONTEND" in prof["device"]["capabilities"]
+    met = prof["metrics"]
+    for k in ("latency_min_ms", "latency_p50_ms", "latency_p99_ms", "latency_max_ms", "peak_ram_bytes"):
+        assert met[k]["source"] == "measured" and met[k]["value"] > 0, k
+    assert met["latency_min_ms"]["value"] <= met["latency_p50_ms"]["value"] <= met["latency_max_ms"]["value"]
+    assert len(prof["timings"]["values"]) == 300 and prof["timings"]["unit"] == "us"
+    # The host's seeded input went through the agent's upload and chunking: outputs equal numpy's.
+    (x,) = make_inputs(prof["model_info"]["inputs"], seed=0)
+    assert prof["outputs"][0]["values"] == m["ref"](x.ravel()).tolist()
+    assert prof["memory"]["model_bytes"] == len(blob)
+    assert prof["op_timings"]["ops"][0]["name"] == "FULLY_CONNECTED"
+    assert (tmp_path / "prof" / "report.html").is_file()

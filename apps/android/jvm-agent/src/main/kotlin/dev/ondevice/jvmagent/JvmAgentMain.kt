@@ -31,7 +31,8 @@ object JvmAgentMain {
         val description = DeviceDescription(
             device = "jvm-" + (System.getProperty("os.arch") ?: "host"),
             board = "host",
-            ramBytes = minOf(rt.maxMemory(), 0xFFFFFFFEL)
+            // The heap limit is this agent's RAM budget; above 4 GiB the u32 field says "unknown".
+            ramBytes = if (rt.maxMemory() < 0xFFFFFFFFL) rt.maxMemory() else 0xFFFFFFFFL
         )
         val server = AgentServer(port, { send, bootId ->
             Agent(DenseInt8Backend(), description, send, bootId, pipeline = FrontendPipeline())
