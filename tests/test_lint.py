@@ -266,6 +266,24 @@ def test_edgetpu_rank_limit():
     assert rules(r, "tflm", "tensor-rank")  # 5 dims > 1 is past TFLM's 4-D kernels
 
 
+def test_edgetpu_op_limits():
+    class Limits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(D, D)
+
+        def forward(self, x):                      # x [1, T, D]
+            y = self.fc(x)                         # rank-3 FULLY_CONNECTED output
+            z = x.reshape(T, D)
+            return y.sum(), z.mean(0), z[:, ::2]   # reduce over dim 0; strided slice
+
+    r = lint(Limits(), XA, ["edgetpu", "tflite"])
+    msgs = " | ".join(v.message for v in rules(r, "edgetpu", "op-limits"))
+    assert "rank-3 FULLY_CONNECTED" in msgs and "dim 0" in msgs and "step 2" in msgs
+    assert rules(r, "tflite", "op-limits") == []
+    assert rules(lint(BroadcastAttention(), XA, ["edgetpu"]), "edgetpu", "op-limits") == []
+
+
 def test_int64_and_float64():
     class Ints(nn.Module):
         def forward(self, x):

@@ -736,6 +736,7 @@ def rule_op_limits(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
         return
     fc_rank, unit_stride = lim.get("fc_max_out_rank"), lim.get("strided_slice_unit_stride", False)
     sm_max = lim.get("softmax_max_elements")
+    no_batch_reduce = lim.get("no_batch_reduction", False)
     found: list[tuple[torch.fx.Node, str]] = []
     for node in ctx.nodes:
         op = _packet(node)
@@ -747,6 +748,11 @@ def rule_op_limits(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                 found.append((node, "fc"))
         elif unit_stride and op == "slice" and len(node.args) > 4 and node.args[4] not in (1, None):
             found.append((node, "stride"))
+        elif no_batch_reduce and op in ("mean", "sum", "amax", "amin") and len(node.args) > 1:
+            s = _shape(node.args[0]) or ()
+            dims = node.args[1] if isinstance(node.args[1], (list, tuple)) else [node.args[1]]
+            if s and s[0] != 1 and any(isinstance(d, int) and d % len(s) == 0 for d in dims):
+                found.append((node, "batch"))
         elif sm_max and op in ("softmax", "_softmax", "log_softmax"):
             s = _shape(node) or ()
             if _is_static(s) and math.prod(s) > sm_max:
@@ -765,6 +771,12 @@ def rule_op_limits(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                             f"which {spec.title} does not map",
                             "slice contiguous ranges, or downsample with a strided conv / pooling", op="aten.slice",
                             source=src)
+        elif kind == "batch":
+            yield Violation(spec.name, "op-limits", where,
+                            f"aten.{_packet(n0)} ({_names(nodes)}) reduces over dim 0 of {list(_shape(n0.args[0]))}, "
+                            f"which TFLite treats as the batch axis; {spec.title} does not reduce along it",
+                            "transpose so the reduced axis is not first (e.g. x.T.mean(-1)), or reduce with a "
+                            "constant all-ones nn.Linear", op=f"aten.{_packet(n0)}", source=src)
         else:
             yield Violation(spec.name, "op-limits", where,
                             f"softmax over {math.prod(_shape(n0))} elements ({_names(nodes)}) exceeds "
@@ -885,6 +897,12 @@ def rule_budget(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                             f"modelled int8 activation peak {peak} B exceeds {board} RAM {ram} B",
                             "shrink the largest activations (fewer channels, stride/pool earlier, shorter "
                             "sequence; the broadcast attention form costs T*T*D bytes)", severity=sev)
+    cache = budget.get("param_cache_bytes")
+    if cache and weight_bytes(ctx.module) > cache:
+        yield Violation(spec.name, "budget", "<model>",
+                        f"modelled int8 weights {weight_bytes(ctx.module)} B exceed the {cache} B on-chip parameter "
+                        f"cache of {board}: the rest streams from host memory on every inference",
+                        "shrink the model below the cache, or accept the slower streamed weights", severity=sev)
     flash = budget.get("flash_bytes")
     if flash:
         wb = weight_bytes(ctx.module)
