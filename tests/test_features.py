@@ -208,3 +208,13 @@ def test_bad_inputs_raise_typed_errors():
         quantize_features(np.zeros(3, np.uint16), 0.0, 0)
     with pytest.raises(DataError, match="uint16"):
         quantize_features(np.zeros(3, np.int32), 0.1, 0)
+
+
+def test_generator_cli(tmp_path):
+    from ondevice.features.__main__ import main
+
+    assert main(["header", str(tmp_path / "t.h")]) == 0
+    assert (tmp_path / "t.h").read_text() == c_tables()
+    assert main(["vectors", str(tmp_path / "v"), "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["00_voiced.json", "tables.json"]
+    assert main(["bogus"]) == 2
