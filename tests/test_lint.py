@@ -130,6 +130,15 @@ def test_activation_rule_and_fix(act):
     assert lint(net, X4, ["edgetpu", "tflite"]).violations == []
 
 
+def test_fix_swaps_shared_and_nested_activations():
+    shared = nn.GELU()
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), shared, nn.Sequential(nn.Conv2d(4, 4, 1), shared, nn.SiLU()))
+    r = lint(net, X4, ["mcu"])
+    assert {v.where for v in rules(r, "mcu", "activation")} == {"1", "2.2"}  # the shared GELU is one module
+    assert sorted(apply_fixes(net, r)) == ["1: GELU -> ReLU6", "2.1: GELU -> ReLU6", "2.2: SiLU -> ReLU6"]
+    assert lint(net, X4, ["mcu"]).violations == []
+
+
 def test_functional_activation_is_found_but_not_auto_fixed():
     class Fn(ConvNet):
         def forward(self, x):

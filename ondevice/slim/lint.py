@@ -303,6 +303,7 @@ class LintContext:
             if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR) and name:
                 self._const_names.add(name)
         for n in self.ep.graph.nodes:
+            self.is_const(n)  # fill the memo in topological order, so is_const never recurses deeply
             if n.op == "call_function":
                 self.nodes.append(n)
             elif n.op == "placeholder" and n.name not in self._const_names and isinstance(_val(n), torch.Tensor):
@@ -852,6 +853,9 @@ def peak_activation_bytes(ctx: LintContext) -> tuple[int, str]:
             if a in owner:
                 last[owner[a]] = i
         last.setdefault(owner[n], i)
+    dies: dict[int, list[torch.fx.Node]] = {}
+    for o, i in last.items():
+        dies.setdefault(i, []).append(o)
     live, peak, at = 0, 0, "<model>"
     born: set[torch.fx.Node] = set()
     for i, n in enumerate(order):
@@ -861,9 +865,7 @@ def peak_activation_bytes(ctx: LintContext) -> tuple[int, str]:
             live += _int8_bytes(o)
         if live > peak:
             peak, at = live, (ctx.module_path(n) if n.op == "call_function" else "input")
-        for o2 in [k for k, j in last.items() if j == i and k in born]:
-            live -= _int8_bytes(o2)
-            del last[o2]
+        live -= sum(_int8_bytes(d) for d in dies.get(i, ()))
     return peak, at
 
 
@@ -950,22 +952,23 @@ def apply_fixes(module: nn.Module, report: LintReport) -> list[str]:
     Only parameter-free modules are swapped, so the state_dict keeps its keys; fine-tune afterwards
     (``ondevice slim --fix`` does) because the function changed.
     """
-    changed: list[str] = []
-    done: set[str] = set()
+    targets: dict[int, nn.Module] = {}
     for v in report.violations:
-        if not v.auto_fixable or v.rule != "activation" or v.where in done:
+        if not v.auto_fixable or v.rule != "activation":
             continue
-        done.add(v.where)
-        parent_path, _, attr = v.where.rpartition(".")
         try:
-            parent = module.get_submodule(parent_path) if parent_path else module
-            old = getattr(parent, attr)
+            old = module.get_submodule(v.where)
         except AttributeError:
             continue
-        if _act_name(old) in (None, "relu6"):
-            continue
-        setattr(parent, attr, nn.ReLU6(inplace=bool(getattr(old, "inplace", False))))
-        changed.append(f"{v.where}: {type(old).__name__} -> ReLU6")
+        if _act_name(old) not in (None, "relu6"):
+            targets[id(old)] = old
+    changed: list[str] = []
+    # walk every (parent, name) edge, so a module instance registered under two names is swapped everywhere
+    for path, parent in list(module.named_modules(remove_duplicate=False)):
+        for attr, child in list(parent._modules.items()):
+            if child is not None and id(child) in targets:
+                setattr(parent, attr, nn.ReLU6(inplace=bool(getattr(child, "inplace", False))))
+                changed.append(f"{path + '.' if path else ''}{attr}: {type(child).__name__} -> ReLU6")
     return changed
 
 
