@@ -2,6 +2,7 @@ package dev.ondevice.app
 
 import dev.ondevice.frontend.Frontend
 import dev.ondevice.protocol.AgentBackend
+import dev.ondevice.protocol.ModelFormat
 import dev.ondevice.protocol.TensorInfo
 import java.io.File
 import java.nio.ByteBuffer
@@ -26,7 +27,7 @@ class Classifier(private val model: File, private val backend: AgentBackend, lab
     private val output: TensorInfo
 
     init {
-        backend.load(model.readBytes())
+        backend.load(model.readBytes(), if (model.name.endsWith(".pte")) ModelFormat.EXECUTORCH else ModelFormat.TFLITE)
         input = backend.inputs().first()
         output = backend.outputs().first()
     }

@@ -4,6 +4,7 @@ import dev.ondevice.protocol.AgentBackend
 import dev.ondevice.protocol.AgentException
 import dev.ondevice.protocol.ErrorCode
 import dev.ondevice.protocol.MemoryStats
+import dev.ondevice.protocol.ModelFormat
 import dev.ondevice.protocol.TensorInfo
 import org.pytorch.executorch.EValue
 import org.pytorch.executorch.Module
@@ -11,19 +12,23 @@ import org.pytorch.executorch.Tensor
 import java.io.File
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
+import java.security.MessageDigest
 
 /**
  * Runs `.pte` programs (e.g. `mitsis_executorch_int8.pte`) with the ExecuTorch Android runtime.
  *
- * The Java API takes typed arrays and reports no quantisation parameters, so tensor specs come from
- * the artifact manifest ([specs]); raw protocol bytes are little-endian like the host's numpy buffers.
+ * ExecuTorch's Java API takes typed arrays and reports neither input shapes nor quantisation, so tensor specs
+ * come from the artifact manifest that `ondevice export` writes: [manifestFor] finds it by the model's SHA-256
+ * (the demo passes the manifest beside the file; the agent looks in the app's files folder, where the README's
+ * `adb push` puts it). Raw protocol bytes are little-endian, like the host's numpy buffers.
  */
 class ExecuTorchBackend(
     private val workDir: File,
     private val stats: DeviceStats,
-    private val specs: () -> ArtifactManifest?
+    private val manifestFor: (sha256Hex: String) -> ArtifactManifest?
 ) : AgentBackend {
     override val runtime: String = "executorch"
+    override val formats: Set<Int> = setOf(ModelFormat.EXECUTORCH)
 
     private var module: Module? = null
     private var manifest: ArtifactManifest? = null
@@ -32,10 +37,12 @@ class ExecuTorchBackend(
     private var modelBytes: Long = 0
     private var peakPss: Long = 0
 
-    override fun load(model: ByteArray) {
+    override fun load(model: ByteArray, format: Int) {
         unload()
-        val m = specs() ?: throw AgentException(
-            ErrorCode.MODEL_INVALID, "executorch needs the artifact manifest for tensor specs; push <artifact>.manifest.json"
+        val sha = MessageDigest.getInstance("SHA-256").digest(model).joinToString("") { String.format("%02x", it) }
+        val m = manifestFor(sha) ?: throw AgentException(
+            ErrorCode.MODEL_INVALID,
+            "no manifest with sha256 ${sha.take(12)}: adb push <artifact>.manifest.json to the app's files folder"
         )
         // Module.load takes a path, so the verified bytes go to app-private storage first.
         val file = File(workDir, "agent_model.pte")

@@ -4,6 +4,7 @@ import dev.ondevice.protocol.AgentBackend
 import dev.ondevice.protocol.AgentException
 import dev.ondevice.protocol.ErrorCode
 import dev.ondevice.protocol.MemoryStats
+import dev.ondevice.protocol.ModelFormat
 import dev.ondevice.protocol.TensorInfo
 import org.tensorflow.lite.DataType
 import org.tensorflow.lite.Interpreter
@@ -21,6 +22,7 @@ class LiteRtBackend(
     private val threads: Int = 1
 ) : AgentBackend {
     override val runtime: String = "litert"
+    override val formats: Set<Int> = setOf(ModelFormat.TFLITE)
 
     private var interpreter: Interpreter? = null
     private var inputBuffers: Array<ByteBuffer> = emptyArray()
@@ -28,7 +30,7 @@ class LiteRtBackend(
     private var modelBytes: Long = 0
     private var peakPss: Long = 0
 
-    override fun load(model: ByteArray) {
+    override fun load(model: ByteArray, format: Int) {
         unload()
         val file = File(workDir, "agent_model.tflite")
         file.writeBytes(model)

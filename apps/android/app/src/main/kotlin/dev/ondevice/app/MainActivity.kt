@@ -82,7 +82,7 @@ class MainActivity : AppCompatActivity() {
         classifier?.close()
         val manifest = try { ArtifactManifest.besides(model) } catch (e: IllegalArgumentException) { null }
         val backend = if (target == "executorch") {
-            ExecuTorchBackend(cacheDir, stats) { manifest }
+            ExecuTorchBackend(cacheDir, stats) { manifest ?: store.manifestFor(it) }
         } else {
             LiteRtBackend(cacheDir, stats)
         }
@@ -97,7 +97,6 @@ class MainActivity : AppCompatActivity() {
         val status = findViewById<TextView>(R.id.agent_status)
         if (!agentRunning) {
             intent.action = AgentService.ACTION_START
-            intent.putExtra(AgentService.EXTRA_RUNTIME, if (target() == "tflite") "litert" else "executorch")
             if (Build.VERSION.SDK_INT >= 26) startForegroundService(intent) else startService(intent)
             status.text = "agent on tcp:${AgentService.DEFAULT_PORT} (adb forward tcp:${AgentService.DEFAULT_PORT} tcp:${AgentService.DEFAULT_PORT})"
             findViewById<Button>(R.id.agent).setText(R.string.agent_stop)

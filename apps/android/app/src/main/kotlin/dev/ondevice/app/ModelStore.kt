@@ -18,11 +18,22 @@ class ModelStore(private val context: Context) {
             ?.maxByOrNull { it.lastModified() }
     }
 
+    /** The manifest in [dir] whose `sha256` is [sha256Hex], if one was pushed or bundled. */
+    fun manifestFor(sha256Hex: String): ArtifactManifest? {
+        copyAssets(".manifest.json")
+        val files = dir.listFiles { f -> f.isFile && f.name.endsWith(".manifest.json") } ?: return null
+        for (f in files) {
+            val m = try { ArtifactManifest.parse(f.readText()) } catch (e: org.json.JSONException) { continue }
+            if (m.sha256.equals(sha256Hex, ignoreCase = true)) return m
+        }
+        return null
+    }
+
     // Assets are copied once so both runtimes can open a plain file path.
     private fun copyAssets(ext: String) {
         val names = context.assets.list("") ?: return
         for (name in names) {
-            if (!name.endsWith(ext) && !name.endsWith("$ext.manifest.json")) continue
+            if (!name.endsWith(ext) && !name.endsWith(".manifest.json")) continue
             val dest = File(dir, name)
             if (dest.exists()) continue
             context.assets.open(name).use { input -> dest.outputStream().use { input.copyTo(it) } }

@@ -52,7 +52,7 @@ class DenseInt8Backend : AgentBackend {
     private var opRuns = 0L
     private var peakHeap = 0L
 
-    override fun load(model: ByteArray) {
+    override fun load(model: ByteArray, format: Int) {
         if (model.size < 40 || String(model, 0, 4, Charsets.US_ASCII) != "ODFC" || model[4].toInt() != 1) {
             throw AgentException(ErrorCode.MODEL_INVALID, "not an ODFC v1 model")
         }

@@ -27,6 +27,16 @@ interface FeaturePipeline {
 }
 
 /**
+ * Watches RUN from outside the timed region, e.g. to sample battery current on a phone. The line [runFinished]
+ * returns is sent as a LOG frame right after RUN's final frame, so it lands in the host's device log.
+ */
+interface RunObserver {
+    fun runStarted()
+
+    fun runFinished(runs: Int): String?
+}
+
+/**
  * The protocol state machine of PROTOCOL.md, shared by every JVM agent (Android service, JVM test agent).
  *
  * Feed it decoded frames with [handle]; it writes complete wire frames through [send]. It is single-threaded:
@@ -42,7 +52,8 @@ class Agent(
     private val maxRuns: Int = 10000,
     private val maxModelBytes: Int = 256 * 1024 * 1024,
     private val clockNs: () -> Long = { System.nanoTime() },
-    private val onReset: () -> Unit = {}
+    private val onReset: () -> Unit = {},
+    private val observer: RunObserver? = null
 ) {
     var bootId: Long = initialBootId
         private set
@@ -53,6 +64,7 @@ class Agent(
     private var upTotal = -1
     private var upSha = ByteArray(32)
     private var upName = ""
+    private var upFormat = ModelFormat.RAW
     private var upBuf = ByteArray(0)
     private var upReceived = 0
     private var upDone = false
@@ -220,6 +232,7 @@ class Agent(
         upTotal = total.toInt()
         upSha = f["sha256"] as ByteArray
         upName = f["name"] as String
+        upFormat = format
         upBuf = ByteArray(upTotal)
         upReceived = 0
         upDone = false
@@ -258,7 +271,7 @@ class Agent(
             upBuf = ByteArray(0)
             throw AgentException(ErrorCode.SHA_MISMATCH, "SHA-256 of the upload differs")
         }
-        backend.load(upBuf)
+        backend.load(upBuf, upFormat)
         model = upBuf
         modelName = upName
         modelSha = sha
@@ -356,6 +369,7 @@ class Agent(
         for (i in 0 until warmup) invokeOnce()
         backend.startOpProfiling()
         val perFrame = (txMax - Proto.RUN_DATA_FIXED) / 8
+        observer?.runStarted()
         send(runFrame(MsgType.RUN, seq, unit, n, 0, LongArray(0), more = true))
         var sentUpTo = 0
         var lastFrameNs = clockNs()
@@ -373,6 +387,7 @@ class Agent(
             }
         }
         timings = stored
+        observer?.runFinished(n)?.let { log(1, it) }
         lastOutputs = if (mode == Mode.FRONTEND) emptyArray() else Array(outputs.size) { backend.output(it) }
         opTimes = if (backend.hasOpTimings && mode != Mode.FRONTEND) {
             backend.opTimings()?.map { OpTiming(it.name, if (unit == TimerUnit.US) it.time / 1000 else it.time) }

@@ -50,8 +50,8 @@ interface AgentBackend {
     /** True when [opTimings] returns per-operator times. */
     val hasOpTimings: Boolean get() = false
 
-    /** Load a model whose SHA-256 the agent has already checked. */
-    fun load(model: ByteArray)
+    /** Load a model of [format] ([ModelFormat] code) whose SHA-256 the agent has already checked. */
+    fun load(model: ByteArray, format: Int)
 
     /** Input tensor descriptions of the loaded model. */
     fun inputs(): List<TensorInfo>
@@ -83,3 +83,43 @@ interface AgentBackend {
 
 /** A failure the agent reports to the host with a protocol error [code]. */
 class AgentException(val code: Int, message: String, val detail: Long = 0) : Exception(message)
+
+/**
+ * Several backends behind one agent, chosen by the uploaded model's format: the host's adb:// and ios://
+ * transports start the agent before they know the artifact, so one agent must take `.pte` and `.tflite` alike.
+ */
+class FormatDispatchBackend(private val backends: List<AgentBackend>) : AgentBackend {
+    private var active: AgentBackend? = null
+
+    override val runtime: String
+        get() = active?.runtime ?: backends.joinToString("+") { it.runtime }
+
+    override val formats: Set<Int> = backends.flatMap { it.formats }.toSet()
+
+    override val hasOpTimings: Boolean
+        get() = active?.hasOpTimings ?: false
+
+    private fun current(): AgentBackend = active ?: throw AgentException(ErrorCode.NO_MODEL, "no model loaded")
+
+    override fun load(model: ByteArray, format: Int) {
+        unload()
+        val b = backends.firstOrNull { format in it.formats }
+            ?: throw AgentException(ErrorCode.UNSUPPORTED, "no backend for model format $format", format.toLong())
+        b.load(model, format)
+        active = b
+    }
+
+    override fun inputs(): List<TensorInfo> = current().inputs()
+    override fun outputs(): List<TensorInfo> = current().outputs()
+    override fun setInput(index: Int, data: ByteArray) = current().setInput(index, data)
+    override fun run() = current().run()
+    override fun output(index: Int): ByteArray = current().output(index)
+    override fun memory(): MemoryStats = active?.memory() ?: backends.first().memory()
+    override fun startOpProfiling() { active?.startOpProfiling() }
+    override fun opTimings(): List<OpTiming>? = active?.opTimings()
+
+    override fun unload() {
+        active?.unload()
+        active = null
+    }
+}
