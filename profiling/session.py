@@ -291,8 +291,9 @@ class DeviceSession:
         pieces = [(off, P.pack(T.LOAD_MODEL_CHUNK, offset=off, data=data[off:off + step]))
                   for off in range(0, len(data), step)]
         self._windowed(T.LOAD_MODEL_CHUNK, pieces, "model upload")
-        # END prepares the model: allow time for a big model to be parsed on a slow device
-        self.request(T.LOAD_MODEL_END, step="model check (SHA-256) and prepare", timeout=max(self.timeout, 30.0))
+        # END hashes and prepares the model: allow ~10 s per MB on a slow device, on top of the link timeout
+        self.request(T.LOAD_MODEL_END, step="model check (SHA-256) and prepare",
+                     timeout=self.timeout + 2.0 + 10.0 * len(data) / 1e6)
         self.model_loaded = True
 
     def select_builtin(self, name: str = "", index: int = 0xFF) -> dict:
@@ -339,6 +340,7 @@ class DeviceSession:
                                          "a run may take longer than the timeout: raise run_timeout, or check "
                                          "the device is still alive")
                 self.link.send(T.RUN, seq, payload)  # same seq: the device re-streams instead of re-running
+                last = time.monotonic()  # our own wait is not device time
                 continue
             if f.seq != seq or f.type not in (P.reply_type(T.RUN), T.ERROR):
                 self.link.stale += 1
@@ -496,12 +498,14 @@ def make_inputs(specs: Sequence[dict], seed: int = 0) -> list[np.ndarray]:
 # ---------------------------------------------------------------------------------------------------------------
 # profile()
 
-def profile(artifact: str | Path, device: str, runs: int = 100, warmup: int = 10, power: str | None = None,
+def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, power: str | None = None,
             board: str | None = None, out: str | Path | None = "profile", *, inputs: Sequence[np.ndarray] | None = None,
             seed: int = 0, timeout: float | None = None, retries: int = DEFAULT_RETRIES,
             run_timeout: float = DEFAULT_RUN_TIMEOUT, report: bool = True) -> dict:
     """Profile ``artifact`` on the device at URL ``device`` (or ``"all"``); returns the profile dict.
 
+    ``device`` may also be an open :class:`~ondevice.profiling.transports.Transport` (scripts and tests inject
+    one; it is left open).
     Writes ``out/profile.json`` (and ``out/report.html`` when ``report``) unless ``out`` is None. The dict has
     ``device``, ``artifact``, ``runs``, ``metrics`` (each ``{"value", "unit", "source"}``) and the raw timings.
     """
@@ -512,7 +516,8 @@ def profile(artifact: str | Path, device: str, runs: int = 100, warmup: int = 10
                            timeout=timeout, retries=retries, run_timeout=run_timeout, report=report)
     art = Artifact.load(artifact)
     out = Path(out) if out is not None else None
-    result: dict = {"schema": "ondevice-profile/1", "status": "running", "device": {"url": device},
+    url = device if isinstance(device, str) else getattr(device, "url", repr(device))
+    result: dict = {"schema": "ondevice-profile/1", "status": "running", "device": {"url": url},
                     "artifact": art.describe(), "runs": 0, "runs_requested": runs, "warmup": warmup, "metrics": {},
                     "timings": {"unit": None, "values": []}, "started_utc": _utc()}
     session_box: list[DeviceSession] = []
@@ -562,8 +567,10 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
     from ondevice.profiling.power import load_board, open_monitor
     from ondevice.profiling.transports import open_transport
 
+    from ondevice.profiling.transports import Transport
     monitor = None
-    t = open_transport(device)
+    owned = not isinstance(device, Transport)  # an injected, already-open transport stays the caller's
+    t = open_transport(device) if owned else device
     try:
         s = DeviceSession(t, timeout=timeout, retries=retries, run_timeout=run_timeout)
         session_box.append(s)
@@ -586,7 +593,7 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
         clock_hz = info.clock_hz or (board_prof.get("clock_hz") or {}).get("value")
         # the model: uploaded when the device can take it, else a built-in one by name
         if art.data and info.has(P.Caps.LOAD_MODEL):
-            log.info(f"[{device}] uploading {art.name} ({len(art.data)} bytes)")
+            log.info(f"[{result['device']['url']}] uploading {art.name} ({len(art.data)} bytes)")
             s.load_model(art.data, art.fmt, art.model)
         elif info.has(P.Caps.BUILTIN_MODELS):
             sel = s.select_builtin(name=art.model)
@@ -671,7 +678,8 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
     finally:
         if monitor is not None:
             monitor.close()
-        t.close()
+        if owned:
+            t.close()
 
 
 def _merge_power(a: dict, b: dict) -> dict:
