@@ -146,3 +146,28 @@ def test_variable_fc_weights_are_rejected_with_attention_hint():
     c.b.op("FULLY_CONNECTED", [x, w, -1], [y], options("FullyConnectedOptions", fusedActivationFunction=ACT.NONE))
     with pytest.raises(UnsupportedOpError, match="broadcast MUL"):
         generate(read_tflite(c.build()))
+
+
+@pytest.mark.parametrize("recipe,board,variant", [("kws_dscnn", "mps2-an386", "opt"), ("mitsis", "mps2-an386", "ref"),
+                                                  ("mitsis", "mps3-an547", "opt")])
+def test_qemu_outputs_bit_exact_vs_tflm(recipe, board, variant, mcu_artifacts, synth_small):
+    """The cross-compiled library on the emulated Cortex-M gives TFLM's bytes on the test split."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.data.dataset import load_split
+    from ondevice.features import quantize_features
+    from ondevice.mcu.qemu_bench import bench_qemu
+    from ondevice.mcu.tflm_ref import TflmReference
+    art = mcu_artifacts[recipe]
+    spec = json.loads(manifest_path(art).read_text())["inputs"][0]
+    feats = load_split(synth_small, "test").features
+    vecs = [quantize_features(f, spec["scale"], spec["zero_point"]).reshape(spec["shape"]) for f in feats]
+    res = bench_qemu(art, vecs, board, variant)
+    ref = TflmReference((art / "source.tflite").read_bytes())
+    assert len(res.outputs) == len(vecs) >= 8
+    for got, x in zip(res.outputs, vecs):
+        np.testing.assert_array_equal(got[0], ref.run([x])[0].reshape(got[0].shape))
+    # Instructions are deterministic under -icount and every op is timed by the hook.
+    assert min(res.instructions) > 0 and len(res.op_instructions) == json.loads(
+        manifest_path(art).read_text())["n_ops"]
+    assert 0 < res.stack_bytes < 4096
