@@ -13,6 +13,7 @@ def load_source(model) -> object:
     """A Run from a run folder path, None (the shipped reference recipe), or an already-loaded Run."""
     if model is not None and not isinstance(model, (str, Path)):
         return model  # already a Run (library use and tests)
+    import torchao.quantization.pt2e  # noqa: F401  registers quantized_decomposed ops that qat.pt2 needs to load
     from ondevice.slim.checkpoint import load_run
     if model is not None and not Path(model).exists():
         raise ConfigError(f"model run folder {model} does not exist",

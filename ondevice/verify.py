@@ -1,0 +1,329 @@
+"""``ondevice verify``: run every artifact on its real host runtime and compare it with the QAT PyTorch model.
+
+For each artifact: macro-F1 and accuracy on the test split, top-1 agreement with the QAT model, and the max abs
+difference of dequantized outputs. When an artifact disagrees beyond tolerance, the first diverging layer is
+localised from LiteRT's preserved intermediate tensors against the PT2E graph's activations. The report goes to
+``verify_report.json`` (atomic write).
+"""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ondevice import log
+from ondevice.errors import ConfigError, OndeviceError, VerifyError
+from ondevice.export.manifest import find_artifacts, read_manifest, versions
+from ondevice.fsutil import write_json_atomic
+
+GOAL_TOP1_AGREEMENT = 0.99
+# Beyond this many output quantization steps an artifact is "mismatched" and gets a layer localisation.
+TOL_STEPS = 8
+# A layer "diverges" once it is this many of its own quantization steps away from the PT2E activation.
+LAYER_TOL_STEPS = 3
+SYNTH_SIZE = int(os.environ.get("ONDEVICE_VERIFY_SYNTH_SIZE", "400"))
+SYNTH_SEED = 0
+
+# target -> runtime name (the manifest's target decides, since .tflite serves three targets)
+RUNTIME_OF = {"executorch": "executorch", "tflite": "litert", "edgetpu": "litert", "tflm": "tflm",
+              "coreml": "coreml", "mcu": "mcu-host"}
+
+
+# ----------------------------------------------------------------------------------------------------- data
+def cache_dir() -> Path:
+    return Path(os.environ.get("ONDEVICE_CACHE", Path.home() / ".cache" / "ondevice"))
+
+
+def test_inputs(data: str | Path | None, run) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(x float [N,1,49,40], y int [N], description) from a dataset's test split, or a cached synthetic corpus."""
+    from ondevice.data.dataset import load_split
+    from ondevice.features import to_model_input
+    if data is None:
+        folder = cache_dir() / f"verify-synth-{SYNTH_SIZE}-{SYNTH_SEED}"
+        if not (folder / "metadata.csv").is_file():
+            from ondevice.data.synth import synth
+            log.info(f"verify: no --data given; generating a {SYNTH_SIZE}-clip synthetic corpus in {folder}")
+            synth(folder, size=SYNTH_SIZE, seed=SYNTH_SEED)
+        desc = {"source": "synthetic", "folder": str(folder), "size": SYNTH_SIZE, "seed": SYNTH_SEED}
+    else:
+        folder = Path(data)
+        if not folder.is_dir():
+            raise ConfigError(f"--data {folder} is not a folder", "give a dataset folder with metadata.csv")
+        desc = {"source": "folder", "folder": str(folder)}
+    split = load_split(folder, "test")
+    if len(split.labels) == 0:
+        raise ConfigError(f"{folder} has no test rows", "mark some rows split=test in metadata.csv")
+    x = to_model_input(split.features).astype(np.float32)
+    keyword_task = (run.recipe or {}).get("task") == "keyword"
+    y = np.asarray(split.keywords if keyword_task else split.labels, dtype=np.int64)
+    desc.update(split="test", n=int(len(y)), labels="keywords" if keyword_task else "emotion labels")
+    return x, y, desc
+
+
+# -------------------------------------------------------------------------------------------------- metrics
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Unweighted mean of per-class F1 over classes present in truth or prediction."""
+    f1s = []
+    for c in range(n_classes):
+        tp = int(np.sum((y_pred == c) & (y_true == c)))
+        fp = int(np.sum((y_pred == c) & (y_true != c)))
+        fn = int(np.sum((y_pred != c) & (y_true == c)))
+        if tp + fp + fn == 0:
+            continue
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s)) if f1s else 0.0
+
+
+def reference_outputs(run, x: np.ndarray) -> np.ndarray:
+    """The QAT PyTorch model's outputs, one sample at a time (the shape every artifact takes)."""
+    import torch
+    qat = run.qat_module()
+    outs = []
+    with torch.no_grad():
+        for i in range(len(x)):
+            y = qat(torch.from_numpy(x[i:i + 1]))
+            y = y[0] if isinstance(y, (tuple, list)) else y
+            outs.append(y.detach().numpy().reshape(-1))
+    return np.stack(outs)
+
+
+def output_step(manifest: dict, run) -> float | None:
+    """One output quantization step: from the artifact's int8 output, else from the QAT graph's last dequantize."""
+    outs = manifest.get("outputs") or []
+    if outs and outs[0].get("scale"):
+        return float(outs[0]["scale"])
+    from ondevice.export.executorch import output_scale
+    try:
+        return output_scale(run.qat_module())
+    except (StopIteration, AttributeError, IndexError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------- localisation
+def pt2e_activations(run, x1: np.ndarray) -> list[dict]:
+    """Every quantized activation of the PT2E graph in execution order: node name, scale, dequantized value."""
+    import torch
+    gm = run.qat_module()
+    q_ops = {torch.ops.quantized_decomposed.quantize_per_tensor.default}
+    dq_ops = {torch.ops.quantized_decomposed.dequantize_per_tensor.default}
+    acts: list[dict] = []
+    seen: set = set()
+
+    class Rec(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if n.op == "call_function" and n.target in dq_ops:
+                src = n.args[0]
+                if getattr(src, "target", None) in q_ops and src not in seen and src.args[0].op != "get_attr":
+                    seen.add(src)
+                    scale = n.args[1]
+                    acts.append({"node": src.args[0].name, "scale": float(scale), "shape": list(out.shape),
+                                 "value": out.detach().numpy().copy()})
+            return out
+
+    with torch.no_grad():
+        Rec(gm).run(torch.from_numpy(x1))
+    return acts
+
+
+def _aligned(pt: np.ndarray, shape: list[int]) -> np.ndarray | None:
+    """PT2E value laid out like the TFLite tensor (NCHW -> NHWC when that is what matches)."""
+    if pt.size != int(np.prod(shape)):
+        return None
+    if list(pt.shape) == list(shape):
+        return pt
+    if pt.ndim == 4 and len(shape) == 4 and list(pt.transpose(0, 2, 3, 1).shape) == list(shape):
+        return pt.transpose(0, 2, 3, 1)
+    return pt.reshape(shape)
+
+
+def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
+    """First TFLite op whose output differs from the matching PT2E activation by more than LAYER_TOL_STEPS steps."""
+    from ondevice.export.tflite_util import read_graph
+    from ondevice.runtimes.litert import LiteRTModel
+    tfl = artifact if artifact.suffix == ".tflite" else next(iter(sorted(artifact.glob("*.tflite"))), None)
+    if tfl is None:
+        return {"method": "none", "note": "layer localisation needs a .tflite (LiteRT intermediates)"}
+    data = tfl.read_bytes()
+    graph = read_graph(data, tfl.name)
+    lm = LiteRTModel(data, tfl.name, preserve_all_tensors=True)
+    lm.run([lm.inputs[0].quantize(x1)])
+    values = {t["index"]: t for t in lm.tensors()}
+    acts = pt2e_activations(run, x1)
+    ptr, layers, first = 0, [], None
+    for op in graph.ops:
+        for o in op.outputs:
+            t = graph.tensors[o]
+            if o not in values or not t.scales or t.constant:
+                continue
+            v = values[o]["spec"].dequantize(values[o]["value"])
+            # the matching PT2E activation is the next one (within a short window) with the same size
+            best = None
+            for j in range(ptr, min(ptr + 6, len(acts))):
+                a = _aligned(acts[j]["value"], list(v.shape))
+                if a is None:
+                    continue
+                err = float(np.abs(a - v).max())
+                if best is None or err < best[1]:
+                    best = (j, err)
+            if best is None:
+                continue
+            j, err = best
+            ptr = j + 1
+            steps = err / t.scales[0]
+            row = {"op_index": op.index, "op": op.name, "tflite_tensor": t.name, "pt2e_node": acts[j]["node"],
+                   "shape": list(v.shape), "max_abs_diff": err, "steps": round(steps, 2)}
+            layers.append(row)
+            if first is None and steps > LAYER_TOL_STEPS:
+                first = row
+    return {"method": "LiteRT experimental_preserve_all_tensors vs PT2E activations (matched by order and size)",
+            "layers_compared": len(layers), "first_diverging": first,
+            "worst": max(layers, key=lambda r: r["steps"]) if layers else None}
+
+
+# ------------------------------------------------------------------------------------------------- verify
+def _check_one(artifact: Path, manifest: dict, run, x: np.ndarray, y: np.ndarray, ref: np.ndarray,
+               n_classes: int) -> dict:
+    from ondevice.runtimes.base import RUNTIMES, get_runtime, runtime_names
+    target = manifest["target"]
+    rt_name = RUNTIME_OF.get(target)
+    entry: dict = {"target": target, "artifact": artifact.name, "runtime": rt_name}
+    runtime_names()  # imports every adapter so the registry is complete
+    if rt_name is None or rt_name not in RUNTIMES:
+        entry["ran"] = f"not run: no host runtime for target {target!r}"
+        return entry
+    rt = get_runtime(rt_name)
+    ok, why = rt.available()
+    if not ok:
+        entry["ran"] = why
+        return entry
+    lm = rt.load(artifact)
+    outs = np.stack([np.asarray(lm.run_float([x[i:i + 1]])[0], np.float32).reshape(-1) for i in range(len(x))])
+    diff = np.abs(outs - ref)
+    pred, ref_pred = outs.argmax(1), ref.argmax(1)
+    step = output_step(manifest, run)
+    entry.update(ran=True, n=int(len(x)), macro_f1=macro_f1(y, pred, n_classes), accuracy=float(np.mean(pred == y)),
+                 top1_agreement=float(np.mean(pred == ref_pred)), max_abs_diff=float(diff.max()),
+                 mean_abs_diff=float(diff.mean()), output_step=step,
+                 max_abs_diff_steps=round(float(diff.max()) / step, 2) if step else None,
+                 disagreements=[int(i) for i in np.nonzero(pred != ref_pred)[0][:20]])
+    if hasattr(lm, "memory_stats"):
+        stats = lm.memory_stats()
+        if stats:
+            entry["memory"] = stats
+    entry["passed"] = entry["top1_agreement"] >= GOAL_TOP1_AGREEMENT
+    mismatch = (not entry["passed"]) or (step is not None and diff.max() > TOL_STEPS * step)
+    if mismatch and rt_name in ("litert", "tflm"):
+        worst = int(diff.max(1).argmax())
+        entry["localisation"] = localise(artifact, manifest, run, x[worst:worst + 1])
+        entry["localisation"]["sample"] = worst
+    return entry
+
+
+def _bundled_check(artifact: Path, manifest: dict) -> dict:
+    from ondevice.runtimes.executorch import ExecuTorchModel
+    n = int(manifest.get("bundled_test_cases", 0))
+    m = ExecuTorchModel(artifact.read_bytes(), artifact.name, bundled=True)
+    m.self_check(n, rtol=0.0, atol=float(manifest.get("bundled_atol", 1e-2)))
+    return {"artifact": artifact.name, "cases": n, "atol": manifest.get("bundled_atol"), "passed": True}
+
+
+def verify(artifacts: str | Path = "artifacts", data: str | Path | None = None, model=None,
+           out: str | Path | None = None) -> dict:
+    """Check every artifact in ``artifacts`` on its host runtime against the run's QAT model; returns the report.
+
+    ``model`` is the slim run the artifacts came from (default: the manifests' ``source_run``, else the shipped
+    recipe). ``data`` is a dataset folder whose test split is used (default: a cached synthetic corpus). Writes
+    ``verify_report.json`` into ``out`` (a folder or a .json path; default: the artifacts folder). Raises
+    VerifyError after writing the report if an artifact failed to load or missed the agreement goal.
+    """
+    from ondevice.export.api import load_source
+    folder = Path(artifacts)
+    if not folder.is_dir():
+        raise ConfigError(f"artifact folder {folder} does not exist", "run `ondevice export --out DIR` first")
+    paths = find_artifacts(folder)
+    if not paths:
+        raise ConfigError(f"no artifacts with manifests in {folder}", "run `ondevice export --out DIR` first")
+    manifests, problems = {}, {}
+    for p in paths:
+        try:
+            manifests[p] = read_manifest(p, check_sha=True)
+        except OndeviceError as e:
+            problems[p.name] = str(e)
+    if model is None:
+        srcs = {m.get("source_run") for m in manifests.values() if m.get("source_run")}
+        src = next(iter(srcs)) if len(srcs) == 1 else None
+        model = src if src and Path(src).is_dir() else None
+    run = load_source(model)
+    names = {m["model"] for m in manifests.values()}
+    if names and names != {run.name}:
+        raise ConfigError(f"artifacts are of model(s) {sorted(names)}, but the reference run is {run.name!r}",
+                          "pass the run they were exported from with --model")
+    x, y, desc = test_inputs(data, run)
+    ref = reference_outputs(run, x)
+    n_classes = len(run.labels)
+    report: dict = {"model": run.name, "source_run": str(getattr(run, "path", "")), "data": desc,
+                    "reference": {"what": "QAT PyTorch model (PT2E converted graph)",
+                                  "macro_f1": macro_f1(y, ref.argmax(1), n_classes),
+                                  "accuracy": float(np.mean(ref.argmax(1) == y))},
+                    "goal": {"top1_agreement": GOAL_TOP1_AGREEMENT}, "tolerance_output_steps": TOL_STEPS,
+                    "targets": {}, "host": platform.platform(), "versions": versions()}
+    bundles = {p: m for p, m in manifests.items() if p.suffix == ".bpte"}
+    for p, m in manifests.items():
+        if p in bundles:
+            continue
+        key = m["target"] if m["target"] not in report["targets"] else f"{m['target']}:{p.name}"
+        try:
+            entry = _check_one(p, m, run, x, y, ref, n_classes)
+        except OndeviceError as e:
+            problems[p.name] = str(e)
+            entry = {"target": m["target"], "artifact": p.name, "ran": f"failed: {e.message}"}
+        report["targets"][key] = entry
+    for p, m in bundles.items():
+        host = report["targets"].get(m["target"])
+        try:
+            res = _bundled_check(p, m)
+        except OndeviceError as e:
+            problems[p.name] = str(e)
+            res = {"artifact": p.name, "passed": False, "error": e.message}
+        if host is not None:
+            host["bundled_self_check"] = res
+        else:
+            report["targets"][f"{m['target']}:{p.name}"] = {"target": m["target"], "artifact": p.name,
+                                                           "ran": True, "bundled_self_check": res}
+    if problems:
+        report["problems"] = problems
+    dest = Path(out) if out is not None else folder
+    if dest.suffix != ".json":
+        dest = dest / "verify_report.json"
+    write_json_atomic(dest, report)
+    _print(report, dest)
+    failed = [k for k, e in report["targets"].items() if e.get("ran") is True and e.get("passed") is False]
+    if problems:
+        first = next(iter(problems.items()))
+        raise VerifyError(f"{len(problems)} artifact(s) could not be checked; first: {first[0]}: {first[1]}",
+                          f"re-export them; details in {dest}")
+    if failed:
+        e = report["targets"][failed[0]]
+        where = (e.get("localisation") or {}).get("first_diverging")
+        at = f"; first diverging layer: op {where['op_index']} {where['op']} ({where['steps']} steps)" if where else ""
+        raise VerifyError(f"{failed[0]}: top-1 agreement {e['top1_agreement']:.1%} < {GOAL_TOP1_AGREEMENT:.0%}{at}",
+                          f"see {dest}; check the quantizer's annotation of that layer")
+    return report
+
+
+def _print(report: dict, dest: Path) -> None:
+    ref = report["reference"]
+    log.info(f"reference (QAT PyTorch): macro-F1 {ref['macro_f1']:.3f}, accuracy {ref['accuracy']:.3f} "
+             f"on {report['data']['n']} test clips")
+    for key, e in report["targets"].items():
+        if e.get("ran") is True and "top1_agreement" in e:
+            log.info(f"{key:<12} macro-F1 {e['macro_f1']:.3f}  top-1 agreement {e['top1_agreement']:.1%}  "
+                     f"max|diff| {e['max_abs_diff']:.4g}  {'ok' if e['passed'] else 'MISMATCH'}")
+        elif e.get("ran") is True:
+            log.info(f"{key:<12} bundled self-check {'ok' if e['bundled_self_check'].get('passed') else 'FAILED'}")
+        else:
+            log.info(f"{key:<12} {e['ran']}")
+    log.info(f"wrote {dest}")
