@@ -1,0 +1,16 @@
+/* port_config.h for mps2-an386: Arm MPS2 FPGA image AN386 (Cortex-M4F) as emulated by QEMU. */
+#ifndef OD_PORT_CONFIG_H
+#define OD_PORT_CONFIG_H
+
+#define OD_PORT_BOARD "qemu-mps2-an386"
+#define OD_PORT_CPU "cortex-m4"
+#define OD_PORT_CLOCK_HZ 25000000u
+#define OD_PORT_RAM_BYTES (4u * 1024u * 1024u)
+#define OD_PORT_FLASH_BYTES (4u * 1024u * 1024u)
+/* QEMU -icount shift=0 runs 1 instruction per ns of virtual time; SysTick ticks at the core clock. */
+#define OD_PORT_TIMER_UNIT OD_TIMER_UNIT_INSTRUCTIONS
+#define OD_PORT_INSTR_PER_TICK_NUM 40u
+#define OD_PORT_INSTR_PER_TICK_DEN 1u
+#define OD_PORT_UART_BASE 0x40004000u
+
+#endif /* OD_PORT_CONFIG_H */

@@ -1,0 +1,227 @@
+"""``ondevice flash --board B``: build the firmware (portable core + port + model) and load it onto the board.
+
+- QEMU boards (``qemu-mps2-an386``, ``qemu-mps3-an547``): the ELF becomes the board's emulated flash image (the one
+  ``qemu://<machine>`` boots when no ``elf=`` is given); the emulator is booted once and must answer BOOT + HELLO.
+- pyocd boards (``nucleo-f446re``): the image is programmed through a CMSIS-DAP / ST-LINK probe with pyocd and the
+  target is reset. Builds here; not run on hardware.
+
+Firmware builds are cached by the content of every source that goes into them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ondevice import log
+from ondevice.boards import FIRMWARE_DIR, Port, get_port
+from ondevice.errors import ConfigError, DeviceError, ExportError, ToolMissingError, TransportError
+from ondevice.fsutil import atomic_path, write_json_atomic
+
+TESTMODEL_DIR = FIRMWARE_DIR / "core" / "testmodel"
+ARM_GCC = "arm-none-eabi-gcc"
+
+
+def _root() -> Path:
+    return Path(os.environ.get("ONDEVICE_CACHE", Path.home() / ".cache" / "ondevice"))
+
+
+def _state_dir() -> Path:
+    """Where each emulated board keeps its 'flashed' image between commands."""
+    return _root() / "flashed"
+
+
+def _model_dir(artifact: str | Path | None) -> Path:
+    if artifact is None:
+        return TESTMODEL_DIR
+    p = Path(artifact)
+    if not p.is_dir() or not any(p.glob("*.c")):
+        raise ConfigError(f"{p} is not an mcu artifact folder (C sources of a generated model)",
+                          "export one with `ondevice export --target mcu`; it is named <model>_mcu_int8/")
+    return p
+
+
+def _digest(paths: list[Path], extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for f in sorted(paths):
+        h.update(str(f.name).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def build_firmware(board: str, artifact: str | Path | None = None, variant: str = "opt",
+                   jobs: int = 2) -> Path:
+    """Build the firmware ELF for ``board`` with the model in ``artifact`` (an mcu folder; None = the test fixture).
+
+    Returns the ELF path (beside it: ``firmware.bin``, ``firmware.hex``, ``firmware.map``, ``size.txt``).
+    """
+    port = get_port(board)
+    if port.kind == "host":
+        raise ConfigError("the host port is built by `make -C firmware host`, not flashed", "pick a board")
+    if variant not in ("opt", "ref"):
+        raise ConfigError(f"variant must be 'opt' or 'ref', not {variant!r}")
+    if shutil.which(ARM_GCC) is None:
+        raise ToolMissingError(f"{ARM_GCC} is not installed",
+                               "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
+    model = _model_dir(artifact).resolve()
+    from ondevice.features import config_hash
+    srcs = [p for d in ("core", "include", "tools", "ports/common", f"ports/{board}")
+            for p in (FIRMWARE_DIR / d).glob("*") if p.is_file()]
+    srcs += [FIRMWARE_DIR / "Makefile"]
+    srcs += [p for p in model.rglob("*") if p.is_file() and p.suffix in (".c", ".h")]
+    if not any((model / "kernels").glob("*.c")) and model != TESTMODEL_DIR:
+        srcs += list((FIRMWARE_DIR / "kernels").glob("od_*.[ch]"))
+    key = _digest(srcs, f"{board} {variant} {model.name} {config_hash()}")[:16]
+    out = _root() / "firmware" / f"{board}-{model.name}-{variant}-{key}"
+    elf = out / "firmware.elf"
+    if elf.is_file():
+        return elf
+    log.info(f"building firmware for {board} with {model.name} ({variant} kernels)")
+    with atomic_path(out) as tmp:
+        cmd = ["make", "-s", "-C", str(FIRMWARE_DIR), f"-j{jobs}", f"PORT={board}", f"MODEL={model}", f"O={tmp}",
+               f"VARIANT={variant}", f"PYTHON={sys.executable}"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ExportError(f"firmware build for {board} failed: {(r.stderr or r.stdout).strip()[-1200:]}",
+                              "if the model folder is from an older export, re-export it (ondevice export --target mcu)")
+        shutil.rmtree(tmp / "obj", ignore_errors=True)
+    return elf
+
+
+def firmware_sizes(elf: str | Path) -> dict:
+    """Flash and static RAM of an ELF from its section headers: flash = .isr_vector + .text + .rodata + .data
+    (+ .ARM.exidx), static RAM = .data + .bss (the model arena lives in .bss)."""
+    from elftools.elf.elffile import ELFFile
+    sizes: dict[str, int] = {}
+    with open(elf, "rb") as f:
+        for s in ELFFile(f).iter_sections():
+            sizes[s.name] = s["sh_size"]
+    flash_parts = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
+    return {"flash_bytes": sum(sizes.get(k, 0) for k in flash_parts),
+            "text_bytes": sizes.get(".text", 0) + sizes.get(".isr_vector", 0),
+            "rodata_bytes": sizes.get(".rodata", 0), "data_bytes": sizes.get(".data", 0),
+            "bss_bytes": sizes.get(".bss", 0), "stack_bytes": sizes.get(".stack", 0),
+            "static_ram_bytes": sizes.get(".data", 0) + sizes.get(".bss", 0)}
+
+
+def flashed_image(board: str) -> Path | None:
+    """The ELF last flashed to an emulated board, or None."""
+    p = _state_dir() / board / "firmware.elf"
+    return p if p.is_file() else None
+
+
+def flash(board: str, artifact: str | Path | None = None, probe: str | None = None, *, variant: str = "opt",
+          elf: str | Path | None = None) -> dict:
+    """Build (unless ``elf`` is given) and load firmware onto ``board``; return what was flashed and how it booted."""
+    port = get_port(board)
+    elf = Path(elf) if elf is not None else build_firmware(board, artifact, variant=variant)
+    info = {"board": board, "elf": str(elf), "model": _model_dir(artifact).name,
+            **firmware_sizes(elf), "status": port.status}
+    if port.kind == "qemu":
+        info.update(_flash_qemu(port, elf))
+    elif port.kind == "pyocd":
+        info.update(_flash_pyocd(port, elf, probe))
+    else:
+        raise ConfigError(f"board {board!r} cannot be flashed", "pick a QEMU or hardware board")
+    log.info(f"flashed {board}: {info['flash_bytes']} bytes of flash, {info['static_ram_bytes']} bytes of static RAM")
+    return info
+
+
+def _flash_qemu(port: Port, elf: Path) -> dict:
+    """Make ``elf`` the board's image, then boot it once: it must send BOOT and answer HELLO."""
+    from ondevice.profiling.transports.qemu import QemuInstance
+    dest = _state_dir() / port.board / "firmware.elf"
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(elf, tmp)
+    with QemuInstance(port.qemu_machine, dest) as q:
+        boot, hello = handshake(q.sock)
+    write_json_atomic(dest.with_name("flashed.json"), {"board": port.board, "source_elf": str(elf),
+                                                        "boot": boot, "hello": hello})
+    log.info(f"{port.board}: booted under QEMU ({hello['device']} on {hello['board']}, "
+             f"{hello['clock_hz']} Hz, timer unit {hello['timer_unit']}); qemu://{port.qemu_machine} now boots it")
+    return {"image": str(dest), "boot": boot, "hello": hello}
+
+
+def handshake(sock, timeout: float = 10.0) -> tuple[dict, dict]:
+    """Wait for the BOOT frame on a fresh connection, then HELLO; return both decoded."""
+    from ondevice.profiling import protocol as P
+    dec = P.StreamDecoder()
+    frames: list = []
+    deadline = time.monotonic() + timeout
+
+    def next_frame():
+        while not frames:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportError("the firmware sent no BOOT/HELLO frame within "
+                                     f"{timeout:.0f} s", "check the port's UART settings and the ELF's board")
+            sock.settimeout(left)
+            try:
+                data = sock.recv(4096)
+            except socket_timeout():
+                continue
+            if not data:
+                raise TransportError("the firmware closed the serial line", "check QEMU's output")
+            frames.extend(dec.feed(data))
+        return frames.pop(0)
+
+    f = next_frame()
+    if f.type != P.MsgType.BOOT:
+        raise DeviceError(f"expected a BOOT frame after reset, got {f.type_name}", "the firmware may be too old")
+    boot = P.unpack(f)
+    boot = {"reset_reason": P.ResetReason(boot["reset_reason"]).name.lower()
+            if boot["reset_reason"] in P.ResetReason._value2member_map_ else boot["reset_reason"],
+            "boot_id": boot["boot_id"], "banner": bytes(boot["banner"]).decode(errors="replace")}
+    sock.sendall(b"\x00" + P.message(P.MsgType.HELLO, 1, host_version=P.VERSION, host_max_payload=P.MAX_PAYLOAD))
+    f = next_frame()
+    if f.type != P.reply_type(P.MsgType.HELLO):
+        raise DeviceError(f"expected HELLO_REPLY, got {f.type_name}", "the firmware may be too old")
+    h = P.unpack(f)
+    info = P.DeviceInfo.from_fields(h)
+    hello = {"device": info.device, "runtime": info.runtime, "board": info.board, "clock_hz": info.clock_hz,
+             "ram_bytes": info.ram_bytes, "flash_bytes": info.flash_bytes, "caps": info.caps,
+             "timer_unit": P.UNIT_NAMES.get(info.default_unit, str(info.default_unit)), "max_runs": info.max_runs}
+    return boot, hello
+
+
+def socket_timeout():
+    import socket
+    return socket.timeout
+
+
+def _flash_pyocd(port: Port, elf: Path, probe: str | None) -> dict:
+    """Program the image with pyocd (CMSIS-DAP / ST-LINK) and reset the target."""
+    try:
+        from pyocd.core.helpers import ConnectHelper
+        from pyocd.flash.file_programmer import FileProgrammer
+    except ImportError:
+        raise ToolMissingError("pyocd is not installed", "pip install pyocd") from None
+    hexfile = elf.with_name("firmware.hex")
+    try:
+        session = ConnectHelper.session_with_chosen_probe(unique_id=probe, target_override=port.pyocd_target,
+                                                          blocking=False, options={"frequency": 4_000_000})
+    except Exception as e:  # noqa: BLE001 - pyocd raises many types; all mean "cannot reach the target"
+        raise _pyocd_error(port, e) from None
+    if session is None:
+        raise TransportError(f"no debug probe found for {port.board}" + (f" with UID {probe}" if probe else ""),
+                             "plug the board's ST-LINK USB in; `pyocd list` shows probes (pass --probe UID)")
+    try:
+        with session:
+            FileProgrammer(session).program(str(hexfile if hexfile.is_file() else elf))
+            session.board.target.reset()
+    except Exception as e:  # noqa: BLE001
+        raise _pyocd_error(port, e) from None
+    return {"probe": probe or "auto", "programmer": "pyocd", "pyocd_target": port.pyocd_target}
+
+
+def _pyocd_error(port: Port, e: Exception) -> TransportError:
+    text = str(e)
+    if "target" in text.lower() and ("not" in text.lower() or "unknown" in text.lower()):
+        return TransportError(f"pyocd does not know target {port.pyocd_target!r}: {text}",
+                              f"install its CMSIS pack once: pyocd pack install {port.pyocd_target}")
+    return TransportError(f"pyocd could not program {port.board}: {text}",
+                          "check the USB cable and that no other debugger holds the probe")
