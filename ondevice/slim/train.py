@@ -105,12 +105,17 @@ def augment(x: torch.Tensor, g: torch.Generator, freq_mask: int, time_shift: int
 
 
 # ----------------------------------------------------------------------------------------------- training
-def predict(model: nn.Module, x: torch.Tensor, batch: int = 256) -> np.ndarray:
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 32) -> np.ndarray:
+    """Argmax predictions in fixed-size batches (the last one padded): QAT graphs are traced at one batch size."""
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            outs.append(model(x[i:i + batch]).argmax(-1).numpy())
-    return np.concatenate(outs)
+            xb = x[i:i + batch]
+            n = len(xb)
+            if n < batch:
+                xb = torch.cat([xb, xb[:1].expand(batch - n, *xb.shape[1:])])
+            outs.append(model(xb)[:n].argmax(-1).numpy())
+    return np.concatenate(outs) if outs else np.zeros(0, dtype=np.int64)
 
 
 def predict_b1(model, x: torch.Tensor) -> np.ndarray:
@@ -146,6 +151,7 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
             order = torch.randperm(len(train), generator=g).numpy()
             order = dist_.shard(order)
             losses = []
+            order = np.resize(order, steps_per_epoch * cfg.batch_size)  # every step a full batch
             for i in range(steps_per_epoch):
                 idx = torch.as_tensor(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
                 xb = augment(train.x[idx], g, cfg.freq_mask, cfg.time_shift)
@@ -156,7 +162,7 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
                 sched.step()
                 losses.append(loss.item())
             set_mode(model, False)
-            f1 = macro_f1(y_val.numpy(), predict(model, val.x), n_classes) if len(val) else 0.0
+            f1 = macro_f1(y_val.numpy(), predict(model, val.x, cfg.batch_size), n_classes) if len(val) else 0.0
             if select_best and f1 > best:
                 best, best_state = f1, copy.deepcopy(model.state_dict())
             advance(1, f"loss {np.mean(losses):.3f} val F1 {f1:.3f}")
@@ -222,10 +228,15 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
 def pretrain_keyword_encoder(encoder: nn.Module, arrays: dict[str, Arrays], n_keywords: int, cfg, dist_: _Dist,
                              seed: int) -> tuple[nn.Module, float]:
     """Keyword spotting pre-training of the DS-CNN branch; returns the encoder and its test keyword accuracy."""
+    has = {k: a.kw >= 0 for k, a in arrays.items()}  # clips with no keyword (-1) do not train the spotter
+    if not has["train"].any():
+        raise ConfigError("the keyword branch needs keyword labels, and no training clip has one",
+                          "fill the `keyword` column of metadata.csv, or use a recipe without a keyword branch")
+    sub = {k: Arrays(a.x[has[k]], a.y[has[k]], a.kw[has[k]]) for k, a in arrays.items()}
     clf = nn.Sequential(encoder, nn.Linear(encoder.out_dim, n_keywords))
-    fit(clf, arrays["train"], arrays["val"], "kw", n_keywords, cfg.pretrain_epochs, cfg.lr, cfg, dist_,
+    fit(clf, sub["train"], sub["val"], "kw", n_keywords, cfg.pretrain_epochs, cfg.lr, cfg, dist_,
         "keyword branch", seed + 10)
-    acc = float(np.mean(predict(clf, arrays["test"].x) == arrays["test"].kw.numpy()))
+    acc = float(np.mean(predict(clf, sub["test"].x, cfg.batch_size) == sub["test"].kw.numpy()))
     return encoder, acc
 
 
