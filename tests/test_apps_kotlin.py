@@ -170,8 +170,8 @@ def odfc_model(n_in: int, n_out: int, rng: np.random.Generator) -> tuple[bytes, 
 class JvmAgent:
     """The JVM agent as a subprocess (`--once`) plus a minimal client on the host codec."""
 
-    def __init__(self, jar: Path):
-        self.proc = subprocess.Popen(["java", "-cp", str(jar), "dev.ondevice.jvmagent.JvmAgentMain", "--once"],
+    def __init__(self, jar: Path, *args: str):
+        self.proc = subprocess.Popen(["java", "-cp", str(jar), "dev.ondevice.jvmagent.JvmAgentMain", "--once", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"PORT (\d+)", line)
@@ -443,3 +443,27 @@ def test_ondevice_profile_measures_the_jvm_agent_end_to_end(jvm_jar, tmp_path):
     assert prof["memory"]["model_bytes"] == len(blob)
     assert prof["op_timings"]["ops"][0]["name"] == "FULLY_CONNECTED"
     assert (tmp_path / "prof" / "report.html").is_file()
+
+
+def test_jvm_agent_selects_a_builtin_model(jvm_jar, tmp_path):
+    """SELECT_BUILTIN_MODEL (how iOS serves Core ML models compiled into the app) by name and by index."""
+    blob, m = odfc_model(40, 6, np.random.default_rng(8))
+    f = tmp_path / "tinyfc_jvm_int8.odfc"
+    f.write_bytes(blob)
+    a = JvmAgent(jvm_jar, "--builtin", str(f)).connect()
+    try:
+        _boot(a)
+        hello = a.one(M.HELLO, host_version=1, host_max_payload=512)
+        assert hello["builtin_models"] == 1 and hello["caps"] & P.Caps.BUILTIN_MODELS
+        (fr, v), = a.reply(M.SELECT_BUILTIN_MODEL, index=0xFF, name="nosuch")
+        assert fr.type == M.ERROR and v["code"] == E.BAD_INDEX
+        assert a.one(M.SELECT_BUILTIN_MODEL, index=0xFF, name="tinyfc") == {"index": 0, "name": "tinyfc"}
+        assert a.one(M.SELECT_BUILTIN_MODEL, index=0, name="") == {"index": 0, "name": "tinyfc"}
+        info = a.one(M.MODEL_INFO)
+        assert info["sha256"] == hashlib.sha256(blob).hexdigest() and info["name"] == "tinyfc"
+        x = np.arange(-20, 20, dtype=np.int8)
+        a.set_input(0, x.tobytes())
+        assert a.reply(M.RUN, runs=5, warmup=1, unit=P.UNIT_DEFAULT)[-1][0].type == P.reply_type(M.RUN)
+        np.testing.assert_array_equal(np.frombuffer(a.output(0), dtype=np.int8), m["ref"](x))
+    finally:
+        a.close()

@@ -2,6 +2,7 @@ package dev.ondevice.jvmagent
 
 import dev.ondevice.protocol.AgentBackend
 import dev.ondevice.protocol.AgentException
+import dev.ondevice.protocol.BuiltinInfo
 import dev.ondevice.protocol.ErrorCode
 import dev.ondevice.protocol.MemoryStats
 import dev.ondevice.protocol.ModelFormat
@@ -9,6 +10,7 @@ import dev.ondevice.protocol.OpTiming
 import dev.ondevice.protocol.TensorInfo
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
+import java.security.MessageDigest
 
 /**
  * A pure-Kotlin backend for the JVM agent: one int8 fully-connected layer in the "ODFC" raw format.
@@ -30,10 +32,17 @@ import java.nio.ByteOrder
  * out[o] = clamp(((acc * multiplier + 2^(shift-1)) >> shift) + out_zp, -128, 127),
  * acc = bias[o] + sum_i (x[i] - in_zp) * w[o][i], all in 64-bit integers.
  */
-class DenseInt8Backend : AgentBackend {
+class DenseInt8Backend(private val builtins: List<Pair<String, ByteArray>> = emptyList()) : AgentBackend {
     override val runtime: String = "jvm-dense-int8"
     override val formats: Set<Int> = setOf(ModelFormat.RAW)
     override val hasOpTimings: Boolean = true
+    override val builtinModels: List<String> = builtins.map { it.first }
+
+    override fun loadBuiltin(index: Int): BuiltinInfo {
+        val blob = builtins[index].second
+        load(blob, ModelFormat.RAW)
+        return BuiltinInfo(MessageDigest.getInstance("SHA-256").digest(blob), blob.size.toLong())
+    }
 
     private var n = 0
     private var m = 0

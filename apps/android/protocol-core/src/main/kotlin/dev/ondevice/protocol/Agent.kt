@@ -69,8 +69,9 @@ class Agent(
     private var upReceived = 0
     private var upDone = false
 
-    // Loaded model.
-    private var model: ByteArray? = null
+    // Loaded model (uploaded or built in).
+    private var loaded = false
+    private var modelBytes = 0L
     private var modelName = ""
     private var modelSha = ByteArray(32)
     private var inputs: List<TensorInfo> = emptyList()
@@ -96,6 +97,7 @@ class Agent(
             var c = Caps.LOAD_MODEL or Caps.MEMORY_STATS or Caps.GET_OUTPUT or Caps.RESET or Caps.LOG
             if (pipeline != null) c = c or Caps.FRONTEND
             if (backend.hasOpTimings) c = c or Caps.OP_TIMINGS
+            if (backend.builtinModels.isNotEmpty()) c = c or Caps.BUILTIN_MODELS
             return c
         }
 
@@ -169,7 +171,7 @@ class Agent(
             MsgType.LOAD_MODEL_BEGIN -> loadBegin(seq, f)
             MsgType.LOAD_MODEL_CHUNK -> loadChunk(seq, f)
             MsgType.LOAD_MODEL_END -> loadEnd(seq)
-            MsgType.SELECT_BUILTIN_MODEL -> throw AgentException(ErrorCode.UNSUPPORTED, "this agent has no built-in models")
+            MsgType.SELECT_BUILTIN_MODEL -> selectBuiltin(seq, f)
             MsgType.MODEL_INFO -> modelInfo(seq)
             MsgType.SET_MODE -> setMode(seq, (f["mode"] as Long).toInt())
             MsgType.SET_INPUT -> setInput(seq, f)
@@ -197,7 +199,7 @@ class Agent(
             "clock_hz" to description.clockHz,
             "ram_bytes" to description.ramBytes,
             "flash_bytes" to description.flashBytes,
-            "builtin_models" to 0,
+            "builtin_models" to backend.builtinModels.size,
             "boot_id" to bootId,
             "device" to description.device,
             "runtime" to backend.runtime,
@@ -272,21 +274,47 @@ class Agent(
             throw AgentException(ErrorCode.SHA_MISMATCH, "SHA-256 of the upload differs")
         }
         backend.load(upBuf, upFormat)
-        model = upBuf
-        modelName = upName
+        adopt(upName, sha, upBuf.size.toLong())
+        upDone = true
+        upBuf = ByteArray(0)
+        reply(MsgType.LOAD_MODEL_END, seq, emptyMap())
+        log(1, "loaded $modelName: $modelBytes bytes on ${backend.runtime}")
+    }
+
+    private fun selectBuiltin(seq: Int, f: Map<String, Any>) {
+        val names = backend.builtinModels
+        if (names.isEmpty()) throw AgentException(ErrorCode.UNSUPPORTED, "this agent has no built-in models")
+        val want = (f["index"] as Long).toInt()
+        val name = f["name"] as String
+        // 0xFF selects by name: exact first, then case-insensitively.
+        val index = if (want != 0xFF) want else names.indexOf(name).let { if (it >= 0) it else names.indexOfFirst { n -> n.equals(name, ignoreCase = true) } }
+        if (index < 0 || index >= names.size) {
+            throw AgentException(ErrorCode.BAD_INDEX, "no built-in model ${if (want == 0xFF) name else want.toString()}", names.size.toLong())
+        }
+        backend.unload()
+        clearModel()
+        upTotal = -1
+        upDone = false
+        val info = backend.loadBuiltin(index)
+        adopt(names[index], info.sha256, info.bytes)
+        reply(MsgType.SELECT_BUILTIN_MODEL, seq, mapOf("index" to index, "name" to names[index]))
+    }
+
+    /** Take over the model the backend just loaded. */
+    private fun adopt(name: String, sha: ByteArray, bytes: Long) {
+        loaded = true
+        modelName = name
         modelSha = sha
+        modelBytes = bytes
         inputs = backend.inputs()
         outputs = backend.outputs()
         inputBufs = Array(inputs.size) { ByteArray(inputs[it].byteSize) }
         mode = Mode.MODEL
-        upDone = true
-        upBuf = ByteArray(0)
-        reply(MsgType.LOAD_MODEL_END, seq, emptyMap())
-        log(1, "loaded $modelName: ${model?.size} bytes on ${backend.runtime}")
     }
 
     private fun clearModel() {
-        model = null
+        loaded = false
+        modelBytes = 0
         inputs = emptyList()
         outputs = emptyList()
         inputBufs = emptyArray()
@@ -297,7 +325,7 @@ class Agent(
     }
 
     private fun requireModel() {
-        if (model == null) throw AgentException(ErrorCode.NO_MODEL, "no model loaded")
+        if (!loaded) throw AgentException(ErrorCode.NO_MODEL, "no model loaded")
     }
 
     private fun modelInfo(seq: Int) {
@@ -309,7 +337,7 @@ class Agent(
         while (true) {
             val ts = all.map { TensorInfo(it.name.take(keep), it.dtype, it.shape, it.scale, it.zeroPoint) }
             val values = mapOf(
-                "sha256" to modelSha, "model_bytes" to (model?.size ?: 0).toLong(),
+                "sha256" to modelSha, "model_bytes" to modelBytes,
                 "arena_bytes" to u32(arena), "name" to modelName.take(maxOf(keep, 8)),
                 "n_inputs" to inputs.size, "n_outputs" to outputs.size, "tensors" to ts
             )
@@ -476,7 +504,7 @@ class Agent(
             "stack_total_bytes" to u32(-1),
             "stack_high_water_bytes" to u32(m.stackBytes),
             "flash_used_bytes" to u32(m.flashBytes),
-            "model_bytes" to u32(model?.size?.toLong() ?: -1),
+            "model_bytes" to u32(if (loaded) modelBytes else -1),
             "heap_peak_bytes" to u32(-1)
         ))
     }

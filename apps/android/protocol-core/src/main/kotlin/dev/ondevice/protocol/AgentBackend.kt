@@ -47,6 +47,13 @@ interface AgentBackend {
     /** Model formats [load] accepts ([ModelFormat] codes). */
     val formats: Set<Int>
 
+    /** Names of the models compiled into the app, in SELECT_BUILTIN_MODEL index order. */
+    val builtinModels: List<String> get() = emptyList()
+
+    /** Load built-in model [index] (the agent has range-checked it). */
+    fun loadBuiltin(index: Int): BuiltinInfo =
+        throw AgentException(ErrorCode.BAD_INDEX, "no built-in model $index", index.toLong())
+
     /** True when [opTimings] returns per-operator times. */
     val hasOpTimings: Boolean get() = false
 
@@ -81,6 +88,9 @@ interface AgentBackend {
     fun unload() {}
 }
 
+/** What MODEL_INFO reports for a built-in model: its SHA-256 (32 zero bytes when unknown) and size. */
+class BuiltinInfo(val sha256: ByteArray, val bytes: Long)
+
 /** A failure the agent reports to the host with a protocol error [code]. */
 class AgentException(val code: Int, message: String, val detail: Long = 0) : Exception(message)
 
@@ -98,6 +108,23 @@ class FormatDispatchBackend(private val backends: List<AgentBackend>) : AgentBac
 
     override val hasOpTimings: Boolean
         get() = active?.hasOpTimings ?: false
+
+    override val builtinModels: List<String>
+        get() = backends.flatMap { it.builtinModels }
+
+    override fun loadBuiltin(index: Int): BuiltinInfo {
+        unload()
+        var i = index
+        for (b in backends) {
+            if (i < b.builtinModels.size) {
+                val info = b.loadBuiltin(i)
+                active = b
+                return info
+            }
+            i -= b.builtinModels.size
+        }
+        throw AgentException(ErrorCode.BAD_INDEX, "no built-in model $index", index.toLong())
+    }
 
     private fun current(): AgentBackend = active ?: throw AgentException(ErrorCode.NO_MODEL, "no model loaded")
 
