@@ -12,12 +12,17 @@ static inline int32_t od_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 static inline int32_t od_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 static inline int32_t od_clamp_i32(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
+/* round(a*b / 2^31) as gemmlowp's SaturatingRoundingDoublingHighMul, without its one saturating case.
+ * gemmlowp truncates (ab + nudge) / 2^31 toward zero with nudge = +-2^30; that equals floor((ab + 2^30) / 2^31)
+ * for every ab, i.e. one SMLAL and a shift. (>> of a negative value is arithmetic on GCC/Clang.) */
+static inline int32_t od_rdhm_nosat(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+}
+
 /* gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), saturating the one overflow case. */
 static inline int32_t od_srdhm(int32_t a, int32_t b) {
     if (a == OD_INT32_MIN && b == OD_INT32_MIN) return OD_INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return od_rdhm_nosat(a, b);
 }
 
 /* gemmlowp RoundingDivideByPOT: divide by 2^exponent, rounding half away from zero. */
@@ -28,11 +33,12 @@ static inline int32_t od_rdbpot(int32_t x, int exponent) {
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* TFLite MultiplyByQuantizedMultiplier (double rounding, the default build of TFLM). */
+/* TFLite MultiplyByQuantizedMultiplier (double rounding, the default build of TFLM). The multiplier is a
+ * non-negative int32 from QuantizeMultiplier, so the saturating case of the high multiply cannot occur. */
 static inline int32_t od_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     const int left = shift > 0 ? shift : 0;
     const int right = shift > 0 ? 0 : -shift;
-    return od_rdbpot(od_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+    return od_rdbpot(od_rdhm_nosat((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
 /* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent: saturating left shift. */

@@ -1,50 +1,56 @@
 /* od_kernels_opt_s8.c: optimised CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED for Cortex-M4/M7 (DSP SMLAD).
  *
  * Same arithmetic as the reference kernels, reordered: 4 bytes per load, int8 pairs widened with SXTB16,
- * two MACs per SMLAD, four output channels per pass so each input word is widened once. Integer sums are exact,
- * so results are bit-identical to the reference; on a CPU without DSP the od_simd.h C twins are used. */
+ * two MACs per SMLAD, several output channels per pass so each input word is widened once, loop bounds hoisted
+ * out of the tap loops. Integer sums are exact, so results are bit-identical to the reference; on a CPU without
+ * DSP the od_simd.h C twins are used. Parameters are copied to locals: int8 stores may alias the struct. */
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
 #include "od_simd.h"
 
-/* acc[k] += sum_d w_k[d] * (x[d] + offset), for 4 filter rows at once. */
-static inline void dot4_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, const int8_t *w2, const int8_t *w3,
-                           int32_t n, int32_t offset, int32_t acc[4]) {
-    const uint32_t off2 = od_dup16(offset);
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t d = 0;
-    for (; d + 4 <= n; d += 4) {
-        const uint32_t xv = od_read_u32(x + d);
-        const uint32_t xa = od_sadd16(od_sxtb16(xv), off2);
-        const uint32_t xb = od_sadd16(od_sxtb16_ror8(xv), off2);
-        uint32_t wv = od_read_u32(w0 + d);
-        a0 = od_smlad(od_sxtb16(wv), xa, a0);
-        a0 = od_smlad(od_sxtb16_ror8(wv), xb, a0);
-        wv = od_read_u32(w1 + d);
-        a1 = od_smlad(od_sxtb16(wv), xa, a1);
-        a1 = od_smlad(od_sxtb16_ror8(wv), xb, a1);
-        wv = od_read_u32(w2 + d);
-        a2 = od_smlad(od_sxtb16(wv), xa, a2);
-        a2 = od_smlad(od_sxtb16_ror8(wv), xb, a2);
-        wv = od_read_u32(w3 + d);
-        a3 = od_smlad(od_sxtb16(wv), xa, a3);
-        a3 = od_smlad(od_sxtb16_ror8(wv), xb, a3);
-    }
-    for (; d < n; ++d) {
-        const int32_t xv = (int32_t)x[d] + offset;
-        a0 += w0[d] * xv;
-        a1 += w1[d] * xv;
-        a2 += w2[d] * xv;
-        a3 += w3[d] * xv;
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+static inline int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_t m, int32_t s, int32_t out_off,
+                             int32_t lo, int32_t hi) {
+    if (bias) acc += bias[c];
+    return (int8_t)od_clamp_i32(od_mbqm(acc, m, s) + out_off, lo, hi);
 }
 
-static inline int32_t dot1_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t offset, int32_t acc) {
-    const uint32_t off2 = od_dup16(offset);
+/* Two rows x (input offset) against two filter rows: a[r][k] += sum_d w_k[d] * (x_r[d] + off). */
+static inline void dot2x2_s8(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n,
+                             uint32_t off2, int32_t off, int32_t *a00, int32_t *a01, int32_t *a10, int32_t *a11) {
+    int32_t s00 = *a00, s01 = *a01, s10 = *a10, s11 = *a11;
+    int32_t d = 0;
+    for (; d + 4 <= n; d += 4) {
+        const uint32_t u0 = od_read_u32(x0 + d), u1 = od_read_u32(x1 + d);
+        const uint32_t p0a = od_sadd16(od_sxtb16(u0), off2), p0b = od_sadd16(od_sxtb16_ror8(u0), off2);
+        const uint32_t p1a = od_sadd16(od_sxtb16(u1), off2), p1b = od_sadd16(od_sxtb16_ror8(u1), off2);
+        uint32_t wv = od_read_u32(w0 + d);
+        uint32_t wa = od_sxtb16(wv), wb = od_sxtb16_ror8(wv);
+        s00 = od_smlad(wa, p0a, s00);
+        s00 = od_smlad(wb, p0b, s00);
+        s10 = od_smlad(wa, p1a, s10);
+        s10 = od_smlad(wb, p1b, s10);
+        wv = od_read_u32(w1 + d);
+        wa = od_sxtb16(wv);
+        wb = od_sxtb16_ror8(wv);
+        s01 = od_smlad(wa, p0a, s01);
+        s01 = od_smlad(wb, p0b, s01);
+        s11 = od_smlad(wa, p1a, s11);
+        s11 = od_smlad(wb, p1b, s11);
+    }
+    for (; d < n; ++d) {
+        const int32_t v0 = x0[d] + off, v1 = x1[d] + off;
+        s00 += w0[d] * v0;
+        s01 += w1[d] * v0;
+        s10 += w0[d] * v1;
+        s11 += w1[d] * v1;
+    }
+    *a00 = s00;
+    *a01 = s01;
+    *a10 = s10;
+    *a11 = s11;
+}
+
+static inline int32_t dot1_s8(const int8_t *x, const int8_t *w, int32_t n, uint32_t off2, int32_t off, int32_t acc) {
     int32_t d = 0;
     for (; d + 4 <= n; d += 4) {
         const uint32_t xv = od_read_u32(x + d);
@@ -52,14 +58,43 @@ static inline int32_t dot1_s8(const int8_t *x, const int8_t *w, int32_t n, int32
         acc = od_smlad(od_sxtb16(wv), od_sadd16(od_sxtb16(xv), off2), acc);
         acc = od_smlad(od_sxtb16_ror8(wv), od_sadd16(od_sxtb16_ror8(xv), off2), acc);
     }
-    for (; d < n; ++d) acc += w[d] * ((int32_t)x[d] + offset);
+    for (; d < n; ++d) acc += w[d] * ((int32_t)x[d] + off);
     return acc;
 }
 
-static inline int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_t m, int32_t s, int32_t out_off,
-                             int32_t lo, int32_t hi) {
-    if (bias) acc += bias[c];
-    return (int8_t)od_clamp_i32(od_mbqm(acc, m, s) + out_off, lo, hi);
+/* rows x [D] times [O x D]^T, two rows and two output channels per pass (a matrix multiply). */
+static void matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+                           int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out) {
+    const uint32_t off2 = od_dup16(in_off);
+    int32_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const int8_t *x0 = in + r * D, *x1 = x0 + D;
+        int8_t *y0 = out + r * O, *y1 = y0 + O;
+        int32_t o = 0;
+        for (; o + 2 <= O; o += 2) {
+            int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+            dot2x2_s8(x0, x1, filter + o * D, filter + (o + 1) * D, D, off2, in_off, &a00, &a01, &a10, &a11);
+            const int32_t c0 = per_channel ? o : 0, c1 = per_channel ? o + 1 : 0;
+            y0[o] = requant(a00, bias, o, mult[c0], shift[c0], out_off, lo, hi);
+            y0[o + 1] = requant(a01, bias, o + 1, mult[c1], shift[c1], out_off, lo, hi);
+            y1[o] = requant(a10, bias, o, mult[c0], shift[c0], out_off, lo, hi);
+            y1[o + 1] = requant(a11, bias, o + 1, mult[c1], shift[c1], out_off, lo, hi);
+        }
+        for (; o < O; ++o) {
+            const int32_t c = per_channel ? o : 0;
+            y0[o] = requant(dot1_s8(x0, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c], out_off, lo, hi);
+            y1[o] = requant(dot1_s8(x1, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c], out_off, lo, hi);
+        }
+    }
+    for (; r < rows; ++r) {
+        const int8_t *x = in + r * D;
+        for (int32_t o = 0; o < O; ++o) {
+            const int32_t c = per_channel ? o : 0;
+            out[r * O + o] = requant(dot1_s8(x, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c],
+                                     out_off, lo, hi);
+        }
+    }
 }
 
 od_status_t od_fully_connected_s8_opt(const od_fc_params_t *p, const int8_t *in, const int8_t *filter,
@@ -69,26 +104,8 @@ od_status_t od_fully_connected_s8_opt(const od_fc_params_t *p, const int8_t *in,
     OD_CHECK_PTR(in);
     OD_CHECK_PTR(filter);
     OD_CHECK_PTR(out);
-    const int32_t D = p->in_depth;
-    for (int32_t b = 0; b < p->batches; ++b) {
-        const int8_t *x = in + b * D;
-        int8_t *y = out + b * p->out_depth;
-        int32_t o = 0;
-        for (; o + 4 <= p->out_depth; o += 4) {
-            int32_t acc[4] = {0, 0, 0, 0};
-            const int8_t *w = filter + o * D;
-            dot4_s8(x, w, w + D, w + 2 * D, w + 3 * D, D, p->input_offset, acc);
-            for (int k = 0; k < 4; ++k) {
-                const int32_t c = p->per_channel ? o + k : 0;
-                y[o + k] = requant(acc[k], bias, o + k, mult[c], shift[c], p->output_offset, p->act_min, p->act_max);
-            }
-        }
-        for (; o < p->out_depth; ++o) {
-            const int32_t acc = dot1_s8(x, filter + o * D, D, p->input_offset, 0);
-            const int32_t c = p->per_channel ? o : 0;
-            y[o] = requant(acc, bias, o, mult[c], shift[c], p->output_offset, p->act_min, p->act_max);
-        }
-    }
+    matmul_rows_s8(in, p->batches, p->in_depth, filter, p->out_depth, bias, mult, shift, p->per_channel,
+                   p->input_offset, p->output_offset, p->act_min, p->act_max, out);
     return OD_OK;
 }
 
@@ -98,45 +115,46 @@ od_status_t od_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *in, const 
     OD_CHECK_PTR(in);
     OD_CHECK_PTR(filter);
     OD_CHECK_PTR(out);
-    const int32_t C = p->in_c, KW = p->k_w;
-    const int32_t fstride = p->k_h * p->k_w * C; /* one output channel's filter */
-    for (int32_t b = 0; b < p->batches; ++b) {
-        for (int32_t oy = 0; oy < p->out_h; ++oy) {
-            const int32_t y0 = oy * p->stride_h - p->pad_h;
-            for (int32_t ox = 0; ox < p->out_w; ++ox) {
-                const int32_t x0 = ox * p->stride_w - p->pad_w;
-                int8_t *y = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+    const int32_t N = p->batches, IH = p->in_h, IW = p->in_w, C = p->in_c, OH = p->out_h, OW = p->out_w;
+    const int32_t OC = p->out_c, KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w;
+    const int32_t PH = p->pad_h, PW = p->pad_w, in_off = p->input_offset, out_off = p->output_offset;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    if (p->dil_h != 1 || p->dil_w != 1) return od_conv2d_s8_ref(p, in, filter, bias, mult, shift, out);
+    if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && IH == OH && IW == OW) {
+        /* Pointwise: every pixel is a row of a matrix multiply. */
+        matmul_rows_s8(in, N * OH * OW, C, filter, OC, bias, mult, shift, 1, in_off, out_off, lo, hi, out);
+        return OD_OK;
+    }
+    const uint32_t off2 = od_dup16(in_off);
+    const int32_t fstride = KH * KW * C; /* one output channel's filter */
+    for (int32_t b = 0; b < N; ++b) {
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t y0 = oy * SH - PH;
+            const int32_t ky0 = od_max_i32(0, -y0), ky1 = od_min_i32(KH, IH - y0);
+            for (int32_t ox = 0; ox < OW; ++ox) {
+                const int32_t x0 = ox * SW - PW;
+                const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_min_i32(KW, IW - x0);
+                const int32_t ibase = ((b * IH + y0) * IW + x0) * C;
+                int8_t *y = out + ((b * OH + oy) * OW + ox) * OC;
                 int32_t oc = 0;
-                for (; oc + 4 <= p->out_c; oc += 4) {
-                    int32_t acc[4] = {0, 0, 0, 0};
-                    for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = y0 + p->dil_h * ky;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (int32_t kx = 0; kx < KW; ++kx) {
-                            const int32_t ix = x0 + p->dil_w * kx;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            const int8_t *ip = in + ((b * p->in_h + iy) * p->in_w + ix) * C;
-                            const int8_t *fp = filter + (oc * p->k_h * KW + ky * KW + kx) * C;
-                            dot4_s8(ip, fp, fp + fstride, fp + 2 * fstride, fp + 3 * fstride, C, p->input_offset, acc);
-                        }
+                for (; oc + 2 <= OC; oc += 2) {
+                    int32_t a0 = 0, a1 = 0, unused0 = 0, unused1 = 0;
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        /* One contiguous run per filter row: kx0..kx1 pixels of C channels. */
+                        const int8_t *ip = in + ibase + (ky * IW + kx0) * C;
+                        const int8_t *fp = filter + oc * fstride + (ky * KW + kx0) * C;
+                        const int32_t run = (kx1 - kx0) * C;
+                        dot2x2_s8(ip, ip, fp, fp + fstride, run, off2, in_off, &a0, &a1, &unused0, &unused1);
                     }
-                    for (int k = 0; k < 4; ++k)
-                        y[oc + k] = requant(acc[k], bias, oc + k, mult[oc + k], shift[oc + k], p->output_offset,
-                                            p->act_min, p->act_max);
+                    y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
+                    y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi);
                 }
-                for (; oc < p->out_c; ++oc) {
+                for (; oc < OC; ++oc) {
                     int32_t acc = 0;
-                    for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = y0 + p->dil_h * ky;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (int32_t kx = 0; kx < KW; ++kx) {
-                            const int32_t ix = x0 + p->dil_w * kx;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            acc = dot1_s8(in + ((b * p->in_h + iy) * p->in_w + ix) * C,
-                                          filter + (oc * p->k_h * KW + ky * KW + kx) * C, C, p->input_offset, acc);
-                        }
-                    }
-                    y[oc] = requant(acc, bias, oc, mult[oc], shift[oc], p->output_offset, p->act_min, p->act_max);
+                    for (int32_t ky = ky0; ky < ky1; ++ky)
+                        acc = dot1_s8(in + ibase + (ky * IW + kx0) * C, filter + oc * fstride + (ky * KW + kx0) * C,
+                                      (kx1 - kx0) * C, off2, in_off, acc);
+                    y[oc] = requant(acc, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
                 }
             }
         }
@@ -148,57 +166,93 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
                                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                        int8_t *out) {
     OD_CHECK_PTR(p);
-    if (p->depth_multiplier != 1) return od_depthwise_conv2d_s8_ref(p, in, filter, bias, mult, shift, out);
+    if (p->dil_h != 1 || p->dil_w != 1) return od_depthwise_conv2d_s8_ref(p, in, filter, bias, mult, shift, out);
     OD_CHECK_PTR(in);
     OD_CHECK_PTR(filter);
     OD_CHECK_PTR(out);
-    const int32_t C = p->in_c;
-    const uint32_t off2 = od_dup16(p->input_offset);
-    for (int32_t b = 0; b < p->batches; ++b) {
-        for (int32_t oy = 0; oy < p->out_h; ++oy) {
-            const int32_t y0 = oy * p->stride_h - p->pad_h;
-            for (int32_t ox = 0; ox < p->out_w; ++ox) {
-                const int32_t x0 = ox * p->stride_w - p->pad_w;
-                int8_t *y = out + ((b * p->out_h + oy) * p->out_w + ox) * C;
-                int32_t c = 0;
-                /* Four channels per pass: lanes (c, c+2) and (c+1, c+3) after SXTB16. */
-                for (; c + 4 <= C; c += 4) {
-                    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                    for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = y0 + p->dil_h * ky;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (int32_t kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = x0 + p->dil_w * kx;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            const uint32_t xv = od_read_u32(in + ((b * p->in_h + iy) * p->in_w + ix) * C + c);
-                            const uint32_t fv = od_read_u32(filter + (ky * p->k_w + kx) * C + c);
-                            const uint32_t xa = od_sadd16(od_sxtb16(xv), off2);
-                            const uint32_t xb = od_sadd16(od_sxtb16_ror8(xv), off2);
-                            const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
-                            a0 = od_smlabb(xa, fa, a0);
-                            a2 = od_smlatt(xa, fa, a2);
-                            a1 = od_smlabb(xb, fb, a1);
-                            a3 = od_smlatt(xb, fb, a3);
+    const int32_t N = p->batches, IH = p->in_h, IW = p->in_w, IC = p->in_c, OH = p->out_h, OW = p->out_w;
+    const int32_t OC = p->out_c, KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w;
+    const int32_t PH = p->pad_h, PW = p->pad_w, DM = p->depth_multiplier;
+    const int32_t in_off = p->input_offset, out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
+    OD_CHECK(OC == IC * DM);
+    const uint32_t off2 = od_dup16(in_off);
+    for (int32_t b = 0; b < N; ++b) {
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t y0 = oy * SH - PH;
+            const int32_t ky0 = od_max_i32(0, -y0), ky1 = od_min_i32(KH, IH - y0);
+            for (int32_t ox = 0; ox < OW; ++ox) {
+                const int32_t x0 = ox * SW - PW;
+                const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_min_i32(KW, IW - x0);
+                const int32_t ibase = ((b * IH + y0) * IW + x0) * IC;
+                int8_t *y = out + ((b * OH + oy) * OW + ox) * OC;
+                if (DM == 1) {
+                    int32_t c = 0;
+                    /* Four channels per pass: lanes (c, c+2) and (c+1, c+3) after SXTB16. */
+                    for (; c + 4 <= IC; c += 4) {
+                        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                        for (int32_t ky = ky0; ky < ky1; ++ky) {
+                            const int8_t *ip = in + ibase + (ky * IW + kx0) * IC + c;
+                            const int8_t *fp = filter + (ky * KW + kx0) * OC + c;
+                            for (int32_t kx = kx0; kx < kx1; ++kx, ip += IC, fp += OC) {
+                                const uint32_t xv = od_read_u32(ip), fv = od_read_u32(fp);
+                                const uint32_t xa = od_sadd16(od_sxtb16(xv), off2);
+                                const uint32_t xb = od_sadd16(od_sxtb16_ror8(xv), off2);
+                                const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
+                                a0 = od_smlabb(xa, fa, a0);
+                                a2 = od_smlatt(xa, fa, a2);
+                                a1 = od_smlabb(xb, fb, a1);
+                                a3 = od_smlatt(xb, fb, a3);
+                            }
+                        }
+                        y[c] = requant(a0, bias, c, mult[c], shift[c], out_off, lo, hi);
+                        y[c + 1] = requant(a1, bias, c + 1, mult[c + 1], shift[c + 1], out_off, lo, hi);
+                        y[c + 2] = requant(a2, bias, c + 2, mult[c + 2], shift[c + 2], out_off, lo, hi);
+                        y[c + 3] = requant(a3, bias, c + 3, mult[c + 3], shift[c + 3], out_off, lo, hi);
+                    }
+                    for (; c < IC; ++c) {
+                        int32_t acc = 0;
+                        for (int32_t ky = ky0; ky < ky1; ++ky)
+                            for (int32_t kx = kx0; kx < kx1; ++kx)
+                                acc += (int32_t)filter[(ky * KW + kx) * OC + c] *
+                                       ((int32_t)in[ibase + (ky * IW + kx) * IC + c] + in_off);
+                        y[c] = requant(acc, bias, c, mult[c], shift[c], out_off, lo, hi);
+                    }
+                } else {
+                    /* Depth multiplier > 1 (e.g. a first layer on a 1-channel input): one input value feeds DM
+                     * consecutive output channels; four of them per pass with the value in both lanes. */
+                    for (int32_t ic = 0; ic < IC; ++ic) {
+                        int32_t m = 0;
+                        for (; m + 4 <= DM; m += 4) {
+                            const int32_t oc = ic * DM + m;
+                            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                            for (int32_t ky = ky0; ky < ky1; ++ky) {
+                                const int8_t *ip = in + ibase + (ky * IW + kx0) * IC + ic;
+                                const int8_t *fp = filter + (ky * KW + kx0) * OC + oc;
+                                for (int32_t kx = kx0; kx < kx1; ++kx, ip += IC, fp += OC) {
+                                    const uint32_t xx = od_dup16((int32_t)*ip + in_off);
+                                    const uint32_t fv = od_read_u32(fp);
+                                    const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
+                                    a0 = od_smlabb(xx, fa, a0);
+                                    a2 = od_smlatt(xx, fa, a2);
+                                    a1 = od_smlabb(xx, fb, a1);
+                                    a3 = od_smlatt(xx, fb, a3);
+                                }
+                            }
+                            y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
+                            y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi);
+                            y[oc + 2] = requant(a2, bias, oc + 2, mult[oc + 2], shift[oc + 2], out_off, lo, hi);
+                            y[oc + 3] = requant(a3, bias, oc + 3, mult[oc + 3], shift[oc + 3], out_off, lo, hi);
+                        }
+                        for (; m < DM; ++m) {
+                            const int32_t oc = ic * DM + m;
+                            int32_t acc = 0;
+                            for (int32_t ky = ky0; ky < ky1; ++ky)
+                                for (int32_t kx = kx0; kx < kx1; ++kx)
+                                    acc += (int32_t)filter[(ky * KW + kx) * OC + oc] *
+                                           ((int32_t)in[ibase + (ky * IW + kx) * IC + ic] + in_off);
+                            y[oc] = requant(acc, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
                         }
                     }
-                    y[c] = requant(a0, bias, c, mult[c], shift[c], p->output_offset, p->act_min, p->act_max);
-                    y[c + 1] = requant(a1, bias, c + 1, mult[c + 1], shift[c + 1], p->output_offset, p->act_min, p->act_max);
-                    y[c + 2] = requant(a2, bias, c + 2, mult[c + 2], shift[c + 2], p->output_offset, p->act_min, p->act_max);
-                    y[c + 3] = requant(a3, bias, c + 3, mult[c + 3], shift[c + 3], p->output_offset, p->act_min, p->act_max);
-                }
-                for (; c < C; ++c) {
-                    int32_t acc = 0;
-                    for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = y0 + p->dil_h * ky;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (int32_t kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = x0 + p->dil_w * kx;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            acc += (int32_t)filter[(ky * p->k_w + kx) * C + c] *
-                                   ((int32_t)in[((b * p->in_h + iy) * p->in_w + ix) * C + c] + p->input_offset);
-                        }
-                    }
-                    y[c] = requant(acc, bias, c, mult[c], shift[c], p->output_offset, p->act_min, p->act_max);
                 }
             }
         }
