@@ -620,9 +620,7 @@ def rule_ops(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
         if op.rstrip("_") in _ACT_OPS and _graph_act(node) not in spec.activations:
             continue  # the activation rule already names it, with its fix
         if spec.lowering == "aten":
-            if spec.delegated is not None and op not in spec.delegated and ctx.builtins(node) != []:
-                portable.append((node, op))
-            elif op == "mean" and spec.delegated is not None and not _xnn_mean(node):
+            if spec.delegated is not None and ctx.builtins(node) != [] and not _delegated(ctx, node, op, spec):
                 portable.append((node, op))
             continue
         bs = ctx.builtins(node)
@@ -662,6 +660,23 @@ def rule_ops(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                         "express it with delegated ops (conv, linear, add, mul, 4-D mean over H,W with keepdim, "
                         "softmax, permute, cat)", severity=spec.not_delegated_severity,
                         op=f"aten.{op}", source=ctx.source(nodes[0]))
+
+
+def _delegated(ctx: LintContext, node: torch.fx.Node, op: str, spec: TargetSpec) -> bool:
+    """Whether the delegate takes this node: the list in rules/<target>.toml plus XNNPACK's argument conditions
+    (checked against executorch 1.5's XnnpackPartitioner in tests/test_lint_tflite.py)."""
+    if op not in spec.delegated:
+        return False
+    a = node.args
+    if op == "mean":
+        return _xnn_mean(node)
+    if op == "pow":  # only x**2 (as a square)
+        return len(a) > 1 and a[1] == 2
+    if op in ("mm", "matmul", "linear"):  # a GEMM needs constant weights; two activations stay portable
+        return ctx.is_const(a[1])
+    if op == "slice":
+        return (a[4] if len(a) > 4 else 1) in (1, None)
+    return True
 
 
 def _xnn_mean(node: torch.fx.Node) -> bool:

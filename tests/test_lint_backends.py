@@ -1,7 +1,8 @@
-"""The lint's ATen -> TFLite builtin table agrees with what litert-torch really emits.
+"""The lint's view of each backend agrees with the real converters.
 
-One small zoo model is linted and converted; the predicted builtin set must equal the converted one, so a
-litert upgrade that changes a lowering shows up here instead of as a wrong lint report.
+One small zoo model is linted, converted by litert-torch and lowered by ExecuTorch's XnnpackPartitioner; the
+predicted TFLite builtins and the predicted non-delegated ops must equal what the tools really produce, so an
+upgrade that changes a lowering shows up here instead of as a wrong lint report.
 """
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ class Zoo(nn.Module):
         return y, s, d, w, c, F.hardswish(x).mean(-1), x.sum(-1)     # HARD_SWISH, MEAN, SUM
 
 
+class ZooET(Zoo):
+    """Zoo plus the XNNPACK argument conditions: 4-D keepdim mean vs last-dim mean, expand, unsqueeze."""
+
+    def forward(self, img, x, ids):
+        out = super().forward(img, x, ids)
+        return out + (img.mean((2, 3), keepdim=True), x.unsqueeze(0).expand(3, 5, 8) * 2, x[1:3] * 2)
+
+
 def _converted_ops(module, example) -> set[str]:
     import litert_torch
 
@@ -76,3 +85,31 @@ def test_edgetpu_attention_converts_to_listed_ops_only():
     actual = _converted_ops(model, XA)
     assert "BATCH_MATMUL" not in actual and actual <= _predicted_ops(model, XA)
     assert lint(model, XA, ["edgetpu"]).ok("edgetpu")
+
+
+def _not_delegated(module, example) -> set[str]:
+    import re
+
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.devtools.backend_debug import get_delegation_info
+    from executorch.exir import to_edge_transform_and_lower
+    ep = torch.export.export(module.eval(), example, strict=False)
+    lowered = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    df = get_delegation_info(lowered.exported_program().graph_module).get_operator_delegation_dataframe()
+    names = set()
+    for op, n in zip(df["op_type"], df["occurrences_in_non_delegated_graphs"]):
+        if n and op.startswith("aten_"):
+            # edge dialect names: aten_<op>[_copy]_<overload>; the lint speaks pre-edge ATen
+            base = re.sub(r"_(default|tensor|dim|int|scalar|self|dim_int_list|tensor_scalar)$", "", op[5:])
+            names.add({"native_layer_norm": "layer_norm", "mm": "matmul"}.get(base.removesuffix("_copy"),
+                                                                               base.removesuffix("_copy")))
+    return names
+
+
+def test_delegation_matches_xnnpack_partitioner():
+    torch.manual_seed(0)
+    example = (torch.randn(1, 2, 8, 8), torch.randn(5, 8), torch.randint(0, 10, (1, 5)))
+    model = ZooET().eval()
+    report = lint(model, example, ["executorch"])
+    predicted = {v.op.removeprefix("aten.") for v in report.violations if v.rule == "op-allowlist"}
+    assert predicted == _not_delegated(model, example)
