@@ -93,6 +93,21 @@ def test_targets_are_data():
     assert "edgetpu" in e.value.hint
 
 
+def test_mcu_list_never_allows_what_codegen_cannot_lower():
+    from ondevice.mcu import codegen
+    from ondevice.slim.lint import TARGETS
+    lowered = set(codegen.LOWERINGS.names()) | set(codegen.ALIAS_OPS)
+    assert TARGETS.get("mcu").allow <= lowered, sorted(TARGETS.get("mcu").allow - lowered)
+
+
+def test_edgetpu_list_agrees_with_the_exporter():
+    from ondevice.export import edgetpu_rules
+    from ondevice.slim.lint import TARGETS
+    # the exporter names Coral's "LSTM (unidirectional)" LSTM; litert emits UNIDIRECTIONAL_SEQUENCE_LSTM
+    exported = set(edgetpu_rules.SUPPORTED_OPS) | {"UNIDIRECTIONAL_SEQUENCE_LSTM"}
+    assert TARGETS.get("edgetpu").allow <= exported, sorted(TARGETS.get("edgetpu").allow - exported)
+
+
 def test_clean_model_is_clean_everywhere():
     r = lint(ConvNet(), X4, "all")
     assert r.violations == [], r.format()
