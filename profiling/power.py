@@ -144,6 +144,11 @@ class PPK2Monitor(PowerMonitor):
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=2)
+        data = self._ppk.get_data()  # samples already buffered for the measured window
+        if data:
+            samples, _ = self._ppk.get_samples(data)
+            self._sum += sum(samples)
+            self._n += len(samples)
         self._ppk.stop_measuring()
         if not self._n:
             raise TransportError("the PPK2 delivered no samples during the runs",

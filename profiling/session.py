@@ -592,6 +592,8 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
             result["device"]["ram_bytes"] = board_prof["ram_bytes"]["value"]
         clock_hz = info.clock_hz or (board_prof.get("clock_hz") or {}).get("value")
         # the model: uploaded when the device can take it, else a built-in one by name
+        if hasattr(t, "stage") and art.path.is_file():  # e.g. adb: the app also reads the manifest from disk
+            t.stage(art.path)
         if art.data and info.has(P.Caps.LOAD_MODEL):
             log.info(f"[{result['device']['url']}] uploading {art.name} ({len(art.data)} bytes)")
             s.load_model(art.data, art.fmt, art.model)
