@@ -337,7 +337,13 @@ def test_jvm_agent_retries_errors_and_resync(agent):
         assert fr.type == M.ERROR, P.type_name(fr.type)
         return f
 
-    assert err(agent.reply(M.RUN, runs=1, warmup=0, unit=P.UNIT_DEFAULT))["code"] == E.NO_MODEL
+    # A retried RUN whose ERROR was lost gets the same ERROR again.
+    seq = agent.send(M.RUN, runs=1, warmup=0, unit=P.UNIT_DEFAULT)
+    first = agent.frame()
+    agent.send(M.RUN, seq=seq, runs=1, warmup=0, unit=P.UNIT_DEFAULT)
+    again = agent.frame()
+    assert first.type == again.type == M.ERROR and first.seq == again.seq == seq
+    assert P.unpack(first)["code"] == P.unpack(again)["code"] == E.NO_MODEL
     agent.sock.sendall(P.encode(0x55, 900))
     fr = agent.frame()
     assert fr.type == M.ERROR and fr.seq == 900

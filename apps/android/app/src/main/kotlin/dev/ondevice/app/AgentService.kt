@@ -37,11 +37,13 @@ class AgentService : Service() {
     override fun onBind(intent: Intent?): IBinder? = null
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
+        // Every start-foreground-service must reach startForeground, even a STOP, or Android kills the app.
+        goForeground()
         if (intent?.action == ACTION_STOP) {
+            stopForeground(STOP_FOREGROUND_REMOVE)
             stopSelf()
             return START_NOT_STICKY
         }
-        goForeground()
         val port = intent?.getIntExtra(EXTRA_PORT, DEFAULT_PORT) ?: DEFAULT_PORT
         val only = intent?.getStringExtra(EXTRA_RUNTIME)
         if (server?.port != port) start(port, only)

@@ -133,15 +133,14 @@ class Agent(
             sendError(frame.seq, ErrorCode.UNKNOWN_TYPE, t.toLong(), "unknown message type")
             return
         }
-        if ((t == MsgType.RUN || t == MsgType.RESET || t == MsgType.LOAD_MODEL_BEGIN) && frame.seq == lastSeq && t == lastType) {
+        val once = t == MsgType.RUN || t == MsgType.RESET || t == MsgType.LOAD_MODEL_BEGIN
+        if (once && frame.seq == lastSeq && t == lastType) {
+            // A retry of a non-idempotent request: answer again, never execute again.
             val stored = lastReply
-            if (t == MsgType.RUN) {
-                if (timings.isEmpty()) sendError(frame.seq, ErrorCode.BAD_SEQ, 0, "timings of that RUN are gone")
-                else streamTimings(MsgType.RUN, frame.seq, 0, timings.size)
-            } else if (stored != null) {
-                send(stored)
-            } else {
-                sendError(frame.seq, ErrorCode.BAD_SEQ, 0, "reply is gone")
+            when {
+                stored != null -> send(stored)
+                t == MsgType.RUN && timings.isNotEmpty() -> streamTimings(MsgType.RUN, frame.seq, 0, timings.size)
+                else -> sendError(frame.seq, ErrorCode.BAD_SEQ, 0, "the reply to that request is gone")
             }
             return
         }
@@ -152,10 +151,12 @@ class Agent(
             val f = Messages.unpack(t, frame.payload)
             dispatch(t, frame.seq, f)
         } catch (e: AgentException) {
-            sendError(frame.seq, e.code, e.detail, e.message ?: "")
+            val w = sendError(frame.seq, e.code, e.detail, e.message ?: "")
+            if (once) lastReply = w
         } catch (e: RuntimeException) {
             // A backend bug must not kill the agent: the host gets INTERNAL and can reset.
-            sendError(frame.seq, ErrorCode.INTERNAL, 0, e.toString())
+            val w = sendError(frame.seq, ErrorCode.INTERNAL, 0, e.toString())
+            if (once) lastReply = w
         }
     }
 
@@ -538,10 +539,12 @@ class Agent(
         return wire
     }
 
-    private fun sendError(seq: Int, code: Int, detail: Long, message: String) {
+    private fun sendError(seq: Int, code: Int, detail: Long, message: String): ByteArray {
         val msg = message.toByteArray(Charsets.UTF_8)
         val p = PayloadWriter().u16(code).u32(detail).bytes(msg, 0, minOf(msg.size, txMax - 6))
-        send(FrameCodec.encode(Frame(MsgType.ERROR, seq, p.toByteArray())))
+        val wire = FrameCodec.encode(Frame(MsgType.ERROR, seq, p.toByteArray()))
+        send(wire)
+        return wire
     }
 
     private fun u32(v: Long): Long = when {
