@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ondevice.errors import ConfigError
-from ondevice.slim.lint import Violation, apply_fixes, lint, resolve_targets, target_names
+from ondevice.slim.lint import Violation, apply_fixes, get_target, lint, resolve_targets, target_names
 
 X4 = (torch.randn(1, 1, 8, 8),)
 
@@ -95,17 +95,15 @@ def test_targets_are_data():
 
 def test_mcu_list_never_allows_what_codegen_cannot_lower():
     from ondevice.mcu import codegen
-    from ondevice.slim.lint import TARGETS
     lowered = set(codegen.LOWERINGS.names()) | set(codegen.ALIAS_OPS)
-    assert TARGETS.get("mcu").allow <= lowered, sorted(TARGETS.get("mcu").allow - lowered)
+    assert get_target("mcu").allow <= lowered, sorted(get_target("mcu").allow - lowered)
 
 
 def test_edgetpu_list_agrees_with_the_exporter():
     from ondevice.export import edgetpu_rules
-    from ondevice.slim.lint import TARGETS
     # the exporter names Coral's "LSTM (unidirectional)" LSTM; litert emits UNIDIRECTIONAL_SEQUENCE_LSTM
     exported = set(edgetpu_rules.SUPPORTED_OPS) | {"UNIDIRECTIONAL_SEQUENCE_LSTM"}
-    assert TARGETS.get("edgetpu").allow <= exported, sorted(TARGETS.get("edgetpu").allow - exported)
+    assert get_target("edgetpu").allow <= exported, sorted(get_target("edgetpu").allow - exported)
 
 
 def test_clean_model_is_clean_everywhere():

@@ -196,6 +196,11 @@ def target_names() -> list[str]:
     return _load_targets().names()
 
 
+def get_target(name: str) -> TargetSpec:
+    """The constraints of one target, as loaded from rules/<name>.toml."""
+    return _load_targets().get(name)
+
+
 def resolve_targets(targets: Sequence[str] | str | None) -> list[str]:
     """Expand ``all`` and validate names (unknown names raise ConfigError with a suggestion)."""
     reg = _load_targets()
