@@ -14,7 +14,7 @@ import pytest
 from conftest import require_tool
 from ondevice.data import KEYWORDS, LABELS, METADATA_COLUMNS, NEGATIVE_WORDS, POSITIVE_WORDS
 from ondevice.data.dataset import check_dataset, load_split, read_wav
-from ondevice.data.synth import DESIGN, plan, synth, write_wav
+from ondevice.data.synth import DESIGN, design_with, plan, synth, write_wav
 from ondevice.errors import ConfigError, DataError, ToolMissingError
 from ondevice.features import compute_features
 
@@ -94,6 +94,20 @@ def test_design_needs_both_modalities():
     fused = _bayes_accuracy(list(zip([s.keyword in NEGATIVE_WORDS for s in specs], prosody)), labels)
     assert kw < 0.45 and pr < 0.5
     assert fused > max(kw, pr) + 0.15
+
+
+def test_design_overrides_for_ablations(tmp_path):
+    d = design_with({"p_keyword_from_own_valence_group": 1.0, "pitch": {"slope": 0}})
+    assert d["pitch"]["base"] == DESIGN["pitch"]["base"] and DESIGN["pitch"]["slope"] == 22  # DESIGN untouched
+    specs = plan(400, seed=1, design=d)
+    assert all((s.keyword in POSITIVE_WORDS) == (s.label in ("neutral", "happy")) for s in specs)
+    with pytest.raises(ConfigError, match="unknown corpus design key"):
+        design_with({"colour": 1})
+    with pytest.raises(ConfigError, match="unknown key"):
+        design_with({"pitch": {"slop": 1}})
+    require_tool("espeak-ng")
+    out = synth(tmp_path / "abl", size=8, seed=2, jobs=2, design={"noise_rms_lsb": [0.0, 0.0]})
+    assert json.loads((out / "corpus.json").read_text())["design"]["noise_rms_lsb"] == [0.0, 0.0]
 
 
 def test_missing_espeak_is_a_tool_error(tmp_path, monkeypatch):

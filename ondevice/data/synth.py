@@ -6,6 +6,7 @@ and the size, never on ``--jobs`` or scheduling. espeak-ng itself is determinist
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import os
@@ -49,6 +50,23 @@ DESIGN = {
 }
 
 
+def design_with(overrides: dict | None = None) -> dict:
+    """DESIGN with ``overrides`` merged in (nested dicts key by key), for ablations; unknown keys are refused."""
+    d = copy.deepcopy(DESIGN)
+    for key, val in (overrides or {}).items():
+        if key not in d:
+            raise ConfigError(f"unknown corpus design key {key!r}", hint=f"keys are {', '.join(d)}")
+        if isinstance(d[key], dict) and isinstance(val, dict):
+            bad = [k for k in val if k not in d[key]]
+            if bad:
+                raise ConfigError(f"unknown key(s) {', '.join(bad)} in corpus design {key!r}",
+                                  hint=f"keys are {', '.join(d[key])}")
+            d[key].update(copy.deepcopy(val))
+        else:
+            d[key] = copy.deepcopy(val)
+    return d
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """Everything needed to render one clip; drawn in the parent process from the seeded Generator."""
@@ -84,8 +102,12 @@ def _draw(d: dict, z: float, rng: np.random.Generator) -> int:
     return int(np.clip(round(d["base"] + d["slope"] * z + rng.normal(0.0, d["jitter"])), d["lo"], d["hi"]))
 
 
-def plan(size: int, seed: int) -> list[ClipSpec]:
-    """The per-clip random choices of a corpus: balanced labels, stratified 70/15/15 splits."""
+def plan(size: int, seed: int, design: dict | None = None) -> list[ClipSpec]:
+    """The per-clip random choices of a corpus: balanced labels, stratified 70/15/15 splits.
+
+    ``design`` is a full design dict (see :func:`design_with`); default DESIGN.
+    """
+    D = design if design is not None else DESIGN
     if size < 8:
         raise ConfigError(f"--size {size} is too small", hint="use at least 8 clips (2 per class)")
     rng = np.random.default_rng(seed)
@@ -95,28 +117,28 @@ def plan(size: int, seed: int) -> list[ClipSpec]:
     for lab in LABELS:  # stratified: each label is split 70/15/15 on its own
         idx = [i for i, l in enumerate(labels) if l == lab]
         rng.shuffle(idx)
-        n_val = max(1, round(len(idx) * DESIGN["splits"]["val"]))
-        n_test = max(1, round(len(idx) * DESIGN["splits"]["test"]))
+        n_val = max(1, round(len(idx) * D["splits"]["val"]))
+        n_test = max(1, round(len(idx) * D["splits"]["test"]))
         for j, i in enumerate(idx):
             splits[i] = "val" if j < n_val else "test" if j < n_val + n_test else "train"
     specs = []
-    a = DESIGN["arousal_score"]
+    a = D["arousal_score"]
     for i, lab in enumerate(labels):
-        high = DESIGN["labels"][lab]["arousal"] == "high"
-        positive = DESIGN["labels"][lab]["valence"] == "positive"
-        own = rng.random() < DESIGN["p_keyword_from_own_valence_group"]
+        high = D["labels"][lab]["arousal"] == "high"
+        positive = D["labels"][lab]["valence"] == "positive"
+        own = rng.random() < D["p_keyword_from_own_valence_group"]
         group = POSITIVE_WORDS if positive == own else NEGATIVE_WORDS
         keyword = group[int(rng.integers(len(group)))]
         z = float(rng.normal(a["high_mean"] if high else a["low_mean"], a["sd"]))
-        bright = rng.random() < DESIGN["p_bright_variant"]["high" if high else "low"]
-        pool = DESIGN["variants_bright"] if bright else DESIGN["variants_calm"]
-        voice = f"{DESIGN['voices'][int(rng.integers(len(DESIGN['voices'])))]}+{pool[int(rng.integers(len(pool)))]}"
+        bright = rng.random() < D["p_bright_variant"]["high" if high else "low"]
+        pool = D["variants_bright"] if bright else D["variants_calm"]
+        voice = f"{D['voices'][int(rng.integers(len(D['voices'])))]}+{pool[int(rng.integers(len(pool)))]}"
         specs.append(ClipSpec(
             index=i, label=lab, keyword=keyword, voice=voice,
-            pitch=_draw(DESIGN["pitch"], z, rng), rate=_draw(DESIGN["rate_wpm"], z, rng),
-            amplitude=_draw(DESIGN["amplitude"], z, rng), arousal_score=round(z, 4),
-            gain_db=round(float(rng.uniform(*DESIGN["gain_db"])), 3),
-            noise_rms=round(float(rng.uniform(*DESIGN["noise_rms_lsb"])), 3),
+            pitch=_draw(D["pitch"], z, rng), rate=_draw(D["rate_wpm"], z, rng),
+            amplitude=_draw(D["amplitude"], z, rng), arousal_score=round(z, 4),
+            gain_db=round(float(rng.uniform(*D["gain_db"])), 3),
+            noise_rms=round(float(rng.uniform(*D["noise_rms_lsb"])), 3),
             offset=round(float(rng.uniform(-1.0, 1.0)), 4), noise_seed=int(rng.integers(2**63)),
             split=splits[i]))
     return specs
@@ -142,7 +164,8 @@ def speak(text: str, voice: str, pitch: int, rate: int, amplitude: int, exe: str
     return resample_poly(x, SAMPLE_RATE // g, sr // g)
 
 
-def place(word: np.ndarray, offset: float, length: int = CLIP_SAMPLES) -> np.ndarray:
+def place(word: np.ndarray, offset: float, length: int = CLIP_SAMPLES,
+          max_offset: int = DESIGN["max_offset_samples"]) -> np.ndarray:
     """Trim the word's silence and put it in a clip of ``length`` samples, centred plus ``offset`` of the room."""
     loud = np.nonzero(np.abs(word) > 0.01 * max(np.abs(word).max(), 1.0))[0]
     word = word[loud[0]:loud[-1] + 1] if loud.size else word[:0]
@@ -150,17 +173,17 @@ def place(word: np.ndarray, offset: float, length: int = CLIP_SAMPLES) -> np.nda
         word = word[:length].copy()
         word[-160:] *= np.linspace(1.0, 0.0, 160)
     room = length - word.size
-    room_each_side = min(room // 2, DESIGN["max_offset_samples"])
+    room_each_side = min(room // 2, max_offset)
     start = room // 2 + int(round(offset * room_each_side))
     clip = np.zeros(length)
     clip[start:start + word.size] = word
     return clip
 
 
-def render(spec: ClipSpec, exe: str | None = None) -> np.ndarray:
+def render(spec: ClipSpec, exe: str | None = None, max_offset: int = DESIGN["max_offset_samples"]) -> np.ndarray:
     """One clip as int16 [16000]: speech, placed, with gain and seeded white noise."""
     word = speak(spec.keyword, spec.voice, spec.pitch, spec.rate, spec.amplitude, exe)
-    clip = place(word, spec.offset) * 10.0 ** (spec.gain_db / 20.0)
+    clip = place(word, spec.offset, max_offset=max_offset) * 10.0 ** (spec.gain_db / 20.0)
     clip += np.random.default_rng(spec.noise_seed).normal(0.0, spec.noise_rms, clip.size)
     return np.clip(np.round(clip), -32768, 32767).astype(np.int16)
 
@@ -179,25 +202,28 @@ def _espeak_version(exe: str) -> str:
     return out.split(" Data at")[0]
 
 
-def synth(out: str | os.PathLike, size: int = 2400, seed: int = 0, jobs: int = 0) -> Path:
+def synth(out: str | os.PathLike, size: int = 2400, seed: int = 0, jobs: int = 0,
+          design: dict | None = None) -> Path:
     """Write the corpus to ``out``: ``wav/*.wav``, ``metadata.csv``, ``clips.csv`` and ``corpus.json``.
 
     Deterministic for a given (size, seed). The folder appears complete or not at all: everything is written to
     a temporary sibling that is renamed over ``out`` at the end. An existing ``out`` is replaced only if it is a
     corpus (has ``corpus.json``) or empty. ``jobs`` = parallel espeak-ng processes (0: one per core).
+    ``design`` overrides parts of DESIGN (ablations); corpus.json records the design actually used.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "corpus.json").exists())):
         raise ConfigError(f"{out} exists and is not a corpus folder; refusing to replace it",
                           hint="pick a new --out folder, or delete this one")
     exe = espeak_path()
-    specs = plan(size, seed)
+    d = design_with(design)
+    specs = plan(size, seed, d)
     jobs = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
     with atomic_path(out) as tmp:
         (tmp / "wav").mkdir(parents=True)
 
         def work(spec: ClipSpec) -> ClipSpec:
-            write_wav(tmp / spec.path, render(spec, exe))
+            write_wav(tmp / spec.path, render(spec, exe, d["max_offset_samples"]))
             return spec
 
         # Threads only wait on espeak-ng subprocesses and numpy, so they run in parallel.
@@ -214,7 +240,7 @@ def synth(out: str | os.PathLike, size: int = 2400, seed: int = 0, jobs: int = 0
             "generator": "ondevice.data.synth", "generator_version": GENERATOR_VERSION, "seed": seed, "size": size,
             "sample_rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES, "labels": list(LABELS),
             "keywords": list(KEYWORDS), "positive_words": list(POSITIVE_WORDS),
-            "negative_words": list(NEGATIVE_WORDS), "design": DESIGN, "counts": counts,
+            "negative_words": list(NEGATIVE_WORDS), "design": d, "counts": counts,
             "espeak_ng": _espeak_version(exe),
         })
     log.info(f"wrote {size} clips to {out} (seed {seed})")
