@@ -1,7 +1,8 @@
 """The integer log-mel frontend (Python twin of firmware/core/od_frontend.c). docs/FRONTEND.md is the spec.
 
-All arithmetic is on integers (numpy int64, vectorised over frames), so every step has one exact result
-that C (int32/int64) and Kotlin (Int/Long) reproduce bit for bit. Right shifts are arithmetic (floor).
+All arithmetic is integer (numpy int64, vectorised over frames; the FFT runs on float64 holding exact integers),
+so every step has one exact result that C (int32/int64) and Kotlin (Int/Long) reproduce bit for bit. Right
+shifts are arithmetic (floor).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _bitlen(x: np.ndarray) -> np.ndarray:
 
 
 def _frames(wav: np.ndarray) -> np.ndarray:
-    """[..., samples] int16 -> [..., frames, WINDOW] int64 (a strided view, then one copy)."""
+    """[..., samples] int16 -> [..., frames, WINDOW] int64 (overlapping frames, copied)."""
     nf = num_frames(wav.shape[-1])
     idx = np.arange(nf)[:, None] * T.STEP + np.arange(T.WINDOW)[None, :]
     return wav[..., idx].astype(np.int64)
