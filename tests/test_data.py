@@ -169,6 +169,7 @@ def test_load_split_features_and_cache(synth_small, tmp_path):
     # Changing a file changes the key.
     write_wav(folder / r0.path, np.zeros(16000, np.int16))
     assert load_split(folder, "train").features[0].max() == 0
+    assert len(list((folder / ".cache").glob("features-train-*.npz"))) == 1  # the stale entry is gone
 
 
 def test_check_dataset_summary(synth_small):

@@ -180,6 +180,9 @@ def load_split(folder: str | os.PathLike, split: str) -> Split:
     if feats is None:
         feats = compute_features_batch(np.stack(wavs))
         _save_cache(cache, feats)
+        for old in cache.parent.glob(f"features-{split}-*.npz"):  # stale keys would only pile up
+            if old != cache:
+                old.unlink(missing_ok=True)
     labels = np.array([LABELS.index(r.label) for r in rows], dtype=np.int64)
     keywords = np.array([KEYWORDS.index(r.keyword) if r.keyword else -1 for r in rows], dtype=np.int64)
     return Split(name=split, features=feats, labels=labels, keywords=keywords, rows=rows)
