@@ -182,7 +182,10 @@ def load_split(folder: str | os.PathLike, split: str) -> Split:
         _save_cache(cache, feats)
         for old in cache.parent.glob(f"features-{split}-*.npz"):  # stale keys would only pile up
             if old != cache:
-                old.unlink(missing_ok=True)
+                try:
+                    old.unlink(missing_ok=True)
+                except OSError:  # read-only dataset: leave it
+                    pass
     labels = np.array([LABELS.index(r.label) for r in rows], dtype=np.int64)
     keywords = np.array([KEYWORDS.index(r.keyword) if r.keyword else -1 for r in rows], dtype=np.int64)
     return Split(name=split, features=feats, labels=labels, keywords=keywords, rows=rows)
