@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ondevice.errors import ConfigError
-from ondevice.slim.lint import Violation, apply_fixes, get_target, lint, resolve_targets, target_names
+from ondevice.slim.lint import (Violation, apply_fixes, get_target, lint, reapply_fixes, resolve_targets,
+                                target_names)
 
 X4 = (torch.randn(1, 1, 8, 8),)
 
@@ -150,6 +151,16 @@ def test_fix_swaps_shared_and_nested_activations():
     assert {v.where for v in rules(r, "mcu", "activation")} == {"1", "2.2"}  # the shared GELU is one module
     assert sorted(apply_fixes(net, r)) == ["1: GELU -> ReLU6", "2.1: GELU -> ReLU6", "2.2: SiLU -> ReLU6"]
     assert lint(net, X4, ["mcu"]).violations == []
+
+
+def test_recorded_fixes_reapply_to_a_fresh_build():
+    net = ConvNet(nn.SiLU())
+    changed = apply_fixes(net, lint(net, X4, ["tflm"]))
+    fresh = ConvNet(nn.SiLU())
+    assert reapply_fixes(fresh, changed) == changed and type(fresh.act) is nn.ReLU6
+    assert reapply_fixes(fresh, changed) == []  # idempotent
+    with pytest.raises(ConfigError):
+        reapply_fixes(ConvNet(nn.GELU()), changed)  # the code changed since the run
 
 
 def test_functional_activation_is_found_but_not_auto_fixed():

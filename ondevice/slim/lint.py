@@ -508,15 +508,13 @@ def rule_activation(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
 
 
 _DYN_FIX = ("make every shape fixed: no Python if/while on tensor values, no boolean-mask indexing, "
-            "no .item()/.tolist()/nonzero(); use torch.where-free arithmetic masks and fixed-size slices")
+            "no .item()/.tolist()/nonzero(); use arithmetic masks (x * mask) and fixed-size slices")
 
 
 @RULES.register("dynamic-shape")
 def rule_dynamic(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
     """Export failure (data-dependent control flow) or symbolic shapes in the exported graph."""
-    if not spec.static_shapes:
-        return
-    if ctx.export_error is not None:
+    if ctx.export_error is not None:  # every target needs an exportable graph
         e = ctx.export_error
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         data_dep = any(s in f"{type(e).__name__} {e}" for s in
@@ -526,6 +524,8 @@ def rule_dynamic(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                         _DYN_FIX if data_dep else "make the model exportable with torch.export.export(model, "
                         "example_inputs, strict=False); fix the line named here",
                         source=ctx.export_where)
+        return
+    if not spec.static_shapes:
         return
     seen: set[str] = set()
     for node in ctx.nodes:
@@ -990,6 +990,33 @@ def apply_fixes(module: nn.Module, report: LintReport) -> list[str]:
                 setattr(parent, attr, nn.ReLU6(inplace=bool(getattr(child, "inplace", False))))
                 changed.append(f"{path + '.' if path else ''}{attr}: {type(child).__name__} -> ReLU6")
     return changed
+
+
+def reapply_fixes(module: nn.Module, changed: Sequence[str]) -> list[str]:
+    """Re-apply fixes recorded by ``apply_fixes`` (e.g. from slim_report.json) to a freshly built module.
+
+    A run built from user code with ``--fix`` must rebuild the same function before loading its weights:
+    the swaps keep the state_dict keys, so a missing swap would load silently and compute something else.
+    """
+    done = []
+    for line in changed:
+        path, _, rest = line.partition(": ")
+        old_name = rest.split(" -> ")[0]
+        parent_path, _, attr = path.rpartition(".")
+        try:
+            parent = module.get_submodule(parent_path) if parent_path else module
+            old = getattr(parent, attr)
+        except AttributeError:
+            raise ConfigError(f"cannot re-apply lint fix {line!r}: no module {path!r}",
+                              "the model code changed since the run; re-run slim") from None
+        if type(old).__name__ == "ReLU6":
+            continue
+        if type(old).__name__ != old_name:
+            raise ConfigError(f"cannot re-apply lint fix {line!r}: {path} is a {type(old).__name__}",
+                              "the model code changed since the run; re-run slim")
+        setattr(parent, attr, nn.ReLU6(inplace=bool(getattr(old, "inplace", False))))
+        done.append(line)
+    return done
 
 
 def _load_model(recipe: str | None, model: str | None) -> tuple[nn.Module, tuple, str]:
