@@ -242,6 +242,20 @@ def test_multihead_graph_pattern():
     ops = rules(r, "edgetpu", "op-allowlist")
     assert any("BATCH_MATMUL" in x.op for x in ops)
 
+    class Sdpa(nn.Module):
+        def __init__(self, heads):
+            super().__init__()
+            self.h = heads
+
+        def forward(self, x):
+            q = x.reshape(1, T, self.h, D // self.h).transpose(1, 2)
+            return F.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(1, T, D)
+
+    v = rules(lint(Sdpa(4), XA, ["edgetpu"]), "edgetpu", "multi-head")
+    assert len(v) == 1 and "4 heads" in v[0].message
+    r1 = lint(Sdpa(1), XA, ["edgetpu"])
+    assert rules(r1, "edgetpu", "multi-head") == [] and not r1.ok("edgetpu")  # still BATCH_MATMUL
+
 
 def test_op_allowlist_per_target():
     class Mixed(nn.Module):
