@@ -214,6 +214,10 @@ static void handle_run(uint16_t seq, od_r_t *r, int repeated)
         send_error(seq, OD_E_BAD_PAYLOAD, OD_MAX_RUNS, "runs");
         return;
     }
+    if (warmup > OD_MAX_WARMUP) {
+        send_error(seq, OD_E_BAD_PAYLOAD, OD_MAX_WARMUP, "warmup");
+        return;
+    }
     g_timings_valid = 0;
     g_op_valid = 0;
     g_total_runs = runs;

@@ -4,12 +4,17 @@
 
 #include <stdint.h>
 
+#include "od_port.h" /* the port may size the buffers below */
+
 /* Static buffer sizes; override with -D to fit a board. */
 #ifndef OD_MAX_RUNS
 #define OD_MAX_RUNS 128u /* timings kept per RUN (8 bytes each) */
 #endif
 #ifndef OD_MAX_OPS
 #define OD_MAX_OPS 256u /* ops with per-op timings (8 bytes each) */
+#endif
+#ifndef OD_MAX_WARMUP
+#define OD_MAX_WARMUP 100000u /* a corrupted RUN must not lock the device up for hours */
 #endif
 #ifndef OD_INPUT_STAGE_BYTES
 #define OD_INPUT_STAGE_BYTES 16384u /* staged copy of every model input, re-copied before each invoke */

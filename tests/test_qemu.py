@@ -1,0 +1,144 @@
+"""The firmware under QEMU (mps2-an386 Cortex-M4F, mps3-an547 Cortex-M55) over its real serial line, driven by the
+host profiler: boot and reset reasons, the profile path end to end, the C frontend bit-exact with Python, and a
+generated model (audio -> frontend -> quantize -> model on the device) bit-exact with the TFLM interpreter."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _firmware_support import REPO, fixture_model_reference
+from conftest import require_tool
+from ondevice.profiling import protocol as P
+from ondevice.profiling.session import DeviceSession, profile
+from ondevice.profiling.transports import open_transport
+
+BOARDS = ["mps2-an386", "mps3-an547"]
+TESTMODEL = REPO / "firmware" / "core" / "testmodel"
+pytestmark = pytest.mark.qemu
+
+
+@pytest.fixture(scope="session")
+def tools():
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+
+
+@pytest.fixture(scope="session")
+def fixture_elfs(tools, tmp_path_factory):
+    """Firmware with the test-fixture model for both boards (built once, cached by content)."""
+    from ondevice.flash import build_firmware
+    return {m: build_firmware(f"qemu-{m}") for m in BOARDS}
+
+
+@pytest.fixture(scope="session")
+def conv_library(tmp_path_factory):
+    """A generated model library whose input is the 49x40 int8 feature map: one 3x3 CONV_2D, 4 channels."""
+    from mcu_cases import Case
+    from ondevice.mcu.library import write_library
+    c = Case(seed=11)
+    c.conv([1, 49, 40, 1], 4, 3)
+    out = tmp_path_factory.mktemp("convlib") / "featconv_mcu_int8"
+    write_library(c.build(), out, name="featconv")
+    return out
+
+
+def test_boot_hello_and_reset_reason(fixture_elfs):
+    from ondevice.flash import handshake
+    from ondevice.profiling.transports.qemu import QemuInstance
+    with QemuInstance("mps2-an386", fixture_elfs["mps2-an386"]) as q:
+        boot, hello = handshake(q.sock)
+        assert boot["reset_reason"] == "power_on" and boot["banner"].endswith("qemu-mps2-an386 testmodel")
+        assert hello["board"] == "qemu-mps2-an386" and hello["clock_hz"] == 25_000_000
+        assert hello["timer_unit"] == "instructions"
+        q.sock.sendall(P.message(P.MsgType.RESET, 2))
+        dec, frames = P.StreamDecoder(), []
+        while len(frames) < 2:
+            frames += dec.feed(q.sock.recv(4096))
+        reply, again = frames[:2]
+        assert reply.type == P.reply_type(P.MsgType.RESET) and again.type == P.MsgType.BOOT
+        b = P.unpack(again)
+        assert b["reset_reason"] == P.ResetReason.SOFTWARE and b["boot_id"] == boot["boot_id"] + 1
+        pid = q.pid
+    import os
+    with pytest.raises(ProcessLookupError):  # stopped, by PID
+        os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("machine", BOARDS)
+def test_profile_fixture_model_end_to_end(machine, fixture_elfs, tmp_path):
+    from ondevice.flash import firmware_sizes
+    x = np.arange(-64, 64, 8, dtype=np.int8).reshape(1, 16)
+    elf = fixture_elfs[machine]
+    r = profile(TESTMODEL, f"qemu://{machine}?elf={elf}", runs=5, warmup=1, out=tmp_path, inputs=[x])
+    m = r["metrics"]
+    assert r["status"] == "ok" and r["device"]["board"] == f"qemu-{machine}"
+    assert r["timings"]["unit"] == "instructions"
+    assert m["instructions_per_inference"]["source"] == "emulated" and m["instructions_per_inference"]["value"] > 100
+    assert m["peak_ram_bytes"]["source"] == "emulated" and m["flash_bytes"]["source"] == "emulated"
+    assert m["energy_per_inference_mj"]["source"] == "modelled"
+    sizes = firmware_sizes(elf)
+    # the device reports its load image; the ELF's section sum differs only by alignment padding
+    assert 0 <= r["memory"]["flash_used_bytes"] - sizes["flash_bytes"] <= 16
+    assert r["memory"]["peak_ram_bytes"] == sizes["static_ram_bytes"] + r["memory"]["stack_high_water_bytes"]
+    assert 0 < r["memory"]["stack_high_water_bytes"] < r["memory"]["stack_total_bytes"]
+    assert r["outputs"][0]["values"] == fixture_model_reference(x).tolist()
+    assert [o["name"] for o in r["op_timings"]["ops"]] == ["FULLY_CONNECTED", "ADD"]
+    assert (tmp_path / "profile.json").is_file() and (tmp_path / "report.html").is_file()
+
+
+def test_frontend_under_qemu_bit_exact(fixture_elfs):
+    """Mode 2 on the Cortex-M4: the C frontend's feature map equals ondevice.features. One shared vector (the
+    'edges' one: silence, full-scale square, impulse); the host build checks all of them, and 32 KB of audio
+    takes seconds over the emulated UART."""
+    from ondevice.features.twins import read_vector
+    paths = sorted((REPO / "tests" / "vectors" / "frontend").glob("01_*.json"))
+    assert len(paths) == 1
+    t = open_transport(f"qemu://mps2-an386?elf={fixture_elfs['mps2-an386']}")
+    try:
+        s = DeviceSession(t, timeout=10)
+        s.hello()
+        s.set_mode(P.Mode.FRONTEND)
+        for p in paths:
+            wav, feats, _ = read_vector(p)
+            s.set_input(P.AUDIO_INDEX, wav.astype("<i2").tobytes())
+            unit, ts = s.run(1, 0)
+            assert unit == "instructions" and ts[0] > 0
+            got = np.frombuffer(s.get_output(P.AUDIO_INDEX), "<u2").reshape(feats.shape)
+            assert np.array_equal(got, feats), p.name
+    finally:
+        t.close()
+
+
+@pytest.mark.parametrize("machine", BOARDS)
+def test_generated_model_with_frontend_bit_exact_vs_tflm(machine, tools, conv_library):
+    """Audio in, model output out, all on the emulated MCU; the reference is ondevice.features + the TFLM
+    interpreter on the same tflite. Also model-only mode on random int8 inputs."""
+    from ondevice.features import compute_features, quantize_features
+    from ondevice.features.twins import read_vector
+    from ondevice.runtimes.tflm import TFLMRuntime
+    ref = TFLMRuntime().load(conv_library / "source.tflite")
+    spec = ref.inputs[0]
+    t = open_transport(f"qemu://{machine}?artifact={conv_library}")
+    try:
+        s = DeviceSession(t, timeout=10)
+        s.hello()
+        assert s.select_builtin(name="featconv")["name"] == "featconv"
+        s.set_mode(P.Mode.FRONTEND_MODEL)
+        for p in sorted((REPO / "tests" / "vectors" / "frontend").glob("00_*.json")):
+            wav, _, _ = read_vector(p)
+            s.set_input(P.AUDIO_INDEX, wav.astype("<i2").tobytes())
+            s.run(1, 0)
+            got = np.frombuffer(s.get_output(0), np.int8)
+            x = quantize_features(compute_features(wav), spec.scale, spec.zero_point).reshape(spec.shape)
+            want = ref.run([x])[0].reshape(-1)
+            assert np.array_equal(got, want), p.name
+        s.set_mode(P.Mode.MODEL)
+        rng = np.random.default_rng(5)
+        for _ in range(2):
+            x = rng.integers(-128, 128, spec.shape).astype(np.int8)
+            s.set_input(0, x.tobytes())
+            unit, ts = s.run(2, 1)
+            assert unit == "instructions" and ts[0] > 70_000  # 70 560 MACs cannot take fewer instructions
+            assert np.array_equal(np.frombuffer(s.get_output(0), np.int8), ref.run([x])[0].reshape(-1))
+    finally:
+        t.close()
