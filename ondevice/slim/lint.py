@@ -741,7 +741,8 @@ def rule_rank(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
             found.append((node, str(list(shape))))
     for (where, shape), nodes in _group(ctx, found).items():
         yield Violation(spec.name, "tensor-rank", where,
-                        f"tensor {shape} ({_names(nodes)}) has {sum(d > 1 for d in _shape(nodes[0]))} dims larger than 1; "
+                        f"tensor {shape} ({_names(nodes)}) has {sum(d > 1 for d in _shape(nodes[0]))} dims "
+                        f"larger than 1; "
                         f"{spec.title} allows at most {spec.max_non1_dims}",
                         f"keep batch 1 and fold axes together (e.g. reshape [1,H,T,D] to [H*T,D], or use one head) "
                         f"so at most {spec.max_non1_dims} dims exceed 1",

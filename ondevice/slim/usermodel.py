@@ -91,7 +91,8 @@ def load_user_model(spec: str) -> UserModel:
     if fn is None:
         names = [n for n in vars(mod) if not n.startswith("_") and callable(getattr(mod, n))]
         close = difflib.get_close_matches(fn_name, names, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"functions in the file: {', '.join(sorted(names)) or 'none'}"
+        hint = (f"did you mean {close[0]!r}?" if close
+                else f"functions in the file: {', '.join(sorted(names)) or 'none'}")
         raise ConfigError(f"{path.name} has no function {fn_name!r}", hint)
     if not callable(fn):
         raise ConfigError(f"{path.name}:{fn_name} is a {type(fn).__name__}, not a function",

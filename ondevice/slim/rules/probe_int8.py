@@ -83,7 +83,8 @@ def main(argv: list[str]) -> int:
         dts = op_dtypes(buf)
         tflite_int8 = name in dts and "float32" not in dts[name]
         tflm = runs_on_tflm(buf) if tflite_int8 else False
-        print(f"{name:20s} tflite_int8={'yes' if tflite_int8 else 'NO (float)':10s} tflm_int8={'yes' if tflm else 'NO'}")
+        print(f"{name:20s} tflite_int8={'yes' if tflite_int8 else 'NO (float)':10s} "
+              f"tflm_int8={'yes' if tflm else 'NO'}")
     return 0
 
 
