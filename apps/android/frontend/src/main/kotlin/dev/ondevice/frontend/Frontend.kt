@@ -60,30 +60,22 @@ object Frontend {
 
     /**
      * (mult, shift) with mult in [2^30, 2^31) and mult / 2^shift ~= 2^-8 / scale, rounded half up,
-     * computed exactly from the binary value of [scale] (BigInteger, no floating point).
+     * computed exactly from the binary value of [scale]: scale = sm * 2^se, so 2^-8 / scale * 2^shift = 2^k / sm
+     * with k = shift - 8 - se, and the one k that puts 2^k / sm in [2^30, 2^31) follows from sm's bit length.
      */
     fun quantMultiplier(scale: Double): Pair<Long, Int> {
         require(scale > 0.0 && !scale.isInfinite() && !scale.isNaN()) { "input scale must be positive and finite, got $scale" }
         val bits = java.lang.Double.doubleToLongBits(scale)
         val exp = ((bits ushr 52) and 0x7FF).toInt()
         val frac = bits and ((1L shl 52) - 1)
-        // scale = sm * 2^se exactly.
-        val sm = BigInteger.valueOf(if (exp == 0) frac else frac or (1L shl 52))
+        val sm = if (exp == 0) frac else frac or (1L shl 52)
         val se = if (exp == 0) -1074 else exp - 1075
-        // value(shift) = 2^shift * 2^-8 / scale = num / den.
-        fun ratio(shift: Int): Pair<BigInteger, BigInteger> {
-            val k = shift - T.FEATURE_SCALE_LOG2 - se
-            return if (k >= 0) Pair(BigInteger.ONE.shiftLeft(k), sm) else Pair(BigInteger.ONE, sm.shiftLeft(-k))
-        }
-        fun atLeast(shift: Int, pow2: Int): Boolean {
-            val (n, d) = ratio(shift)
-            return n >= d.shiftLeft(pow2)
-        }
-        var shift = 30
-        while (!atLeast(shift, 30)) shift++
-        while (atLeast(shift, 31)) shift--
-        val (n, d) = ratio(shift)
-        var mult = n.shiftLeft(1).add(d).divide(d.shiftLeft(1)).toLong()
+        val b = bitlen(sm)
+        val k = 30 + if (sm and (sm - 1) == 0L) b - 1 else b
+        var shift = k + T.FEATURE_SCALE_LOG2 + se
+        // Round half up: floor(2^k / sm + 1/2), from the quotient and remainder.
+        val qr = BigInteger.ONE.shiftLeft(k).divideAndRemainder(BigInteger.valueOf(sm))
+        var mult = qr[0].toLong() + if (qr[1].toLong() * 2 >= sm) 1 else 0
         if (mult == 1L shl 31) {
             mult = 1L shl 30
             shift -= 1
