@@ -46,6 +46,6 @@ RECIPES.register("kws-dscnn")(Recipe(
     name="kws-dscnn",
     description="MLPerf Tiny DS-CNN keyword spotter (64 ch, 4 DS blocks) on 49x40 log-mel; classifies keywords",
     build=build, arch={"channels": 64, "blocks": 4},
-    train=TrainConfig(epochs=25, qat_epochs=4, pretrain_epochs=0),
+    train=TrainConfig(epochs=12, qat_epochs=3, pretrain_epochs=0),
     task="keyword",
 ))

@@ -233,6 +233,8 @@ def pretrain_keyword_encoder(encoder: nn.Module, arrays: dict[str, Arrays], n_ke
         raise ConfigError("the keyword branch needs keyword labels, and no training clip has one",
                           "fill the `keyword` column of metadata.csv, or use a recipe without a keyword branch")
     sub = {k: Arrays(a.x[has[k]], a.y[has[k]], a.kw[has[k]]) for k, a in arrays.items()}
+    for p in encoder.parameters():  # LateFusion froze it; it trains here, and is frozen again after
+        p.requires_grad_(True)
     clf = nn.Sequential(encoder, nn.Linear(encoder.out_dim, n_keywords))
     fit(clf, sub["train"], sub["val"], "kw", n_keywords, cfg.pretrain_epochs, cfg.lr, cfg, dist_,
         "keyword branch", seed + 10)
