@@ -237,13 +237,16 @@ class DeviceSession:
         todo = collections.deque(range(len(pieces)))
         inflight: dict[int, int] = {}
         stalls = 0
+        low = 0  # pieces below this index are known to be held by the device
+        sending: set[int] = set()
         while unacked:
             while todo and len(inflight) < window:
                 i = todo.popleft()
-                if i in unacked and i not in inflight.values():
+                if i in unacked and i not in sending:
                     seq = self.next_seq()
                     self.link.send(type_, seq, pieces[i][1])
                     inflight[seq] = i
+                    sending.add(i)
             f = self.link.recv(self.timeout)
             if f is None:
                 stalls += 1
@@ -253,9 +256,11 @@ class DeviceSession:
                     raise TransportError(f"no reply from the device during {step} after {stalls} attempts",
                                          "check the link quality; lower the baud rate or shorten the cable")
                 inflight.clear()
+                sending.clear()
                 todo = collections.deque(sorted(unacked))
                 continue
             i = inflight.pop(f.seq, None)
+            sending.discard(i)
             if i is None or f.type not in (want, T.ERROR):
                 self.link.stale += 1
                 continue
@@ -271,16 +276,16 @@ class DeviceSession:
                         raise ProtocolError(f"{step}: the device keeps reporting a gap at byte {got}",
                                             "the link drops too many frames; lower the baud rate")
                     inflight.clear()
+                    sending.clear()
                     todo = collections.deque(sorted(unacked))
                     continue
                 raise device_error(f, step)
             unacked.discard(i)
             if type_ == T.LOAD_MODEL_CHUNK:  # cumulative: everything below `received` is held
                 got = P.unpack(f)["received"]
-                for j in list(unacked):
-                    off, payload = pieces[j]
-                    if off + len(payload) - 4 <= got:
-                        unacked.discard(j)
+                while low < len(pieces) and pieces[low][0] + len(pieces[low][1]) - 4 <= got:
+                    unacked.discard(low)
+                    low += 1
             stalls = 0
 
     def load_model(self, data: bytes, fmt: int, name: str) -> None:

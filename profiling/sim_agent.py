@@ -106,33 +106,65 @@ class FdIO:
 
 
 class Paced:
-    """Limits a stream's writes and reads to a line rate (a UART at 115200 8N1 moves 11520 bytes/s).
+    """Emulates a full-duplex UART at ``bytes_per_s`` (115200 8N1 moves 11520 bytes/s) on top of a fast stream.
 
-    Writes go out in small slices, each released when the simulated wire has finished the previous bytes.
+    Receive runs in its own thread like a UART's RX interrupt filling a ring buffer: bytes are taken off the
+    stream no faster than the wire would deliver them, whatever the agent is doing. Transmit blocks the caller
+    until the wire would have sent each 32-byte slice. Both keep a running wire schedule, so sleep jitter does
+    not accumulate.
     """
 
     def __init__(self, io, bytes_per_s: float, slice_bytes: int = 32):
+        import queue
         self.io, self.rate, self.slice = io, float(bytes_per_s), slice_bytes
         self._tx_free = time.monotonic()
-        self._rx_free = time.monotonic()
+        self._rx: queue.Queue[bytes | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._rx_loop, name="uart-rx", daemon=True)
+        self._thread.start()
 
-    def _wait(self, attr: str, n: int) -> None:
-        now = time.monotonic()
-        free = max(getattr(self, attr), now) + n / self.rate
-        setattr(self, attr, free)
-        if free - now > 0.0005:
-            time.sleep(free - now)
+    def _rx_loop(self) -> None:
+        free = time.monotonic()
+        try:
+            while not self._closed:
+                t0 = time.monotonic()
+                data = self.io.read(self.slice, 0.05)
+                if not data:
+                    continue
+                if time.monotonic() - t0 > 0.001:  # we waited for these bytes: the wire was idle until now
+                    free = max(free, time.monotonic())
+                free += len(data) / self.rate  # bytes already queued kept the wire busy: no idle gap
+                delay = free - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                self._rx.put(data)
+        except StreamClosed:
+            pass
+        self._rx.put(None)
 
     def write(self, data: bytes) -> None:
         for i in range(0, len(data), self.slice):
             piece = data[i:i + self.slice]
-            self._wait("_tx_free", len(piece))
+            self._tx_free = max(self._tx_free, time.monotonic()) + len(piece) / self.rate
+            delay = self._tx_free - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             self.io.write(piece)
 
+    def close(self) -> None:
+        """Stop the RX thread (before the fd is closed, so it cannot read a reused fd number)."""
+        self._closed = True
+        self._thread.join(timeout=1)
+
     def read(self, n: int, timeout: float) -> bytes:
-        data = self.io.read(min(n, self.slice), timeout)
-        if data:
-            self._wait("_rx_free", len(data))
+        import queue
+        try:
+            data = self._rx.get(timeout=timeout)
+        except queue.Empty:
+            return b""
+        if data is None:
+            self._closed = True
+            raise StreamClosed()
         return data
 
 
@@ -158,6 +190,7 @@ class SimAgent:
     # -- state --------------------------------------------------------------------------------------------------
     def _clear(self) -> None:
         self.upload: dict | None = None
+        self.blob = b""
         self.model = None
         self.model_bytes = b""
         self.model_sha = b"\x00" * 32
@@ -210,6 +243,8 @@ class SimAgent:
         except StreamClosed:
             pass
         finally:
+            if hasattr(io, "close"):
+                io.close()
             self._tmp.cleanup()
 
     # -- dispatch -----------------------------------------------------------------------------------------------
@@ -289,7 +324,7 @@ class SimAgent:
         raise AgentError(E.UNSUPPORTED, "the simulator has no built-in models")
 
     def _begin(self, f, v):
-        if v["format"] not in _EXT:
+        if v["format"] not in _EXT and v["format"] != P.ModelFormat.RAW:
             raise AgentError(E.UNSUPPORTED, f"format {v['format']}")
         if v["total_bytes"] > 1 << 30:
             raise AgentError(E.TOO_LARGE, "model larger than 1 GiB")
@@ -326,6 +361,10 @@ class SimAgent:
         if hashlib.sha256(data).digest() != up["sha"]:
             self.upload = None
             raise AgentError(E.SHA_MISMATCH, "sha256 mismatch")
+        if up["format"] == P.ModelFormat.RAW:  # a blob is checked and stored, not prepared (link tests)
+            self.blob, self.upload = data, None
+            yield self._reply(f)
+            return
         path = Path(self._tmp.name) / ((up["name"] or "model") + _EXT[up["format"]])
         path.write_bytes(data)
         try:
