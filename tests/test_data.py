@@ -269,3 +269,12 @@ def test_cli_data_check_exits_with_one_line(user_data, capsys):
     assert main(["data", "check", str(user_data)]) == DataError.exit_code
     err = capsys.readouterr().err
     assert "unknown label 'bored'" in err and "Traceback" not in err
+
+
+def test_cli_data_synth(tmp_path):
+    require_tool("espeak-ng")
+    from ondevice.cli import main
+
+    assert main(["data", "synth", "--out", str(tmp_path / "c"), "--size", "8", "--seed", "1", "--jobs", "2"]) == 0
+    assert len(_meta(tmp_path / "c")) == 8
+    assert check_dataset(tmp_path / "c")["corpus"]["seed"] == 1
