@@ -53,16 +53,16 @@ def test_corpus_layout(synth_small):
 
 def test_corpus_is_deterministic_whatever_the_jobs(tmp_path):
     require_tool("espeak-ng")
-    a = synth(tmp_path / "a", size=8, seed=5, jobs=1)
-    b = synth(tmp_path / "b", size=8, seed=5, jobs=3)
-    c = synth(tmp_path / "c", size=8, seed=6, jobs=2)
+    a = synth(tmp_path / "a", size=12, seed=5, jobs=1)
+    b = synth(tmp_path / "b", size=12, seed=5, jobs=3)
+    c = synth(tmp_path / "c", size=12, seed=6, jobs=2)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert (a / "metadata.csv").read_bytes() != (c / "metadata.csv").read_bytes()
     # Re-running over an existing corpus replaces it in place.
-    synth(a, size=8, seed=6, jobs=2)
+    synth(a, size=12, seed=6, jobs=2)
     assert (a / "metadata.csv").read_bytes() == (c / "metadata.csv").read_bytes()
 
 
@@ -106,7 +106,7 @@ def test_design_overrides_for_ablations(tmp_path):
     with pytest.raises(ConfigError, match="unknown key"):
         design_with({"pitch": {"slop": 1}})
     require_tool("espeak-ng")
-    out = synth(tmp_path / "abl", size=8, seed=2, jobs=2, design={"noise_rms_lsb": [0.0, 0.0]})
+    out = synth(tmp_path / "abl", size=12, seed=2, jobs=2, design={"noise_rms_lsb": [0.0, 0.0]})
     assert json.loads((out / "corpus.json").read_text())["design"]["noise_rms_lsb"] == [0.0, 0.0]
 
 
@@ -127,7 +127,7 @@ def test_interrupted_synth_leaves_nothing(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(DataError, match="espeak-ng failed"):
-        synth(tmp_path / "out", size=8, jobs=1)
+        synth(tmp_path / "out", size=12, jobs=1)
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
@@ -139,7 +139,10 @@ def test_refuses_to_replace_a_non_corpus_folder(tmp_path):
         synth(tmp_path / "mine", size=8)
     assert (tmp_path / "mine" / "precious.txt").exists()
     with pytest.raises(ConfigError, match="too small"):
-        plan(4, seed=0)
+        plan(11, seed=0)
+    for size in (12, 13, 50):  # every class lands in every split, whatever the size
+        splits = {(s.split, s.label) for s in plan(size, seed=0)}
+        assert len(splits) == 12
 
 
 # ------------------------------------------------------------------------------------------- reader
@@ -275,6 +278,6 @@ def test_cli_data_synth(tmp_path):
     require_tool("espeak-ng")
     from ondevice.cli import main
 
-    assert main(["data", "synth", "--out", str(tmp_path / "c"), "--size", "8", "--seed", "1", "--jobs", "2"]) == 0
-    assert len(_meta(tmp_path / "c")) == 8
+    assert main(["data", "synth", "--out", str(tmp_path / "c"), "--size", "12", "--seed", "1", "--jobs", "2"]) == 0
+    assert len(_meta(tmp_path / "c")) == 12
     assert check_dataset(tmp_path / "c")["corpus"]["seed"] == 1

@@ -108,8 +108,9 @@ def plan(size: int, seed: int, design: dict | None = None) -> list[ClipSpec]:
     ``design`` is a full design dict (see :func:`design_with`); default DESIGN.
     """
     D = design if design is not None else DESIGN
-    if size < 8:
-        raise ConfigError(f"--size {size} is too small", hint="use at least 8 clips (2 per class)")
+    if size < 3 * len(LABELS):
+        raise ConfigError(f"--size {size} is too small: every split needs every class",
+                          hint=f"use at least {3 * len(LABELS)} clips (3 per class)")
     rng = np.random.default_rng(seed)
     labels = [LABELS[i % len(LABELS)] for i in range(size)]
     rng.shuffle(labels)
@@ -118,7 +119,7 @@ def plan(size: int, seed: int, design: dict | None = None) -> list[ClipSpec]:
         idx = [i for i, l in enumerate(labels) if l == lab]
         rng.shuffle(idx)
         n_val = max(1, round(len(idx) * D["splits"]["val"]))
-        n_test = max(1, round(len(idx) * D["splits"]["test"]))
+        n_test = max(1, min(round(len(idx) * D["splits"]["test"]), len(idx) - n_val - 1))
         for j, i in enumerate(idx):
             splits[i] = "val" if j < n_val else "test" if j < n_val + n_test else "train"
     specs = []
