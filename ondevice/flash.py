@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -162,7 +163,7 @@ def handshake(sock, timeout: float = 10.0) -> tuple[dict, dict]:
             sock.settimeout(left)
             try:
                 data = sock.recv(4096)
-            except socket_timeout():
+            except socket.timeout:
                 continue
             if not data:
                 raise TransportError("the firmware closed the serial line", "check QEMU's output")
@@ -188,11 +189,6 @@ def handshake(sock, timeout: float = 10.0) -> tuple[dict, dict]:
     return boot, hello
 
 
-def socket_timeout():
-    import socket
-    return socket.timeout
-
-
 def _flash_pyocd(port: Port, elf: Path, probe: str | None) -> dict:
     """Program the image with pyocd (CMSIS-DAP / ST-LINK) and reset the target."""
     try:
@@ -202,13 +198,21 @@ def _flash_pyocd(port: Port, elf: Path, probe: str | None) -> dict:
         raise ToolMissingError("pyocd is not installed", "pip install pyocd") from None
     hexfile = elf.with_name("firmware.hex")
     try:
-        session = ConnectHelper.session_with_chosen_probe(unique_id=probe, target_override=port.pyocd_target,
-                                                          blocking=False, options={"frequency": 4_000_000})
-    except Exception as e:  # noqa: BLE001 - pyocd raises many types; all mean "cannot reach the target"
+        probes = ConnectHelper.get_all_connected_probes(blocking=False, unique_id=probe, print_wait_message=False)
+    except Exception as e:  # noqa: BLE001 - pyocd raises many types; all mean "cannot reach a probe"
         raise _pyocd_error(port, e) from None
-    if session is None:
+    if not probes:
         raise TransportError(f"no debug probe found for {port.board}" + (f" with UID {probe}" if probe else ""),
                              "plug the board's ST-LINK USB in; `pyocd list` shows probes (pass --probe UID)")
+    if len(probes) > 1 and probe is None:
+        uids = ", ".join(p.unique_id for p in probes)
+        raise ConfigError(f"{len(probes)} debug probes are connected ({uids})", "pick one with --probe UID")
+    try:
+        session = ConnectHelper.session_with_chosen_probe(unique_id=probes[0].unique_id,
+                                                          target_override=port.pyocd_target,
+                                                          options={"frequency": 4_000_000})
+    except Exception as e:  # noqa: BLE001
+        raise _pyocd_error(port, e) from None
     try:
         with session:
             FileProgrammer(session).program(str(hexfile if hexfile.is_file() else elf))

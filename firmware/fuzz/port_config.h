@@ -10,7 +10,7 @@
 #define OD_PORT_TIMER_UNIT OD_TIMER_UNIT_US
 #define OD_PORT_TIME_PER_SECOND 1000000ull
 
-#define OD_MAX_RUNS 8u
-#define OD_MAX_WARMUP 4u
+#define OD_MAX_RUNS 2u
+#define OD_MAX_WARMUP 1u
 
 #endif /* OD_PORT_CONFIG_H */

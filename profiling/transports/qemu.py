@@ -38,6 +38,15 @@ def _stop_all() -> None:
 atexit.register(_stop_all)
 
 
+def _monitor(p: subprocess.Popen, cmd: str) -> None:
+    """One command to QEMU's human monitor on its stdin (cont, quit)."""
+    try:
+        p.stdin.write((cmd + "\n").encode())
+        p.stdin.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,7 +92,7 @@ class QemuInstance:
             _LIVE.add(self)
             try:
                 self._connect()
-                self._monitor("cont")
+                _monitor(self.proc, "cont")
                 return self
             except TransportError as e:
                 last = str(e)
@@ -113,13 +122,6 @@ class QemuInstance:
                                          "the machine may be overloaded; retry") from None
                 time.sleep(0.02)
 
-    def _monitor(self, cmd: str) -> None:
-        try:
-            self.proc.stdin.write((cmd + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
-
     def stop(self) -> int | None:
         """Quit QEMU (monitor, then SIGTERM, then SIGKILL, by PID); idempotent. Returns its exit code."""
         p, self.proc = self.proc, None
@@ -133,7 +135,7 @@ class QemuInstance:
         if p is None:
             return None
         if p.poll() is None:
-            self._monitor_on(p, "quit")
+            _monitor(p, "quit")
             try:
                 p.wait(timeout=2.0)
             except subprocess.TimeoutExpired:
@@ -150,14 +152,6 @@ class QemuInstance:
             except Exception:  # noqa: BLE001 - closing after a crash must not mask the real error
                 pass
         return p.returncode
-
-    @staticmethod
-    def _monitor_on(p: subprocess.Popen, cmd: str) -> None:
-        try:
-            p.stdin.write((cmd + "\n").encode())
-            p.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
 
     def __enter__(self) -> "QemuInstance":
         return self.start()

@@ -1,0 +1,71 @@
+"""`ondevice flash`: QEMU boards keep the image as their emulated flash and boot it; the real-board port builds
+and fails cleanly without a probe; unknown boards and missing images give one-line errors with hints."""
+from __future__ import annotations
+
+import pytest
+
+from _firmware_support import REPO
+from conftest import require_tool
+from ondevice.cli import main
+from ondevice.errors import ConfigError, TransportError
+
+TESTMODEL = REPO / "firmware" / "core" / "testmodel"
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    """A private cache: flashing in a test must not replace the user's emulated flash image."""
+    monkeypatch.setenv("ONDEVICE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_cli_flash_qemu_then_profile_boots_the_flashed_image(cache, tmp_path, capsys):
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    from ondevice.flash import flashed_image
+    from ondevice.profiling.session import profile
+    assert main(["flash", "--board", "qemu-mps2-an386"]) == 0
+    img = flashed_image("qemu-mps2-an386")
+    assert img is not None and img.is_relative_to(cache)
+    assert "booted under QEMU" in capsys.readouterr().err
+    r = profile(TESTMODEL, "qemu://mps2-an386", runs=2, warmup=0, out=None)  # no elf=: the flashed image
+    assert r["status"] == "ok" and r["device"]["builtin_model"] == "testmodel"
+    assert r["metrics"]["instructions_per_inference"]["source"] == "emulated"
+
+
+def test_qemu_url_without_an_image_says_how_to_flash(cache):
+    require_tool("qemu-system-arm")
+    from ondevice.profiling.transports import open_transport
+    with pytest.raises(ConfigError) as e:
+        open_transport("qemu://mps3-an547")
+    assert "ondevice flash --board qemu-mps3-an547" in e.value.hint
+    with pytest.raises(ConfigError) as e:
+        open_transport("qemu://mps9-an999?elf=x.elf")
+    assert "mps2-an386" in e.value.hint
+
+
+def test_unknown_board_is_a_config_error_with_suggestion(capsys):
+    assert main(["flash", "--board", "qemu-mps2-an38"]) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    assert "unknown board" in err and "qemu-mps2-an386" in err
+
+
+def test_real_board_builds_and_fails_cleanly_without_a_probe(cache):
+    """nucleo-f446re: builds here, not run on hardware. With no probe attached, pyocd finds none: one clear error."""
+    require_tool("arm-none-eabi-gcc")
+    from elftools.elf.elffile import ELFFile
+
+    from ondevice.flash import build_firmware, firmware_sizes, flash
+    elf = build_firmware("nucleo-f446re")
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        vec = e.get_section_by_name(".isr_vector")
+        assert vec["sh_addr"] == 0x0800_0000  # the vector table is where the STM32 boots from
+        assert 0x0800_0000 <= e.header["e_entry"] < 0x0808_0000
+        assert e.get_section_by_name(".stack")["sh_addr"] >= 0x2000_0000
+    sizes = firmware_sizes(elf)
+    assert 0 < sizes["flash_bytes"] < 512 * 1024 and sizes["static_ram_bytes"] + sizes["stack_bytes"] < 128 * 1024
+    assert elf.with_name("firmware.hex").is_file()
+    with pytest.raises(TransportError) as err:
+        flash("nucleo-f446re", elf=elf)
+    assert "no debug probe" in err.value.message and "--probe" in err.value.hint
