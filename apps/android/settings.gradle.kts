@@ -16,4 +16,4 @@ dependencyResolutionManagement {
 }
 
 rootProject.name = "ondevice-android"
-include(":protocol-core", ":frontend", ":app")
+include(":protocol-core", ":frontend", ":jvm-agent", ":app")
