@@ -76,7 +76,8 @@ def build_firmware(board: str, artifact: str | Path | None = None, variant: str 
     srcs += [p for p in model.rglob("*") if p.is_file() and p.suffix in (".c", ".h")]
     if not any((model / "kernels").glob("*.c")) and model != TESTMODEL_DIR:
         srcs += list((FIRMWARE_DIR / "kernels").glob("od_*.[ch]"))
-    key = _digest(srcs, f"{board} {variant} {model.name} {config_hash()}")[:16]
+    extra = _agent_sizes(model)
+    key = _digest(srcs, f"{board} {variant} {model.name} {config_hash()} {extra}")[:16]
     out = _root() / "firmware" / f"{board}-{model.name}-{variant}-{key}"
     elf = out / "firmware.elf"
     if elf.is_file():
@@ -84,13 +85,28 @@ def build_firmware(board: str, artifact: str | Path | None = None, variant: str 
     log.info(f"building firmware for {board} with {model.name} ({variant} kernels)")
     with atomic_path(out) as tmp:
         cmd = ["make", "-s", "-C", str(FIRMWARE_DIR), f"-j{jobs}", f"PORT={board}", f"MODEL={model}", f"O={tmp}",
-               f"VARIANT={variant}", f"PYTHON={sys.executable}"]
+               f"VARIANT={variant}", f"PYTHON={sys.executable}", f"EXTRA_CFLAGS={extra}"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise ExportError(f"firmware build for {board} failed: {(r.stderr or r.stdout).strip()[-1200:]}",
                               "if the model folder is from an older export, re-export it (ondevice export --target mcu)")
         shutil.rmtree(tmp / "obj", ignore_errors=True)
     return elf
+
+
+def _agent_sizes(model: Path) -> str:
+    """Compiler flags that size the agent's static input staging to the model (from the library's model.json)."""
+    import json
+    summary = model / "model.json"
+    if not summary.is_file():
+        return ""
+    try:
+        inputs = json.loads(summary.read_text())["inputs"]
+        import numpy as np
+        need = sum(int(np.prod(i["shape"])) * np.dtype(i["dtype"]).itemsize for i in inputs)
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return f"-DOD_INPUT_STAGE_BYTES={max(16, (need + 15) // 16 * 16)}u"
 
 
 def firmware_sizes(elf: str | Path) -> dict:

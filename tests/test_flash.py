@@ -69,3 +69,13 @@ def test_real_board_builds_and_fails_cleanly_without_a_probe(cache):
     with pytest.raises(TransportError) as err:
         flash("nucleo-f446re", elf=elf)
     assert "no debug probe" in err.value.message and "--probe" in err.value.hint
+
+
+def test_url_for_artifact_builds_for_the_artifact_unless_an_image_is_named(tmp_path):
+    from urllib.parse import parse_qs, urlsplit
+
+    from ondevice.profiling.transports.qemu import QemuTransport
+    url = QemuTransport.url_for_artifact("qemu://mps2-an386", TESTMODEL)
+    assert parse_qs(urlsplit(url).query)["artifact"] == [str(TESTMODEL.resolve())]
+    assert QemuTransport.url_for_artifact("qemu://mps2-an386?elf=a.elf", TESTMODEL) == "qemu://mps2-an386?elf=a.elf"
+    assert QemuTransport.url_for_artifact("qemu://mps2-an386", tmp_path / "x.tflite") == "qemu://mps2-an386"

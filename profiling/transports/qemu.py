@@ -21,6 +21,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
+from urllib.parse import quote
 
 from ondevice.errors import ConfigError, ToolMissingError, TransportError
 from ondevice.profiling.transports import TRANSPORTS, split_url
@@ -199,6 +200,18 @@ class QemuTransport(SocketStream):
         except BaseException:
             inst.stop()
             raise
+
+    @classmethod
+    def url_for_artifact(cls, url: str, artifact: str | Path) -> str:
+        """The URL that boots firmware built for ``artifact`` (an mcu folder) unless the URL already names an image.
+
+        The profiler calls this when it profiles an mcu artifact, so ``ondevice profile --device qemu://mps2-an386
+        artifacts/<model>_mcu_int8`` works without a separate ``ondevice flash``.
+        """
+        _, _, q = split_url(url)
+        if "elf" in q or "artifact" in q or not Path(artifact).is_dir():
+            return url
+        return url + ("&" if "?" in url else "?") + "artifact=" + quote(str(Path(artifact).resolve()))
 
     def close(self) -> None:
         self.qemu.stop()
