@@ -11,7 +11,7 @@ import pytest
 
 from conftest import require_tool
 from ondevice.errors import ConfigError, DataError
-from ondevice.features import (c_tables, compute_features, compute_features_batch, config_hash, quant_multiplier,
+from ondevice.features import (StreamingFrontend, c_tables, compute_features, compute_features_batch, config_hash, quant_multiplier,
                                quantize_features, to_model_input, trace_frame, write_vectors)
 from ondevice.features import tables as T
 from ondevice.features.twins import read_vector
@@ -218,3 +218,17 @@ def test_generator_cli(tmp_path):
     assert main(["vectors", str(tmp_path / "v"), "1"]) == 0
     assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["00_voiced.json", "tables.json"]
     assert main(["bogus"]) == 2
+
+
+def test_streaming_equals_batch():
+    rng = np.random.default_rng(4)
+    wav = (rng.standard_normal(16000) * 2000).astype(np.int16)
+    fe, got, pos = StreamingFrontend(), [], 0
+    for size in rng.integers(1, 900, 100):
+        got.append(fe.push(wav[pos:pos + size]))
+        pos += size
+        if pos >= wav.size:
+            break
+    np.testing.assert_array_equal(np.concatenate(got), compute_features(wav))
+    with pytest.raises(DataError):
+        fe.push(np.zeros(10, np.float32))

@@ -156,6 +156,30 @@ def trace_frame(frame_int16: np.ndarray) -> dict:
     return trace
 
 
+class StreamingFrontend:
+    """Push audio in any chunk sizes, get feature frames as soon as their window is complete.
+
+    Frames are independent (no state besides the last WINDOW - STEP samples), so the frames equal
+    ``compute_features`` on the concatenated audio, as on a device reading a microphone.
+    """
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(0, dtype=np.int16)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Append int16 samples; returns the newly completed frames, uint16 [n, 40] (n may be 0)."""
+        samples = np.asarray(samples)
+        if samples.dtype != np.int16 or samples.ndim != 1:
+            raise DataError(f"push takes mono int16 samples, got {samples.dtype} {samples.shape}")
+        self._buf = np.concatenate([self._buf, samples])
+        n = num_frames(self._buf.size)
+        if n == 0:
+            return np.zeros((0, T.CHANNELS), dtype=np.uint16)
+        out = _frames_to_features(_frames(self._buf[None, : (n - 1) * T.STEP + T.WINDOW])[0])
+        self._buf = self._buf[n * T.STEP:]
+        return out
+
+
 def to_model_input(feat_u16: np.ndarray) -> np.ndarray:
     """The float the PyTorch model sees: feat * FEATURE_SCALE (exact in float32), shape [1, 1, frames, 40].
 
