@@ -69,8 +69,9 @@ def sim_runtimes() -> list[dict]:
     for name in runtime_names():
         rt = get_runtime(name)
         ok, why = rt.available()
-        out.append({"url": f"sim://{name}", "kind": "sim", "available": ok,
-                    "detail": f"runs {', '.join(rt.extensions)}" if ok else why, "extensions": list(rt.extensions)})
+        runs = f"runs {', '.join(rt.extensions)}" if rt.extensions else "host runtime (pick it explicitly)"
+        out.append({"url": f"sim://{name}", "kind": "sim", "available": ok, "detail": runs if ok else why,
+                    "extensions": list(rt.extensions)})
     return out
 
 
@@ -85,6 +86,7 @@ def list_devices() -> dict:
 
 
 def print_devices() -> None:
+    from rich.markup import escape
     from rich.table import Table
     d = list_devices()
     t = Table(title="attached devices")
@@ -94,10 +96,10 @@ def print_devices() -> None:
     for kind in ("serial", "adb", "ios", "qemu", "sim"):
         for e in d[kind]:
             if e.get("available", True):
-                t.add_row(kind, e["url"], e.get("detail", ""))
+                t.add_row(kind, escape(e["url"]), escape(e.get("detail", "")))
     log.out.print(t)
     for k, why in d["notes"].items():
-        log.info(f"{k}: {why}")
+        log.info(escape(f"{k}: {why}"))
 
 
 def urls_for_all(artifact) -> list[str]:
