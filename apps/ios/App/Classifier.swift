@@ -38,7 +38,7 @@ final class Classifier {
         let raw = try backend.output(0)
         let t2 = Agent.monotonicNs()
         let scores = toFloats(raw, output)
-        let best = scores.indices.max { scores[$0] < scores[$1] } ?? 0
+        let best = scores.indices.max(by: { scores[$0] < scores[$1] }) ?? 0
         return Classification(label: best < labels.count ? labels[best] : "class \(best)", score: scores.isEmpty ? 0 : scores[best],
                               scores: scores, frontendMs: Double(t1 - t0) / 1e6, modelMs: Double(t2 - t1) / 1e6)
     }

@@ -15,8 +15,9 @@ struct ContentView: View {
     @State private var emotion = ""
     @State private var details = "Copy an artifact and its manifest into the app's Documents (Finder), then record."
     @State private var busy = false
-    private let demo = DemoModel()
-    private let audio = AudioCapture()
+    // @State keeps one instance across view re-creation (the loaded model is cached in DemoModel).
+    @State private var demo = DemoModel()
+    @State private var audio = AudioCapture()
 
     var body: some View {
         VStack(alignment: .leading, spacing: 16) {

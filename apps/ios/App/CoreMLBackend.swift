@@ -79,7 +79,8 @@ final class CoreMLBackend: AgentBackend {
         var features = [String: MLFeatureValue]()
         for (spec, arr) in zip(inputSpecs, inputArrays) { features[spec.name] = MLFeatureValue(multiArray: arr) }
         do {
-            lastOutputs = try m.prediction(from: try MLDictionaryFeatureProvider(dictionary: features))
+            let provider = try MLDictionaryFeatureProvider(dictionary: features)
+            lastOutputs = try m.prediction(from: provider)
         } catch {
             throw AgentError(ErrorCode.INVOKE_FAILED, "Core ML prediction failed: \(error)")
         }

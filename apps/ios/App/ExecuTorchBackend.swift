@@ -69,7 +69,8 @@ final class ExecuTorchBackend: AgentBackend {
         guard data.count == spec.byteSize else {
             throw AgentError(ErrorCode.INVALID_INPUT_SIZE, "input \(spec.name) needs \(spec.byteSize) bytes, got \(data.count)")
         }
-        inputTensors[index] = AnyTensor(data: Data(data), shape: spec.shape, dataType: try dataType(spec.dtype))
+        let dt = try dataType(spec.dtype)
+        inputTensors[index] = AnyTensor(data: Data(data), shape: spec.shape, dataType: dt)
     }
 
     func run() throws {
@@ -92,9 +93,8 @@ final class ExecuTorchBackend: AgentBackend {
         }
         let n = outputs()[index].byteSize
         var out = [UInt8](repeating: 0, count: n)
-        t.bytes { pointer, count, _ in
+        t.bytes { pointer, _, _ in
             out.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: n)) }
-            _ = count
         }
         return out
     }

@@ -61,7 +61,11 @@ public final class PayloadReader {
 
     public func u8() throws -> Int { try need(1); defer { pos += 1 }; return Int(p[pos]) }
 
-    public func u16() throws -> Int { try u8() | (try u8() << 8) }
+    public func u16() throws -> Int {
+        let lo = try u8()
+        let hi = try u8()
+        return lo | (hi << 8)
+    }
 
     public func u32() throws -> Int64 {
         try need(4)
