@@ -199,7 +199,53 @@ class Case:
         self.b.op("QUANTIZE", [r], [y])
 
 
+    def chain(self, shape, pad=None, lead_relu=False):
+        """[PAD ->] DEPTHWISE 3x3 -> CONV 1x1 (fewer channels) -> FC: exercises PAD fusion and the in-place
+        kernels (each input dies at its consumer)."""
+        r = self.rng
+        n, h, w, c = shape
+        x = self.act_in(shape)
+        sx, zx = self.scale_of(x), int(self.b.tensors[x].quantization.zeroPoint[0])
+        if lead_relu:  # the depthwise then reads an intermediate that dies there: it can run in place
+            xr = self.b.tensor(list(shape), scale=sx, zero_point=zx)
+            self.b.op("RELU", [x], [xr])
+            x = xr
+        if pad:
+            t, l = pad
+            xp = self.b.tensor([n, h + 2 * t, w + 2 * l, c], scale=sx, zero_point=zx)
+            pt = self.b.tensor([4, 2], "int32", data=np.asarray([[0, 0], [t, t], [l, l], [0, 0]], np.int32))
+            self.b.op("PAD", [x, pt], [xp], options("PadOptions"))
+            x, h, w = xp, h + 2 * t, w + 2 * l
+        ws = r.uniform(0.005, 0.02, c)
+        wd = self.b.tensor([1, 3, 3, c], scale=ws, zero_point=np.zeros(c, np.int64),
+                           data=r.integers(-127, 128, (1, 3, 3, c)), qdim=3)
+        bd = self.b.tensor([c], "int32", scale=sx * ws, zero_point=np.zeros(c, np.int64), data=r.integers(-500, 500, c))
+        s1 = 3 * 3 * sx * U8_STD * float(ws.mean()) * U8_STD / 128
+        oh, ow = h - 2, w - 2
+        d = self.b.tensor([n, oh, ow, c], scale=s1, zero_point=-3)
+        self.b.op("DEPTHWISE_CONV_2D", [x, wd, bd], [d], options(
+            "DepthwiseConv2DOptions", padding=PAD.VALID, strideW=1, strideH=1, dilationWFactor=1,
+            dilationHFactor=1, fusedActivationFunction=ACT.RELU6, depthMultiplier=1))
+        oc = c - 4
+        wp_s = r.uniform(0.005, 0.02, oc)
+        wp = self.b.tensor([oc, 1, 1, c], scale=wp_s, zero_point=np.zeros(oc, np.int64),
+                           data=r.integers(-127, 128, (oc, 1, 1, c)))
+        s2 = 3 * math.sqrt(c) * s1 * U8_STD * float(wp_s.mean()) * U8_STD / 128
+        pw = self.b.tensor([n, oh, ow, oc], scale=s2, zero_point=5)
+        self.b.op("CONV_2D", [d, wp], [pw], options("Conv2DOptions", padding=PAD.VALID, strideW=1, strideH=1,
+                                                      dilationWFactor=1, dilationHFactor=1))
+        rows = n * oh * ow
+        flat = self.b.tensor([rows, oc], scale=s2, zero_point=5)
+        st = self.b.tensor([2], "int32", data=np.asarray([rows, oc], np.int32))
+        self.b.op("RESHAPE", [pw, st], [flat], options("ReshapeOptions", newShape=np.asarray([rows, oc], np.int32)))
+        fo = oc - 3
+        wf = self.b.tensor([fo, oc], scale=0.01, zero_point=0, data=r.integers(-127, 128, (fo, oc)))
+        y = self.act_out([rows, fo], 3 * math.sqrt(oc) * s2 * U8_STD * 0.01 * U8_STD / 128)
+        self.b.op("FULLY_CONNECTED", [flat, wf, -1], [y], options("FullyConnectedOptions"))
+
+
 def random_inputs(model_inputs: list[dict], n: int, seed: int) -> list[list[np.ndarray]]:
     """n vectors of uniform int8 inputs, one array per model input."""
     rng = np.random.default_rng(seed)
     return [[rng.integers(-128, 128, size=s["shape"]).astype(np.int8) for s in model_inputs] for _ in range(n)]
+

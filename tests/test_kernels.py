@@ -90,7 +90,15 @@ def _pool_unary(c: Case):
     c.reshape([2, 3, 4], [6, 4])
 
 
-FAMILIES = {"conv2d": _conv, "depthwise_conv2d": _dwconv, "fully_connected": _fc, "add": _add, "mul": _mul,
+def _inplace_chain(c: Case):
+    c.chain([1, 9, 7, 12])
+    c.chain([1, 6, 5, 8], pad=(1, 1))
+    c.chain([1, 5, 6, 10], pad=(2, 1))
+    c.chain([1, 7, 6, 8], lead_relu=True)             # in-place depthwise, 4-channel blocks
+    c.chain([1, 5, 4, 9], pad=(1, 1), lead_relu=True)  # in-place depthwise, channel tail (reference path)
+
+
+FAMILIES = {"inplace_and_pad_fusion": _inplace_chain, "conv2d": _conv, "depthwise_conv2d": _dwconv, "fully_connected": _fc, "add": _add, "mul": _mul,
             "mean_sum": _reduce, "softmax": _softmax, "transpose_slice_concat_pad": _movement,
             "pool_quantize_relu_reshape": _pool_unary}
 

@@ -171,3 +171,29 @@ def test_qemu_outputs_bit_exact_vs_tflm(recipe, board, variant, mcu_artifacts, s
     assert min(res.instructions) > 0 and len(res.op_instructions) == json.loads(
         manifest_path(art).read_text())["n_ops"]
     assert 0 < res.stack_bytes < 4096
+
+
+def test_pad_fuses_into_conv_and_dying_inputs_are_overwritten_in_place():
+    c = Case(seed=11)
+    c.chain([1, 6, 5, 8], pad=(1, 1))
+    g = read_tflite(c.build())
+    gen = generate(g)
+    assert "PAD" not in gen.ops  # folded into the depthwise conv's padding
+    assert gen.ops == {"DEPTHWISE_CONV_2D": 1, "CONV_2D": 1, "FULLY_CONNECTED": 1}
+    by_code = {op.opcode: op for op in g.ops}
+    dw, pw, fc = by_code["DEPTHWISE_CONV_2D"], by_code["CONV_2D"], by_code["FULLY_CONNECTED"]
+    # The depthwise reads the graph input, which is never overwritten; what follows runs in place.
+    assert dw.index not in gen.plan.inplace and {pw.index, fc.index} <= gen.plan.inplace
+    assert gen.plan.offset(dw.outputs[0]) == gen.plan.offset(pw.outputs[0]) == gen.plan.offset(fc.outputs[0])
+    assert "od_matmul_s8_inplace" in gen.source
+
+
+def test_depthwise_runs_in_place_when_its_input_dies():
+    c = Case(seed=12)
+    c.chain([1, 6, 5, 8], lead_relu=True)
+    g = read_tflite(c.build())
+    gen = generate(g)
+    dw = next(op for op in g.ops if op.opcode == "DEPTHWISE_CONV_2D")
+    assert dw.index in gen.plan.inplace
+    assert gen.plan.offset(dw.inputs[0]) == gen.plan.offset(dw.outputs[0])
+    assert "od_depthwise_conv2d_s8_inplace" in gen.source

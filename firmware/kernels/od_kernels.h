@@ -59,6 +59,27 @@ od_status_t od_fully_connected_s8_ref(const od_fc_params_t *p, const int8_t *in,
 od_status_t od_fully_connected_s8_opt(const od_fc_params_t *p, const int8_t *in, const int8_t *filter,
                                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 
+/* In-place variants (TinyEngine-style), chosen by the memory planner when the input dies at this op:
+ * - depthwise (depth multiplier 1, output no larger than input): output channels overwrite their own input
+ *   channels, four at a time through `tmp` (4 * out_h * out_w bytes);
+ * - matmul (FULLY_CONNECTED, or a 1x1 stride-1 CONV_2D as rows x in_depth, out_depth <= in_depth): output rows
+ *   overwrite consumed input rows, two at a time through `tmp` (2 * out_depth bytes). */
+od_status_t od_depthwise_conv2d_s8_inplace(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                           int8_t *tmp);
+od_status_t od_depthwise_conv2d_s8_inplace_ref(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                               int8_t *tmp);
+od_status_t od_depthwise_conv2d_s8_inplace_opt(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                               int8_t *tmp);
+od_status_t od_matmul_s8_inplace(const od_fc_params_t *p, int8_t *buf, const int8_t *filter, const int32_t *bias,
+                                 const int32_t *mult, const int32_t *shift, int8_t *tmp);
+od_status_t od_matmul_s8_inplace_ref(const od_fc_params_t *p, int8_t *buf, const int8_t *filter,
+                                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *tmp);
+od_status_t od_matmul_s8_inplace_opt(const od_fc_params_t *p, int8_t *buf, const int8_t *filter,
+                                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *tmp);
+
 /* ADD and MUL with numpy broadcasting: strides are 0 on broadcast dims (shapes extended to 5-D). */
 typedef struct {
     int32_t out_shape[OD_MAX_DIMS];

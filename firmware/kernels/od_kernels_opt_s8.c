@@ -4,6 +4,8 @@
  * two MACs per SMLAD, several output channels per pass so each input word is widened once, loop bounds hoisted
  * out of the tap loops. Integer sums are exact, so results are bit-identical to the reference; on a CPU without
  * DSP the od_simd.h C twins are used. Parameters are copied to locals: int8 stores may alias the struct. */
+#include <string.h>
+
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
 #include "od_simd.h"
@@ -256,6 +258,84 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
                 }
             }
         }
+    }
+    return OD_OK;
+}
+
+/* Four depthwise output channels (c..c+3, depth multiplier 1) for every pixel, into dst[pixel * 4 + k]. */
+static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                         const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst) {
+    const int32_t N = p->batches, IH = p->in_h, IW = p->in_w, C = p->in_c, OH = p->out_h, OW = p->out_w;
+    const int32_t KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w, PH = p->pad_h, PW = p->pad_w;
+    const int32_t in_off = p->input_offset, out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const uint32_t off2 = od_dup16(in_off);
+    const int32_t m0 = mult[c], m1 = mult[c + 1], m2 = mult[c + 2], m3 = mult[c + 3];
+    const int32_t s0 = shift[c], s1 = shift[c + 1], s2 = shift[c + 2], s3 = shift[c + 3];
+    for (int32_t b = 0; b < N; ++b)
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t y0 = oy * SH - PH;
+            const int32_t ky0 = od_max_i32(0, -y0), ky1 = od_min_i32(KH, IH - y0);
+            for (int32_t ox = 0; ox < OW; ++ox, dst += 4) {
+                const int32_t x0 = ox * SW - PW;
+                const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_min_i32(KW, IW - x0);
+                const int32_t ibase = ((b * IH + y0) * IW + x0) * C + c;
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                for (int32_t ky = ky0; ky < ky1; ++ky) {
+                    const int8_t *ip = in + ibase + (ky * IW + kx0) * C;
+                    const int8_t *fp = filter + (ky * KW + kx0) * C + c;
+                    for (int32_t kx = kx0; kx < kx1; ++kx, ip += C, fp += C) {
+                        const uint32_t xv = od_read_u32(ip), fv = od_read_u32(fp);
+                        const uint32_t xa = od_sadd16(od_sxtb16(xv), off2);
+                        const uint32_t xb = od_sadd16(od_sxtb16_ror8(xv), off2);
+                        const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
+                        a0 = od_smlabb(xa, fa, a0);
+                        a2 = od_smlatt(xa, fa, a2);
+                        a1 = od_smlabb(xb, fb, a1);
+                        a3 = od_smlatt(xb, fb, a3);
+                    }
+                }
+                dst[0] = requant(a0, bias, c, m0, s0, out_off, lo, hi);
+                dst[1] = requant(a1, bias, c + 1, m1, s1, out_off, lo, hi);
+                dst[2] = requant(a2, bias, c + 2, m2, s2, out_off, lo, hi);
+                dst[3] = requant(a3, bias, c + 3, m3, s3, out_off, lo, hi);
+            }
+        }
+}
+
+od_status_t od_depthwise_conv2d_s8_inplace_opt(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                               int8_t *tmp) {
+    OD_CHECK_PTR(p);
+    if (p->dil_h != 1 || p->dil_w != 1 || (p->in_c & 3))
+        return od_depthwise_conv2d_s8_inplace_ref(p, buf, filter, bias, mult, shift, tmp);
+    OD_CHECK_PTR(buf);
+    OD_CHECK_PTR(filter);
+    OD_CHECK_PTR(tmp);
+    OD_CHECK(p->depth_multiplier == 1 && p->in_c == p->out_c && p->out_h * p->out_w <= p->in_h * p->in_w);
+    const int32_t pixels = p->batches * p->out_h * p->out_w, C = p->out_c;
+    for (int32_t c = 0; c < C; c += 4) {
+        /* Input channels c..c+3 are read completely before the outputs overwrite them. */
+        dw_block4_s8(p, buf, filter, bias, mult, shift, c, tmp);
+        for (int32_t k = 0; k < pixels; ++k) memcpy(buf + k * C + c, tmp + 4 * k, 4);
+    }
+    return OD_OK;
+}
+
+od_status_t od_matmul_s8_inplace_opt(const od_fc_params_t *p, int8_t *buf, const int8_t *filter,
+                                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *tmp) {
+    OD_CHECK_PTR(p);
+    if (p->filter_offset != 0) return od_matmul_s8_inplace_ref(p, buf, filter, bias, mult, shift, tmp);
+    OD_CHECK_PTR(buf);
+    OD_CHECK_PTR(filter);
+    OD_CHECK_PTR(tmp);
+    OD_CHECK(p->out_depth <= p->in_depth);
+    const int32_t D = p->in_depth, O = p->out_depth;
+    for (int32_t r = 0; r < p->batches; r += 2) {
+        const int32_t n = p->batches - r >= 2 ? 2 : 1;
+        /* Rows r, r+1 are read completely before their outputs land at or before them. */
+        matmul_rows_s8(buf + r * D, n, D, filter, O, bias, mult, shift, p->per_channel, p->input_offset,
+                       p->output_offset, p->act_min, p->act_max, tmp);
+        memcpy(buf + r * O, tmp, (size_t)(n * O));
     }
     return OD_OK;
 }

@@ -167,6 +167,7 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
     sh, sw = int(opts.get("strideH", 1)), int(opts.get("strideW", 1))
     dh, dw = int(opts.get("dilationHFactor", 1) or 1), int(opts.get("dilationWFactor", 1) or 1)
     pad = opts.get("padding", "SAME")
+    explicit = opts.get("_explicit_pad", (0, 0))  # from a fused PAD
     in_s, in_zp = ti.qparams()
     out_s, out_zp = to.qparams()
     lo, hi = quant.activation_range(opts.get("fusedActivationFunction", "NONE"), out_s, out_zp)
@@ -181,14 +182,27 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         if tf.shape[3] != ic:
             raise Unsupported("grouped convolution is not supported")
         macs = n * oh * ow * oc * kh * kw * ic
-    p = e.struct("od_conv_params_t", f"od_p{op.index}", dict(
+    conv_fields = dict(
         batches=n, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
         stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
-        pad_h=_same_padding(ih, kh, sh, dh, oh, pad), pad_w=_same_padding(iw, kw, sw, dw, ow, pad),
-        depth_multiplier=dm, input_offset=-in_zp, output_offset=out_zp, act_min=lo, act_max=hi))
+        pad_h=_same_padding(ih, kh, sh, dh, oh, pad) + explicit[0],
+        pad_w=_same_padding(iw, kw, sw, dw, ow, pad) + explicit[1],
+        depth_multiplier=dm, input_offset=-in_zp, output_offset=out_zp, act_min=lo, act_max=hi)
     m = e.table(f"od_m{op.index}", "int32_t", mults)
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
     bias = e.const(b) if b >= 0 else "NULL"
+    if op.index in e.plan.inplace:
+        tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
+        if depthwise:
+            p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
+            return Lowered(f"od_depthwise_conv2d_s8_inplace(&{p}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})",
+                           macs=macs)
+        # A 1x1 stride-1 conv is a matmul over pixels: run it as in-place FULLY_CONNECTED rows.
+        fc = e.struct("od_fc_params_t", f"od_q{op.index}", dict(
+            batches=n * oh * ow, in_depth=ic, out_depth=oc, input_offset=-in_zp, filter_offset=0,
+            output_offset=out_zp, act_min=lo, act_max=hi, per_channel=1))
+        return Lowered(f"od_matmul_s8_inplace(&{fc}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
+    p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
     fn = "od_depthwise_conv2d_s8" if depthwise else "od_conv2d_s8"
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
 
@@ -231,6 +245,10 @@ def _fc(e: Emitter, op: Op) -> Lowered:
     m = e.table(f"od_m{op.index}", "int32_t", mults)
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
     bias = e.const(b) if b >= 0 else "NULL"
+    if op.index in e.plan.inplace:
+        tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
+        return Lowered(f"od_matmul_s8_inplace(&{p}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})",
+                       macs=batches * in_d * out_d)
     return Lowered(f"od_fully_connected_s8(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})",
                    macs=batches * in_d * out_d)
 
@@ -525,10 +543,79 @@ def _fold_aliases(g: Graph) -> None:
                 dst.data = src.data.reshape(dst.shape)
 
 
+def _dies_here(plan: MemoryPlan, g: Graph, t: int, op_index: int, outputs: set) -> bool:
+    b = plan.of_tensor[t]
+    return b.last == op_index and not (set(b.tensors) & outputs) and not (set(b.tensors) & set(g.inputs))
+
+
+def inplace_scratch_bytes(g: Graph, op: Op) -> int:
+    """Scratch bytes if ``op`` has an in-place kernel for its shapes (0 if it has none)."""
+    if not op.inputs or op.inputs[0] < 0:
+        return 0
+    ti, to = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if ti.dtype != "int8" or to.dtype != "int8" or ti.is_const:
+        return 0
+    if op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4:
+        n, ih, iw, ic = ti.shape
+        _, oh, ow, oc = to.shape
+        if ic == oc and oh * ow <= ih * iw:
+            return 4 * n * oh * ow
+    if op.opcode == "CONV_2D" and len(ti.shape) == 4:
+        f = g.tensors[op.inputs[1]]
+        o = op.options
+        if (f.shape[1] == 1 and f.shape[2] == 1 and o.get("strideH", 1) == 1 and o.get("strideW", 1) == 1
+                and ti.shape[1:3] == to.shape[1:3] and to.shape[3] <= ti.shape[3]):
+            return min(2, n * ti.shape[1] * ti.shape[2]) * to.shape[3] if (n := ti.shape[0]) else 0
+    if op.opcode == "FULLY_CONNECTED":
+        f = g.tensors[op.inputs[1]]
+        if f.is_const and len(f.shape) == 2 and f.shape[0] <= f.shape[1] and ti.size % f.shape[1] == 0:
+            return min(2, ti.size // f.shape[1]) * f.shape[0]
+    return 0
+
+
+def _fuse_pads(g: Graph) -> None:
+    """PAD (spatial, with the zero point) feeding a VALID conv becomes the conv's own padding.
+
+    A padded value equals the input zero point, so its tap adds (zp - zp) * w = 0: skipping it, as the conv
+    kernels do for out-of-range taps, is bit-exact, and the padded copy never exists in RAM.
+    """
+    keep = []
+    consumers: dict[int, list[Op]] = {}
+    for op in g.ops:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(op)
+    fused = set()
+    for op in g.ops:
+        if op.opcode not in ("PAD", "PADV2") or len(op.inputs) < 2:
+            continue
+        src, dst = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+        pads_t = g.tensors[op.inputs[1]]
+        users = consumers.get(op.outputs[0], [])
+        if (not pads_t.is_const or len(src.shape) != 4 or op.outputs[0] in g.outputs or len(users) != 1
+                or src.scale is None or dst.scale is None or src.qparams() != dst.qparams()):
+            continue
+        pads = np.asarray(pads_t.data).reshape(-1, 2)
+        if pads[0].any() or pads[3].any() or (pads < 0).any():
+            continue
+        if op.opcode == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+            if int(np.asarray(g.tensors[op.inputs[2]].data).reshape(-1)[0]) != dst.qparams()[1]:
+                continue
+        conv = users[0]
+        if conv.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D") or conv.inputs[0] != op.outputs[0]:
+            continue
+        if conv.options.get("padding", "SAME") != "VALID" or "_explicit_pad" in conv.options:
+            continue
+        conv.inputs = [op.inputs[0]] + conv.inputs[1:]
+        conv.options["_explicit_pad"] = (int(pads[1][0]), int(pads[2][0]))
+        fused.add(op.index)
+    if fused:
+        g.ops = [op for op in g.ops if op.index not in fused]
+
+
 def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
     """Lifetimes over the op order, aliasing and in-place merges, then greedy placement."""
     plan = MemoryPlan()
-    n = len(g.ops)
+    n = max((op.index for op in g.ops), default=-1) + 1  # op indices survive fusion: outputs live past the last
     last_use: dict[int, int] = {}
     for op in g.ops:
         for i in op.inputs:
@@ -547,6 +634,13 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
             src = op.inputs[0] if op.inputs else -1
             if op.opcode in ALIAS_OPS and src in plan.of_tensor:
                 plan.merge(src, o, t.nbytes, *life)
+                continue
+            scratch = inplace_scratch_bytes(g, op)
+            # In place only when it saves bytes: the scratch must be smaller than the output it replaces.
+            if 0 < scratch < t.nbytes and op.inputs[0] in plan.of_tensor and _dies_here(plan, g, op.inputs[0], op.index, outputs):
+                plan.merge(op.inputs[0], o, t.nbytes, *life)
+                plan.add(("scratch", op.index), scratch, op.index, op.index)
+                plan.inplace.add(op.index)
                 continue
             if op.opcode in INPLACE_OPS:
                 cand = [i for i in op.inputs[:2] if i in plan.of_tensor and g.tensors[i].nbytes == t.nbytes
@@ -583,6 +677,8 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
         raise UnsupportedOpError("the MCU engine cannot lower: " + "; ".join(problems),
                                  "rewrite those layers with supported ops: "
                                  + ", ".join(LOWERINGS.names()))
+    _fuse_pads(g)
+    compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
     plan = plan_memory(g, compute)
     e = Emitter(g, plan)
     calls: list[tuple[int, str, str]] = []

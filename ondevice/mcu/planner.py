@@ -33,6 +33,7 @@ class MemoryPlan:
         self.buffers: list[Buffer] = []
         self.of_tensor: dict[int, Buffer] = {}
         self.arena_bytes = 0
+        self.inplace: set[int] = set()  # op indices whose output overwrites their dying input
 
     def add(self, tensor: int, size: int, first: int, last: int) -> Buffer:
         b = Buffer(len(self.buffers), size, first, max(first, last), [tensor])
