@@ -51,7 +51,7 @@ def _print_json(obj) -> None:
 
 @data_app.command("synth")
 def data_synth(out: Path = typer.Option(..., "--out", help="Folder to write WAVs, metadata.csv and splits into."),
-               size: int = typer.Option(2400, "--size", min=8, help="Number of clips."),
+               size: int = typer.Option(2400, "--size", min=12, help="Number of clips."),
                seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same corpus."),
                jobs: int = typer.Option(0, "--jobs", help="Parallel espeak-ng processes (0: one per core).")):
     """Write the deterministic espeak-ng audio-text emotion corpus (4 classes, 1 s 16 kHz clips)."""
@@ -162,14 +162,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # click usage errors
-        import click
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
+    except Exception as e:  # usage errors: typer 0.29 raises its own vendored click's exceptions
+        for mod in _click_exception_modules():
+            if isinstance(e, mod.ClickException):
+                e.show()
+                return e.exit_code
+            if hasattr(mod, "Abort") and isinstance(e, mod.Abort):
+                return 1
         raise
+
+
+def _click_exception_modules():
+    import importlib
+    mods = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return mods
 
 
 def _entry() -> None:

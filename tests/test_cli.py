@@ -58,3 +58,10 @@ def test_registry_refuses_duplicates_and_suggests():
         r.get("alpah")
     assert "alpha" in e.value.hint
     assert isinstance(e.value, OndeviceError)
+
+
+def test_usage_error_is_one_message_no_traceback():
+    p = subprocess.run([sys.executable, "-m", "ondevice", "data", "synth", "--size", "4", "--out", "/tmp/never"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and "--size" in p.stderr
