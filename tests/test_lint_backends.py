@@ -113,3 +113,76 @@ def test_delegation_matches_xnnpack_partitioner():
     report = lint(model, example, ["executorch"])
     predicted = {v.op.removeprefix("aten.") for v in report.violations if v.rule == "op-allowlist"}
     assert predicted == _not_delegated(model, example)
+
+
+class Islands(nn.Module):
+    """Unannotated ops in the three situations the int8-coverage rule tells apart (one submodule each)."""
+
+    class Sandwich(nn.Module):  # single ops between quantized neighbours: the converter makes them int8
+        def forward(self, h):
+            h = torch.tanh(h) * 1.0
+            h = (h / (h.abs() + 1.0)) * 1.0
+            return h.T.reshape(5, 8) + 0.0
+
+    class Norm(nn.Module):  # a composite op: its inner tensors have no scales
+        def __init__(self):
+            super().__init__()
+            self.ln = nn.LayerNorm(8)
+
+        def forward(self, h):
+            return self.ln(h) * 1.0
+
+    class Chain(nn.Module):  # two unannotated ops back to back: no QUANTIZE between them
+        def forward(self, h):
+            return torch.tanh(torch.abs(h)) * 1.0
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.sandwich, self.norm, self.chain = self.Sandwich(), self.Norm(), self.Chain()
+        self.emb = nn.Embedding(10, 8)  # a float weight table feeding an unannotated op
+
+    def forward(self, x, ids):
+        h = self.sandwich(self.a(x))
+        h = self.chain(self.norm(self.b(h)))
+        return self.b(h + self.emb(ids)[0])
+
+
+def _int8_float_ops(module, example) -> set[str]:
+    """Builtins touching a float tensor in the real ondevice int8 TFLite export (PTQ with the project quantizer)."""
+    import litert_torch
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from ondevice.export.tflite_util import read_graph
+    from ondevice.slim.quantizer import make_quantizer
+    q = make_quantizer(is_qat=False)
+    prepared = prepare_pt2e(torch.export.export(module.eval(), example, strict=False).module(), q)
+    prepared(*example)
+    converted = convert_pt2e(prepared, fold_quantize=False)
+    with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        path = Path(d) / "islands.tflite"
+        litert_torch.convert(converted, example, quant_config=QuantConfig(pt2e_quantizer=q)).export(str(path))
+        graph = read_graph(path.read_bytes())
+    bad = {t.index for t in graph.float_tensors()}
+    return {op.name for op in graph.ops if bad & set(op.inputs + op.outputs)}
+
+
+def test_int8_coverage_matches_the_real_int8_export():
+    torch.manual_seed(0)
+    example = (torch.randn(5, 8), torch.randint(0, 10, (1, 5)))
+    model = Islands().eval()
+    report = lint(model, example, ["tflite"], quant_check=True)
+    flagged = {(v.where, v.op) for v in report.violations if v.rule == "int8-coverage"}
+    assert flagged == {("norm.ln", "aten.layer_norm"), ("chain", "aten.abs"), ("chain", "aten.tanh"),
+                       ("emb", "aten.embedding")}, report.format()
+    ctx = LintContext(model, example)
+    ctx.check_quantizer()
+    sandwiched = {n.name for n in ctx.nodes if ctx.module_path(n) == "sandwich"
+                  and n.target.overloadpacket.__name__ in ("tanh", "div", "abs", "numpy_T")}
+    assert len(sandwiched) == 4 and sandwiched <= ctx.unquantized()  # unannotated, yet int8 after conversion
+    predicted = {b for n in ctx.nodes if (ctx.module_path(n), f"aten.{n.target.overloadpacket.__name__}")
+                 in flagged for b in ctx.builtins(n)} - {"RESHAPE"}
+    actual = _int8_float_ops(model, example) - {"QUANTIZE", "DEQUANTIZE", "RESHAPE"}
+    assert predicted == actual

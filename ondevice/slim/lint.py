@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
+import sys
 import traceback
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -235,6 +237,23 @@ def _quiet_torch_logs() -> Iterator[None]:
             lg.setLevel(lvl)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    # TensorFlow/absl (pulled in by litert) log from C++ straight to fd 2 on import; keep lint output ours.
+    if os.environ.get("ONDEVICE_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _user_frame(exc: BaseException) -> str | None:
     """The innermost traceback frame outside torch and ondevice: the user's line that broke export."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -286,6 +305,7 @@ class LintContext:
         self.user_inputs: list[torch.fx.Node] = []
         self._const_names: set[str] = set()
         self._const_memo: dict[torch.fx.Node, bool] = {}
+        self._unquantized: set[str] | None = None
         self._export()
 
     def _export(self) -> None:
@@ -317,6 +337,35 @@ class LintContext:
     @property
     def exported(self) -> bool:
         return self.ep is not None
+
+    def unquantized(self) -> set[str] | None:
+        """Names of graph nodes the ondevice int8 quantizer leaves unannotated (they stay float in int8 exports).
+
+        None when not requested (``lint(..., quant_check=True)``) or when the quantizer could not run.
+        """
+        return self._unquantized
+
+    def check_quantizer(self) -> str | None:
+        """Annotate a copy of the graph with ondevice's PT2E quantizer; return why it could not, if it could not."""
+        self._unquantized = None
+        if not self.exported:
+            return None
+        try:
+            with _quiet_native_stderr():
+                from ondevice.slim.quantizer import make_quantizer
+                quantizer = make_quantizer(is_qat=False)
+            gm = self.ep.module()  # a copy: annotations never touch the user's module or self.ep
+            with _quiet_torch_logs():
+                quantizer.annotate(gm)
+        except Exception as e:  # noqa: BLE001 - the report says the check did not run; lint still finishes
+            return f"int8 quantizer coverage not checked ({type(e).__name__}: {str(e)[:200]})"
+        names = set()
+        for n in gm.graph.nodes:
+            ann = n.meta.get("quantization_annotation")
+            if n.op == "call_function" and not (ann is not None and ann._annotated):
+                names.add(n.name)
+        self._unquantized = names
+        return None
 
     # --- node helpers -------------------------------------------------------------------------------------
     def is_const(self, n) -> bool:
@@ -694,6 +743,60 @@ def _xnn_mean(node: torch.fx.Node) -> bool:
     return sorted(d % 4 for d in dims) == [2, 3]
 
 
+def _through_folded(ctx: LintContext, node: torch.fx.Node) -> torch.fx.Node:
+    # BN after conv, dropout, clone...: the quantizer sees past them, so look past them too
+    while isinstance(node, torch.fx.Node) and node.op == "call_function" and ctx.builtins(node) == [] \
+            and node.all_input_nodes and not ctx.is_const(node):
+        node = node.all_input_nodes[0]
+    return node
+
+
+def _float_node(n) -> bool:
+    v = _val(n)
+    return isinstance(v, torch.Tensor) and v.dtype.is_floating_point
+
+
+@RULES.register("int8-coverage")
+def rule_int8_coverage(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
+    """Ops the ondevice int8 quantizer leaves unannotated where the converter cannot recover int8.
+
+    Measured with the real pipeline (tests/test_lint_backends.py): an unannotated single op between
+    quantized neighbours still becomes int8 (the converter fuses DEQUANTIZE -> op -> QUANTIZE), so only these
+    stay float: ops that lower to several builtins (their inner tensors get no scale), and ops whose float
+    input or output edge touches no quantized neighbour (a weight, a graph input, another unannotated op).
+    """
+    missing = ctx.unquantized()
+    if not spec.int8_only or not missing:
+        return
+    found = []
+    for node in ctx.nodes:
+        op = _packet(node)
+        if node.name not in missing or op is None or ctx.is_const(node) or not _float_node(node):
+            continue  # only float activations get int8 scales; masks and indices stay as they are
+        bs = ctx.builtins(node)
+        if not bs or set(bs) <= {"RESHAPE"}:
+            continue  # folded away (BN after conv, dropout) or a pure reshape: nothing to quantize
+        if op in _ACT_OPS and _graph_act(node) not in spec.activations:
+            continue  # the activation rule names it
+        if any((spec.allow is not None and b not in spec.allow) or b in spec.float_only for b in bs):
+            continue  # already refused by the op list
+        composite = len([b for b in bs if b != "RESHAPE"]) > 1
+        ins = [_through_folded(ctx, a) for a in node.all_input_nodes if _float_node(a)]
+        bare_in = any(a.op != "call_function" or ctx.is_const(a) or a.name in missing for a in ins)
+        users = [u for u in node.users if u.op == "call_function" and _float_node(u)]
+        bare_out = any(u.name in missing and ctx.builtins(u) != [] for u in users)
+        if composite or bare_in or bare_out:
+            found.append((node, op))
+    for (where, op), nodes in _group(ctx, found).items():
+        yield Violation(spec.name, "int8-coverage", where,
+                        f"aten.{op} ({_names(nodes)}) is not annotated by the ondevice int8 quantizer and has no "
+                        f"quantized neighbour to borrow scales from, so it stays float (DEQUANTIZE/QUANTIZE "
+                        f"around it) in the {spec.title} export",
+                        f"rewrite it with quantized ops (conv, linear, add, mul, mean, sum, softmax, cat, ReLU6, "
+                        f"reshape/permute), or annotate aten.{op} in ondevice/slim/quantizer.py",
+                        op=f"aten.{op}", source=ctx.source(nodes[0]))
+
+
 @RULES.register("fc-weights")
 def rule_fc_weights(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
     """FC or conv whose weights are an activation (e.g. single-head q @ k.T) on const-weight targets."""
@@ -940,11 +1043,13 @@ def rule_budget(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
 
 
 def lint(module: nn.Module, example_inputs: Sequence | torch.Tensor,
-         targets: Sequence[str] | str | None = ALL) -> LintReport:
+         targets: Sequence[str] | str | None = ALL, quant_check: bool = False) -> LintReport:
     """Check ``module`` against each target's constraints; never raises for a model problem.
 
     ``example_inputs`` are the fixed-shape inputs (batch 1) the model is exported with; ``targets`` are names
     from ``target_names()`` or ``"all"``. Export runs once and every target reads the same graph.
+    ``quant_check`` also annotates the graph with ondevice's int8 quantizer and reports ops it leaves float
+    (imports litert-torch, a few seconds).
     """
     names = resolve_targets(targets)
     if isinstance(example_inputs, torch.Tensor):
@@ -954,6 +1059,10 @@ def lint(module: nn.Module, example_inputs: Sequence | torch.Tensor,
                           "pass the model object (e.g. recipe.build())")
     ctx = LintContext(module, tuple(example_inputs))
     report = LintReport(targets=names)
+    if quant_check and any(TARGETS.get(n).int8_only for n in names):
+        why = ctx.check_quantizer()
+        if why:
+            report.notes.append(why)
     report.stats["weight_bytes"] = weight_bytes(module)
     if not ctx.exported:
         report.notes.append("torch.export failed, so only the module-tree rules ran; fix the export first")
@@ -1043,7 +1152,7 @@ def lint_cli(recipe: str | None = None, model: str | None = None, targets: Seque
     from ondevice.fsutil import write_json_atomic
 
     module, example_inputs, name = _load_model(recipe, model)
-    report = lint(module, example_inputs, list(targets) or [ALL])
+    report = lint(module, example_inputs, list(targets) or [ALL], quant_check=True)
     changed: list[str] = []
     if fix:
         changed = apply_fixes(module, report)
@@ -1052,7 +1161,7 @@ def lint_cli(recipe: str | None = None, model: str | None = None, targets: Seque
         if changed:
             log.info("the swap is in memory only: `ondevice slim --fix` applies it and fine-tunes; "
                      "edit your source to keep it")
-            report = lint(module, example_inputs, report.targets)
+            report = lint(module, example_inputs, report.targets, quant_check=True)
     if report.violations and log.out.is_terminal:
         log.out.print(report.table())
         for t, status in report.summary().items():
