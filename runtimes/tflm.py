@@ -39,11 +39,11 @@ def capture_fd2(fd: int = 2):
             captured.append(tmp.read().decode(errors="replace"))
 
 
-def _spec(d: dict) -> TensorSpec:
+def _spec(d: dict, name: str = "") -> TensorSpec:
     qp = d.get("quantization_parameters") or {}
     scales, zps = qp.get("scales", []), qp.get("zero_points", [])
     q = len(scales) > 0 and float(scales[0]) != 0.0
-    return TensorSpec(name=str(d.get("name", "")), shape=[int(x) for x in d["shape"]], dtype=np.dtype(d["dtype"]).name,
+    return TensorSpec(name=str(d.get("name") or name), shape=[int(x) for x in d["shape"]], dtype=np.dtype(d["dtype"]).name,
                       scale=float(scales[0]) if q else None, zero_point=int(zps[0]) if q else None)
 
 
@@ -61,20 +61,11 @@ class TFLMModel(LoadedModel):
             why = text[-1] if text else str(e).splitlines()[0]
             raise ConfigError(f"TFLM cannot load {name}: {why[:200]}",
                               "the file may be truncated, use an op TFLM lacks, or need a larger arena") from None
-        self.inputs = self._details(self.interp.get_input_details)
-        self.outputs = self._details(self.interp.get_output_details)
-
-    @staticmethod
-    def _details(getter) -> list[TensorSpec]:
-        # The interpreter has no count getter; probe until out of range (it prints that to stdout, so mute it).
-        specs: list[TensorSpec] = []
-        with capture_fd2(1):
-            while True:
-                try:
-                    specs.append(_spec(getter(len(specs))))
-                except (RuntimeError, IndexError, ValueError):
-                    break
-        return specs
+        # The interpreter has no count getter (probing past the end prints to C++ stdout); read it from the model.
+        from ondevice.export.tflite_util import read_graph
+        g = read_graph(data, name)
+        self.inputs = [_spec(self.interp.get_input_details(i), g.tensors[t].name) for i, t in enumerate(g.inputs)]
+        self.outputs = [_spec(self.interp.get_output_details(i), g.tensors[t].name) for i, t in enumerate(g.outputs)]
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):

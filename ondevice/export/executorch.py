@@ -50,6 +50,24 @@ def delegation_summary(edge_program) -> dict:
             "delegated_nodes": info.num_delegated_nodes, "not_delegated_nodes": info.num_non_delegated_nodes}
 
 
+def unsqueeze_to_reshape(gm) -> int:
+    """Rewrite ``unsqueeze`` as ``reshape`` to the same static shape; returns how many were rewritten.
+
+    XNNPACK takes reshapes but leaves unsqueeze on the portable kernels, which splits the delegate in pieces.
+    """
+    import torch
+    n_done = 0
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and n.target == torch.ops.aten.unsqueeze.default and "val" in n.meta:
+            n.target = torch.ops.aten.reshape.default
+            n.args = (n.args[0], [int(d) for d in n.meta["val"].shape])
+            n_done += 1
+    if n_done:
+        gm.graph.lint()
+        gm.recompile()
+    return n_done
+
+
 def lower(run):
     """(ExecutorchProgramManager, delegation summary, edge op counts) for the run's QAT graph."""
     import torch
@@ -63,10 +81,12 @@ def lower(run):
     gm = run.qat_module()
     # The run keeps weight quantize ops unfolded (litert wants them); XNNPACK wants int8 weight constants.
     constant_fold(gm, _quant_node_constraint)
+    rewritten = unsqueeze_to_reshape(gm)
     try:
         ep = torch.export.export(gm, ex)
         edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
         deleg = delegation_summary(edge)
+        deleg["rewrites"] = {"unsqueeze->reshape": rewritten} if rewritten else {}
         et = edge.to_executorch()
     except Exception as e:  # noqa: BLE001 - export/lowering raise many types; keep the first line
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__

@@ -1,0 +1,124 @@
+"""`ondevice verify` on the tiny run's artifacts: report fields, parity, localisation and failure paths."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _export_support import tiny_export, tiny_run_dir
+from ondevice.errors import ConfigError, VerifyError
+
+MINE = ("tflite", "edgetpu", "tflm", "executorch", "coreml")
+
+
+@pytest.fixture(scope="session")
+def base(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "h3-export"
+
+
+@pytest.fixture(scope="session")
+def exported(base) -> dict:
+    return tiny_export(str(base), MINE)
+
+
+@pytest.fixture(scope="session")
+def corpus(base) -> Path:
+    from conftest import require_tool
+    require_tool("espeak-ng")
+    from ondevice.data.synth import synth
+    out = base / "corpus"
+    if not (out / "metadata.csv").is_file():
+        synth(out, size=40, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def report(exported, corpus, base) -> dict:
+    from ondevice.verify import verify
+    return verify(base / "artifacts", data=corpus, model=tiny_run_dir(str(base)), out=base / "verify")
+
+
+def test_report_per_target(report, base):
+    on_disk = json.loads((base / "verify" / "verify_report.json").read_text())
+    assert on_disk["targets"].keys() == report["targets"].keys()
+    assert set(report["targets"]) == set(MINE)
+    assert report["data"]["n"] > 0 and report["data"]["split"] == "test"
+    for t in ("tflite", "edgetpu", "tflm", "executorch"):
+        e = report["targets"][t]
+        assert e["ran"] is True, (t, e["ran"])
+        for k in ("macro_f1", "top1_agreement", "max_abs_diff", "accuracy"):
+            assert isinstance(e[k], float)
+        assert e["top1_agreement"] >= 0.99 and e["passed"]
+        assert e["max_abs_diff"] <= 3 * e["output_step"] + 1e-6
+    assert report["targets"]["executorch"]["bundled_self_check"]["passed"]
+    assert report["targets"]["tflm"]["memory"]["arena_bytes"] > 0
+    cm = report["targets"]["coreml"]
+    assert cm["ran"] is True or "needs macOS" in cm["ran"]
+
+
+def test_macro_f1():
+    from ondevice.verify import macro_f1
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert macro_f1(y, y, 4) == 1.0
+    assert macro_f1(y, np.array([0, 0, 1, 1, 1, 1]), 4) == pytest.approx((1 + 2 / 3 + 0) / 3)
+
+
+def _damage_first_conv(src: Path, dst: Path) -> None:
+    """Negate the first conv's int8 weights: a real, localisable fault."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+    from ondevice.export.tflite_util import read_graph
+    data = src.read_bytes()
+    g = read_graph(data)
+    op = next(o for o in g.ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    model = s.ModelT.InitFromPackedBuf(data, 0)
+    buf = model.buffers[model.subgraphs[0].tensors[op.inputs[1]].buffer]
+    w = np.frombuffer(bytes(bytearray(buf.data)), np.int8)
+    buf.data = (-w.astype(np.int16)).clip(-127, 127).astype(np.int8).view(np.uint8).tolist()
+    b = flatbuffers.Builder(0)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    dst.write_bytes(bytes(b.Output()))
+
+
+def test_localise_finds_the_damaged_layer(exported, base, tmp_path):
+    from ondevice.export.api import load_source
+    from ondevice.export.manifest import read_manifest
+    from ondevice.export.tflite_util import read_graph
+    from ondevice.verify import localise
+    run = load_source(tiny_run_dir(str(base)))
+    x1 = run.calibration()[:1].numpy()
+    m = read_manifest(exported["tflite"])
+    good = localise(exported["tflite"], m, run, x1)
+    assert good["layers_compared"] >= 4 and good["first_diverging"] is None
+    bad = tmp_path / "bad.tflite"
+    _damage_first_conv(exported["tflite"], bad)
+    rep = localise(bad, m, run, x1)
+    first_conv = next(o for o in read_graph(bad.read_bytes()).ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    assert rep["first_diverging"]["op_index"] == first_conv.index
+    assert rep["first_diverging"]["steps"] > 3
+
+
+def test_verify_fails_loudly_on_a_damaged_artifact(exported, corpus, base, tmp_path):
+    from ondevice.verify import verify
+    art = tmp_path / "a"
+    art.mkdir()
+    src = exported["tflite"]
+    shutil.copy(src, art / src.name)
+    shutil.copy(str(src) + ".manifest.json", art)
+    (art / src.name).write_bytes(src.read_bytes()[:200])
+    with pytest.raises(VerifyError) as e:
+        verify(art, data=corpus, model=tiny_run_dir(str(base)))
+    assert "could not be checked" in e.value.message
+    rep = json.loads((art / "verify_report.json").read_text())
+    assert "sha256" in rep["problems"][src.name]
+
+
+def test_verify_missing_folder_and_empty_folder(tmp_path):
+    from ondevice.verify import verify
+    with pytest.raises(ConfigError, match="does not exist"):
+        verify(tmp_path / "none")
+    with pytest.raises(ConfigError, match="no artifacts"):
+        verify(tmp_path)
