@@ -1168,7 +1168,11 @@ def lint_cli(recipe: str | None = None, model: str | None = None, targets: Seque
             log.out.print(f"{t}: {status}")
     else:  # pipes and CI logs get the plain text form
         log.out.print(report.format(), markup=False, highlight=False, soft_wrap=True)
-    for n in [x for x in report.notes if log.out.is_terminal]:
+    st = report.stats
+    if "peak_activation_bytes" in st:
+        log.info(f"modelled int8: activations peak {st['peak_activation_bytes'] / 1024:.1f} KiB at {st['peak_at']}, "
+                 f"weights {st['weight_bytes'] / 1024:.1f} KiB (an estimate; the exporters measure the real arena)")
+    for n in report.notes if log.out.is_terminal else ():  # format() already printed them
         log.warn(n)
     if out is not None:
         write_json_atomic(out, {"model": name, "targets": report.targets,
