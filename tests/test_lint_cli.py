@@ -13,7 +13,12 @@ from ondevice.slim.usermodel import DEFAULT_INPUT_SHAPE, load_user_model
 
 MODELS = {
     "good.py": """
+        import dataclasses
         import torch, torch.nn as nn
+
+        @dataclasses.dataclass
+        class Config:  # needs the module registered in sys.modules while importing
+            width: int = 4
 
         class Net(nn.Module):
             def __init__(self, act):

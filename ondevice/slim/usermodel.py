@@ -53,10 +53,12 @@ def _import_file(path: Path):
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot import {path}", "the model file must be a .py file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module  # dataclasses and pickling look the module up by name
     sys.path.insert(0, str(path.parent.resolve()))  # let the file import its neighbours
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - any import failure is the user's file; say where
+        sys.modules.pop(mod_name, None)
         raise ConfigError(f"importing {path} failed{_user_line(e, path)}: {type(e).__name__}: {e}",
                           "run `python " + str(path) + "` to see the full traceback") from e
     finally:
