@@ -46,9 +46,16 @@ static uint8_t g_last_type;
 static uint8_t g_have_last;
 
 #if OD_WITH_FRONTEND
-static int16_t g_audio[OD_FE_CLIP_SAMPLES];
+#ifndef OD_AUDIO_MAX_SAMPLES
+#define OD_AUDIO_MAX_SAMPLES OD_FE_CLIP_SAMPLES
+#endif
+#if OD_AUDIO_MAX_SAMPLES < OD_FE_WINDOW
+#error "OD_AUDIO_MAX_SAMPLES must hold at least one frontend window (OD_FE_WINDOW samples)"
+#endif
+#define OD_AUDIO_MAX_FRAMES (1 + (OD_AUDIO_MAX_SAMPLES - OD_FE_WINDOW) / OD_FE_STEP)
+static int16_t g_audio[OD_AUDIO_MAX_SAMPLES];
 static uint32_t g_audio_bytes;
-static uint16_t g_features[OD_FE_FRAMES * OD_FE_CHANNELS];
+static uint16_t g_features[OD_AUDIO_MAX_FRAMES * OD_FE_CHANNELS];
 static uint32_t g_feat_frames;
 static int32_t g_fe_mult, g_fe_shift, g_fe_zp;
 #endif

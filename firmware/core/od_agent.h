@@ -22,6 +22,7 @@
 #ifndef OD_WITH_FRONTEND
 #define OD_WITH_FRONTEND 1 /* 0 drops the audio frontend and its 36 KB of buffers */
 #endif
+/* Longest audio input in samples (default: one clip, OD_FE_CLIP_SAMPLES); small boards may take less. */
 
 /* Reset state and send BOOT (preceded by a 0x00 that flushes any garbage the host holds). */
 void od_agent_init(void);

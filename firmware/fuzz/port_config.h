@@ -12,5 +12,6 @@
 
 #define OD_MAX_RUNS 2u
 #define OD_MAX_WARMUP 1u
+#define OD_AUDIO_MAX_SAMPLES 1280u /* three frontend frames: the parser, not the FFT, is under test */
 
 #endif /* OD_PORT_CONFIG_H */
