@@ -180,6 +180,7 @@ class JvmAgent:
         self.sock: socket.socket | None = None
         self.dec = P.StreamDecoder()
         self.pending: list[P.Frame] = []
+        self.logs: list[str] = []
         self.seq = 0
 
     def connect(self) -> "JvmAgent":
@@ -188,13 +189,18 @@ class JvmAgent:
         return self
 
     def frame(self, timeout: float = 10.0) -> P.Frame:
+        """The next frame; LOG frames are collected in ``self.logs`` instead."""
         end = time.monotonic() + timeout
-        while not self.pending:
-            self.sock.settimeout(max(0.01, end - time.monotonic()))
-            data = self.sock.recv(65536)
-            assert data, "agent closed the connection"
-            self.pending += self.dec.feed(data)
-        return self.pending.pop(0)
+        while True:
+            while not self.pending:
+                self.sock.settimeout(max(0.01, end - time.monotonic()))
+                data = self.sock.recv(65536)
+                assert data, "agent closed the connection"
+                self.pending += self.dec.feed(data)
+            fr = self.pending.pop(0)
+            if fr.type != M.LOG:
+                return fr
+            self.logs.append(P.unpack(fr)["message"].decode())
 
     def send(self, t: int, seq: int | None = None, **fields) -> int:
         if seq is None:
@@ -449,6 +455,9 @@ def test_ondevice_profile_measures_the_jvm_agent_end_to_end(jvm_jar, tmp_path):
     assert prof["memory"]["model_bytes"] == len(blob)
     assert prof["op_timings"]["ops"][0]["name"] == "FULLY_CONNECTED"
     assert (tmp_path / "prof" / "report.html").is_file()
+    # The RunObserver's LOG line (on a phone: battery current) reaches the host's device log after RUN.
+    heap = [ln for ln in prof["link"]["device_logs"] if ln.startswith("jvm heap_used_bytes_max=")]
+    assert heap and "runs=300" in heap[-1] and int(heap[-1].split()[1].split("=")[1]) > 0
 
 
 def test_jvm_agent_selects_a_builtin_model(jvm_jar, tmp_path):

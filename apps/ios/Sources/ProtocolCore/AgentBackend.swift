@@ -150,7 +150,8 @@ public final class FormatDispatchBackend: AgentBackend {
 
     public var formats: Set<Int> { backends.reduce(into: Set<Int>()) { $0.formUnion($1.formats) } }
 
-    public var hasOpTimings: Bool { active?.hasOpTimings ?? false }
+    // Before a load (HELLO's caps) the agent can time ops if any backend can; after it, the loaded one decides.
+    public var hasOpTimings: Bool { active?.hasOpTimings ?? backends.contains { $0.hasOpTimings } }
 
     public var builtinModels: [String] { backends.flatMap { $0.builtinModels } }
 

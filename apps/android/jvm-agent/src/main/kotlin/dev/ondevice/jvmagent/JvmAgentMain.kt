@@ -4,6 +4,7 @@ import dev.ondevice.frontend.FrontendPipeline
 import dev.ondevice.protocol.Agent
 import dev.ondevice.protocol.AgentServer
 import dev.ondevice.protocol.DeviceDescription
+import dev.ondevice.protocol.FormatDispatchBackend
 import java.io.File
 import kotlin.system.exitProcess
 
@@ -44,7 +45,11 @@ object JvmAgentMain {
             ramBytes = if (rt.maxMemory() < 0xFFFFFFFFL) rt.maxMemory() else 0xFFFFFFFFL
         )
         val server = AgentServer(port, { send, bootId ->
-            Agent(DenseInt8Backend(builtins), description, send, bootId, pipeline = FrontendPipeline())
+            // Behind FormatDispatchBackend, as on the phone, so CI covers the dispatch the Android service uses.
+            Agent(
+                FormatDispatchBackend(listOf(DenseInt8Backend(builtins))), description, send, bootId,
+                pipeline = FrontendPipeline(), observer = HeapSampler()
+            )
         })
         println("PORT ${server.port}")
         System.out.flush()

@@ -106,8 +106,9 @@ class FormatDispatchBackend(private val backends: List<AgentBackend>) : AgentBac
 
     override val formats: Set<Int> = backends.flatMap { it.formats }.toSet()
 
+    // Before a load (HELLO's caps) the agent can time ops if any backend can; after it, the loaded one decides.
     override val hasOpTimings: Boolean
-        get() = active?.hasOpTimings ?: false
+        get() = active?.hasOpTimings ?: backends.any { it.hasOpTimings }
 
     override val builtinModels: List<String>
         get() = backends.flatMap { it.builtinModels }
