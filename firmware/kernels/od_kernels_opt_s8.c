@@ -17,14 +17,29 @@ static inline int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_
 }
 
 /* Two rows x (input offset) against two filter rows: a[r][k] += sum_d w_k[d] * (x_r[d] + off). */
-static inline void dot2x2_s8(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n,
-                             uint32_t off2, int32_t off, int32_t *a00, int32_t *a01, int32_t *a10, int32_t *a11) {
+/* use_off is a literal at every call site, so the compiler drops the SADD16s when the code generator has
+ * folded the input offset into the bias. */
+#if defined(__GNUC__)
+#define OD_INLINE static inline __attribute__((always_inline))
+#else
+#define OD_INLINE static inline
+#endif
+
+OD_INLINE void dot2x2_s8(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n,
+                         uint32_t off2, int32_t off, int use_off, int32_t *a00, int32_t *a01, int32_t *a10,
+                         int32_t *a11) {
     int32_t s00 = *a00, s01 = *a01, s10 = *a10, s11 = *a11;
     int32_t d = 0;
     for (; d + 4 <= n; d += 4) {
         const uint32_t u0 = od_read_u32(x0 + d), u1 = od_read_u32(x1 + d);
-        const uint32_t p0a = od_sadd16(od_sxtb16(u0), off2), p0b = od_sadd16(od_sxtb16_ror8(u0), off2);
-        const uint32_t p1a = od_sadd16(od_sxtb16(u1), off2), p1b = od_sadd16(od_sxtb16_ror8(u1), off2);
+        uint32_t p0a = od_sxtb16(u0), p0b = od_sxtb16_ror8(u0);
+        uint32_t p1a = od_sxtb16(u1), p1b = od_sxtb16_ror8(u1);
+        if (use_off) {
+            p0a = od_sadd16(p0a, off2);
+            p0b = od_sadd16(p0b, off2);
+            p1a = od_sadd16(p1a, off2);
+            p1b = od_sadd16(p1b, off2);
+        }
         uint32_t wv = od_read_u32(w0 + d);
         uint32_t wa = od_sxtb16(wv), wb = od_sxtb16_ror8(wv);
         s00 = od_smlad(wa, p0a, s00);
@@ -65,9 +80,9 @@ static inline int32_t dot1_s8(const int8_t *x, const int8_t *w, int32_t n, uint3
 }
 
 /* rows x [D] times [O x D]^T, two rows and two output channels per pass (a matrix multiply). */
-static void matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
-                           const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
-                           int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out) {
+OD_INLINE void matmul_rows_impl(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
+                                const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+                                int32_t in_off, int use_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out) {
     const uint32_t off2 = od_dup16(in_off);
     int32_t r = 0;
     for (; r + 2 <= rows; r += 2) {
@@ -76,7 +91,8 @@ static void matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8
         int32_t o = 0;
         for (; o + 2 <= O; o += 2) {
             int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-            dot2x2_s8(x0, x1, filter + o * D, filter + (o + 1) * D, D, off2, in_off, &a00, &a01, &a10, &a11);
+            dot2x2_s8(x0, x1, filter + o * D, filter + (o + 1) * D, D, off2, in_off, use_off, &a00, &a01, &a10,
+                      &a11);
             const int32_t c0 = per_channel ? o : 0, c1 = per_channel ? o + 1 : 0;
             y0[o] = requant(a00, bias, o, mult[c0], shift[c0], out_off, lo, hi);
             y0[o + 1] = requant(a01, bias, o + 1, mult[c1], shift[c1], out_off, lo, hi);
@@ -97,6 +113,15 @@ static void matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8
                                      out_off, lo, hi);
         }
     }
+}
+
+static void matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+                           int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out) {
+    if (in_off == 0)
+        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, 0, 0, out_off, lo, hi, out);
+    else
+        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, in_off, 1, out_off, lo, hi, out);
 }
 
 od_status_t od_fully_connected_s8_opt(const od_fc_params_t *p, const int8_t *in, const int8_t *filter,
@@ -146,7 +171,7 @@ od_status_t od_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *in, const 
                         const int8_t *ip = in + ibase + (ky * IW + kx0) * C;
                         const int8_t *fp = filter + oc * fstride + (ky * KW + kx0) * C;
                         const int32_t run = (kx1 - kx0) * C;
-                        dot2x2_s8(ip, ip, fp, fp + fstride, run, off2, in_off, &a0, &a1, &unused0, &unused1);
+                        dot2x2_s8(ip, ip, fp, fp + fstride, run, off2, in_off, 1, &a0, &a1, &unused0, &unused1);
                     }
                     y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
                     y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi);

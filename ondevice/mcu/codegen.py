@@ -190,7 +190,15 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         depth_multiplier=dm, input_offset=-in_zp, output_offset=out_zp, act_min=lo, act_max=hi)
     m = e.table(f"od_m{op.index}", "int32_t", mults)
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
-    bias = e.const(b) if b >= 0 else "NULL"
+    no_border = (conv_fields["pad_h"] == 0 and conv_fields["pad_w"] == 0
+                 and (oh - 1) * sh + (kh - 1) * dh + 1 <= ih and (ow - 1) * sw + (kw - 1) * dw + 1 <= iw)
+    if no_border:  # every tap is inside the input: the input offset folds into the bias
+        wsum = tf.data.astype(np.int64).sum(axis=(0, 1, 2) if depthwise else (1, 2, 3))
+        bias = _folded_bias(e, op, b, wsum, -in_zp)
+        conv_fields["input_offset"] = 0
+        in_zp = 0
+    else:
+        bias = e.const(b) if b >= 0 else "NULL"
     if op.index in e.plan.inplace:
         tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
         if depthwise:
@@ -205,6 +213,15 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
     p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
     fn = "od_depthwise_conv2d_s8" if depthwise else "od_conv2d_s8"
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
+
+
+def _folded_bias(e: Emitter, op: Op, b: int, wsum: np.ndarray, in_off: int) -> str:
+    """bias + in_off * sum(w) per output channel: sum(w * (x + off)) + bias == sum(w * x) + that, exactly."""
+    base = e.t(b).data.astype(np.int64).reshape(-1) if b >= 0 else np.zeros(len(wsum), np.int64)
+    folded = base + in_off * wsum
+    if np.abs(folded).max(initial=0) >= 2**31:
+        raise Unsupported("folded bias overflows int32")
+    return e.table(f"od_b{op.index}", "int32_t", folded)
 
 
 @lowering("CONV_2D")
@@ -238,13 +255,18 @@ def _fc(e: Emitter, op: Op) -> Lowered:
     per_channel = len(tf.scale) > 1
     mults, shifts = quant.per_channel_multipliers(in_s, tf.scale, out_s, out_d if per_channel else 1)
     lo, hi = quant.activation_range(op.options.get("fusedActivationFunction", "NONE"), out_s, out_zp)
+    in_off = -in_zp
+    if int(tf.zero_point[0]) == 0:  # fold the input offset into the bias (exact, see _folded_bias)
+        bias = _folded_bias(e, op, b, tf.data.astype(np.int64).sum(axis=1), in_off)
+        in_off = 0
+    else:
+        bias = e.const(b) if b >= 0 else "NULL"
     p = e.struct("od_fc_params_t", f"od_p{op.index}", dict(
-        batches=batches, in_depth=in_d, out_depth=out_d, input_offset=-in_zp,
+        batches=batches, in_depth=in_d, out_depth=out_d, input_offset=in_off,
         filter_offset=-int(tf.zero_point[0]), output_offset=out_zp, act_min=lo, act_max=hi,
         per_channel=int(per_channel)))
     m = e.table(f"od_m{op.index}", "int32_t", mults)
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
-    bias = e.const(b) if b >= 0 else "NULL"
     if op.index in e.plan.inplace:
         tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
         return Lowered(f"od_matmul_s8_inplace(&{p}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})",
@@ -530,6 +552,7 @@ class Generated:
     macs: int
     n_ops: int
     op_names: list[str]
+    op_macs: list[int]
     ops: dict[str, int]
     plan: MemoryPlan
 
@@ -682,6 +705,7 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
     plan = plan_memory(g, compute)
     e = Emitter(g, plan)
     calls: list[tuple[int, str, str]] = []
+    op_macs: list[int] = []
     macs = 0
     for op in compute:
         try:
@@ -690,6 +714,7 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
             problems.append(f"{op.opcode} (op {op.index}): {ex}")
             continue
         macs += low.macs
+        op_macs.append(low.macs)
         calls.append((op.index, op.opcode, low.call))
     if problems:
         raise UnsupportedOpError("the MCU engine cannot lower: " + "; ".join(problems),
@@ -698,7 +723,7 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
     for _, oc, _ in calls:
         counts[oc] = counts.get(oc, 0) + 1
     src = _render(g, name, e, plan, calls, macs)
-    return Generated(src, plan.arena_bytes, e.weight_bytes, macs, len(calls), [c[1] for c in calls], counts, plan)
+    return Generated(src, plan.arena_bytes, e.weight_bytes, macs, len(calls), [c[1] for c in calls], op_macs, counts, plan)
 
 
 def _tensor_info(g: Graph, idx: int) -> str:

@@ -43,6 +43,7 @@ def write_library(tflite, out_dir: str | Path, name: str | None = None) -> dict:
         "macs": gen.macs,
         "n_ops": gen.n_ops,
         "op_names": gen.op_names,
+        "op_macs": gen.op_macs,
         "ops": gen.ops,
         "inputs": _io(g, g.inputs),
         "outputs": _io(g, g.outputs),
