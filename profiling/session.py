@@ -483,6 +483,18 @@ class Artifact:
         return d
 
 
+MODES = {"model": P.Mode.MODEL, "frontend+model": P.Mode.FRONTEND_MODEL, "frontend": P.Mode.FRONTEND}
+FEATURE_SPEC = {"name": "features", "dtype": "uint16", "shape": [49, 40]}
+
+
+def make_audio(seed: int = 0, samples: int = 16000) -> np.ndarray:
+    """A deterministic 1 s 16 kHz int16 clip (two tones and noise) for the frontend modes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / 16000.0
+    x = 6000 * np.sin(2 * np.pi * 300 * t) + 3000 * np.sin(2 * np.pi * 1250 * t) + rng.normal(0, 500, samples)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
 def make_inputs(specs: Sequence[dict], seed: int = 0) -> list[np.ndarray]:
     """Deterministic test inputs for the device's input tensors (seeded; the same on every run)."""
     rng = np.random.default_rng(seed)
@@ -506,16 +518,21 @@ def make_inputs(specs: Sequence[dict], seed: int = 0) -> list[np.ndarray]:
 def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, power: str | None = None,
             board: str | None = None, out: str | Path | None = "profile", *, inputs: Sequence[np.ndarray] | None = None,
             seed: int = 0, timeout: float | None = None, retries: int = DEFAULT_RETRIES,
-            run_timeout: float = DEFAULT_RUN_TIMEOUT, report: bool = True) -> dict:
+            run_timeout: float = DEFAULT_RUN_TIMEOUT, report: bool = True, mode: str = "model",
+            audio: np.ndarray | None = None) -> dict:
     """Profile ``artifact`` on the device at URL ``device`` (or ``"all"``); returns the profile dict.
 
-    ``device`` may also be an open :class:`~ondevice.profiling.transports.Transport` (scripts and tests inject
+    ``mode``: ``model`` (the default: random inputs from ``seed``, or ``inputs``), ``frontend+model`` (int16
+    ``audio``, default a seeded 1 s clip, through the device's audio frontend and the model; both are timed) or
+    ``frontend`` (the frontend alone; output is the feature map). ``device`` may also be an open :class:`~ondevice.profiling.transports.Transport` (scripts and tests inject
     one; it is left open).
     Writes ``out/profile.json`` (and ``out/report.html`` when ``report``) unless ``out`` is None. The dict has
     ``device``, ``artifact``, ``runs``, ``metrics`` (each ``{"value", "unit", "source"}``) and the raw timings.
     """
     if runs < 1 or warmup < 0:
         raise ConfigError("runs must be >= 1 and warmup >= 0", "e.g. --runs 100 --warmup 10")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}", f"use one of: {', '.join(MODES)}")
     if device == "all":
         return profile_all(artifact, runs=runs, warmup=warmup, power=power, board=board, out=out, seed=seed,
                            timeout=timeout, retries=retries, run_timeout=run_timeout, report=report)
@@ -527,8 +544,9 @@ def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, pow
                     "timings": {"unit": None, "values": []}, "started_utc": _utc()}
     session_box: list[DeviceSession] = []
     try:
+        result["mode"] = mode
         _profile_into(result, art, device, runs, warmup, power, board, inputs, seed, timeout, retries, run_timeout,
-                      out, session_box)
+                      out, session_box, mode, audio)
         result["status"] = "ok"
     except OndeviceError as e:
         result["status"] = "failed"
@@ -568,7 +586,7 @@ def _finish_metrics(result: dict, board_prof: dict, clock_hz, memory=None, power
 
 
 def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inputs, seed, timeout, retries,
-                  run_timeout, out, session_box) -> None:
+                  run_timeout, out, session_box, mode="model", audio=None) -> None:
     from ondevice.profiling.power import load_board, open_monitor
     from ondevice.profiling.transports import open_transport
 
@@ -617,8 +635,18 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
         result["model_info"] = {"name": mi["name"], "model_bytes": mi["model_bytes"],
                                 "arena_bytes": None if mi["arena_bytes"] == P.UNKNOWN_U32 else mi["arena_bytes"],
                                 "inputs": in_specs, "outputs": out_specs}
-        arrays = list(inputs) if inputs is not None else make_inputs(in_specs, seed)
-        if len(arrays) != len(in_specs):
+        if MODES[mode] != P.Mode.MODEL:
+            if not info.has(P.Caps.FRONTEND):
+                raise ConfigError(f"{result['device']['url']} has no on-device audio frontend",
+                                  "profile the model alone (mode model)")
+            pcm = np.asarray(audio if audio is not None else make_audio(seed), dtype="<i2")
+            s.set_mode(MODES[mode])
+            s.set_input(P.AUDIO_INDEX, pcm.tobytes())
+            result["inputs"] = {"audio_sha256": hashlib.sha256(pcm.tobytes()).hexdigest(),
+                                "seed": None if audio is not None else seed}
+        arrays = [] if MODES[mode] != P.Mode.MODEL else (
+            list(inputs) if inputs is not None else make_inputs(in_specs, seed))
+        if MODES[mode] == P.Mode.MODEL and len(arrays) != len(in_specs):
             raise ConfigError(f"{len(arrays)} inputs given, the model takes {len(in_specs)}", "check the input list")
         for i, (a, spec) in enumerate(zip(arrays, in_specs)):
             raw = np.ascontiguousarray(a, dtype=spec["dtype"]).tobytes()
@@ -626,9 +654,10 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
                 raise ConfigError(f"input {i} has {len(raw)} bytes, the model wants {P.tensor_nbytes(spec)}",
                                   f"shape {spec['shape']} dtype {spec['dtype']}")
             s.set_input(i, raw)
-        result["inputs"] = {"seed": None if inputs is not None else seed,
-                            "sha256": [hashlib.sha256(np.ascontiguousarray(a, dtype=sp["dtype"]).tobytes()).hexdigest()
-                                       for a, sp in zip(arrays, in_specs)]}
+        if MODES[mode] == P.Mode.MODEL:
+            result["inputs"] = {"seed": None if inputs is not None else seed,
+                                "sha256": [hashlib.sha256(np.ascontiguousarray(a, dtype=sp["dtype"]).tobytes())
+                                           .hexdigest() for a, sp in zip(arrays, in_specs)]}
         # power: an explicit monitor, else the transport's own (adb battery), else the board model
         if power:
             monitor = open_monitor(power)
@@ -660,7 +689,8 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
                     _write(result, out, report=False)
         outputs = []
         if info.has(P.Caps.GET_OUTPUT):
-            for k, spec in enumerate(out_specs):
+            wanted = [(P.AUDIO_INDEX, FEATURE_SPEC)] if MODES[mode] == P.Mode.FRONTEND else list(enumerate(out_specs))
+            for k, spec in wanted:
                 raw = s.get_output(k)
                 if len(raw) != P.tensor_nbytes(spec):
                     raise ProtocolError(f"output {k} has {len(raw)} bytes, expected {P.tensor_nbytes(spec)}",
@@ -728,7 +758,7 @@ def profile_all(artifact, *, runs, warmup, power, board, out, seed, timeout, ret
 
 
 def _slug(url: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in url).strip("_")
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in url.replace("://", "_")).strip("_")
 
 
 def profile_cli(artifact, device, runs, warmup, power, board, out) -> None:

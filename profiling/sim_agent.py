@@ -27,6 +27,7 @@ from ondevice.profiling.protocol import MsgType as T
 
 _EXT = {P.ModelFormat.TFLITE: ".tflite", P.ModelFormat.EXECUTORCH: ".pte", P.ModelFormat.COREML: ".mlpackage"}
 UNIT_NS = {P.TimerUnit.US: 1000, P.TimerUnit.NS: 1}
+AUDIO_BYTES = 16000 * 2  # 1 s of 16 kHz int16 PCM: the frontend's clip
 # c10::ScalarType codes, in case a runtime adapter reports the raw enum instead of a dtype name
 _SCALAR_TYPES = {"0": "uint8", "1": "int8", "2": "int16", "3": "int32", "4": "int64", "5": "float16", "6": "float32",
                  "11": "bool"}
@@ -203,6 +204,8 @@ class SimAgent:
         self.last_reply: list[bytes] = []
         self.last_run_seq: int | None = None
         self.mode = P.Mode.MODEL
+        self.audio = bytearray(AUDIO_BYTES)
+        self.features = b""
 
     def request_reset(self) -> None:
         """Simulate a device reset (power glitch, watchdog): state is lost and a BOOT frame follows."""
@@ -301,7 +304,7 @@ class SimAgent:
 
     # -- handlers -----------------------------------------------------------------------------------------------
     def _hello(self, f, v):
-        caps = P.Caps.LOAD_MODEL | P.Caps.MEMORY_STATS | P.Caps.RESET | P.Caps.GET_OUTPUT
+        caps = P.Caps.LOAD_MODEL | P.Caps.MEMORY_STATS | P.Caps.RESET | P.Caps.GET_OUTPUT | P.Caps.FRONTEND
         try:
             ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
@@ -395,14 +398,21 @@ class SimAgent:
                           tensors=[dict(s, name=s["name"][:24]) for s in specs])
 
     def _set_mode(self, f, v):
-        if v["mode"] != P.Mode.MODEL:
-            raise AgentError(E.UNSUPPORTED, "the simulator runs models only")
-        self.mode = P.Mode.MODEL
+        if v["mode"] not in P.Mode._value2member_map_:
+            raise AgentError(E.UNSUPPORTED, f"mode {v['mode']}", v["mode"])
+        self.mode = P.Mode(v["mode"])
         yield self._reply(f, mode=v["mode"])
 
     def _set_input(self, f, v):
-        m = self._need_model()
         i = v["index"]
+        if i == P.AUDIO_INDEX:
+            end = v["offset"] + len(v["data"])
+            if v["total"] != AUDIO_BYTES or end > AUDIO_BYTES:
+                raise AgentError(E.INVALID_INPUT_SIZE, f"audio is {AUDIO_BYTES} bytes", AUDIO_BYTES)
+            self.audio[v["offset"]:end] = v["data"]
+            yield self._reply(f, index=i, end=end)
+            return
+        m = self._need_model()
         if i >= len(m.inputs):
             raise AgentError(E.BAD_INDEX, "input index", i)
         buf = self.inputs[i]
@@ -416,8 +426,24 @@ class SimAgent:
         return [np.frombuffer(bytes(b), dtype=s["dtype"]).reshape(s["shape"]).copy()
                 for b, s in zip(self.inputs, self.in_specs)]
 
+    def _invoke(self, m):
+        """One timed invoke in the current mode: frontend, model, or both (outputs kept for GET_OUTPUT)."""
+        if self.mode == P.Mode.MODEL:
+            return m.run(self._arrays(m))
+        from ondevice.features import frontend
+        feat = frontend.compute_features(np.frombuffer(bytes(self.audio), dtype="<i2"))
+        if self.mode == P.Mode.FRONTEND:
+            self.features = feat.astype("<u2").tobytes()
+            return None
+        spec = self.in_specs[0]
+        if spec.get("scale") is not None:
+            x = frontend.quantize_features(feat, spec["scale"], spec["zero_point"]).reshape(spec["shape"])
+        else:
+            x = frontend.to_model_input(feat).astype(spec["dtype"]).reshape(spec["shape"])
+        return m.run([x])
+
     def _run(self, f, v):
-        m = self._need_model()
+        m = self.model if self.mode == P.Mode.FRONTEND else self._need_model()
         runs, warmup, unit = v["runs"], v["warmup"], v["unit"]
         unit = P.TimerUnit.US if unit == P.UNIT_DEFAULT else unit
         if unit not in UNIT_NS:
@@ -431,16 +457,21 @@ class SimAgent:
             for _ in range(warmup):
                 if self._reset_flag.is_set():
                     return
-                m.run(self._arrays(m))
+                self._invoke(m)
             yield self._reply(f, P.FLAG_MORE, unit=unit, total_runs=runs, first_index=0, count=0, timings=[])
             sent, last_flush = 0, time.monotonic()
             for i in range(runs):
                 if self._reset_flag.is_set():
                     return  # the device died mid-run: no final frame, a BOOT follows
-                arrays = self._arrays(m)  # inputs re-copied before every invoke
-                t0 = time.perf_counter_ns()
-                outs = m.run(arrays)
-                dt = time.perf_counter_ns() - t0
+                if self.mode == P.Mode.MODEL:
+                    arrays = self._arrays(m)  # inputs re-copied before every invoke
+                    t0 = time.perf_counter_ns()
+                    outs = m.run(arrays)
+                    dt = time.perf_counter_ns() - t0
+                else:  # the timed region covers the frontend too
+                    t0 = time.perf_counter_ns()
+                    outs = self._invoke(m)
+                    dt = time.perf_counter_ns() - t0
                 self.timings.append(max(1, dt // UNIT_NS[unit]))
                 pending = len(self.timings) - sent
                 if i < runs - 1 and (pending >= per_frame or time.monotonic() - last_flush > 1.0):
@@ -450,7 +481,8 @@ class SimAgent:
                                           count=len(chunk), timings=chunk)
                         sent += len(chunk)
                     last_flush = time.monotonic()
-            self.outputs = [np.ascontiguousarray(o).tobytes() for o in outs]
+            if outs is not None:
+                self.outputs = [np.ascontiguousarray(o).tobytes() for o in outs]
             self.last_run_seq = f.seq
             while True:  # the rest, the last frame without MORE
                 chunk = self.timings[sent:sent + per_frame]
@@ -484,11 +516,16 @@ class SimAgent:
         yield from self._stream_timings(f, v["first_index"], v["count"])
 
     def _get_output(self, f, v):
-        m = self._need_model()
         i = v["index"]
-        if i >= len(m.outputs):
-            raise AgentError(E.BAD_INDEX, "output index", i)
-        data = self.outputs[i] or bytes(P.tensor_nbytes(self.out_specs[i]))
+        if i == P.AUDIO_INDEX:
+            if self.mode != P.Mode.FRONTEND:
+                raise AgentError(E.BAD_INDEX, "features are an output in frontend mode only", i)
+            data = self.features
+        else:
+            m = self._need_model()
+            if i >= len(m.outputs):
+                raise AgentError(E.BAD_INDEX, "output index", i)
+            data = self.outputs[i] or bytes(P.tensor_nbytes(self.out_specs[i]))
         start = min(v["offset"], len(data))
         end = len(data) if v["length"] == P.UNKNOWN_U32 else min(len(data), start + v["length"])
         step = self.max_payload - 9

@@ -90,3 +90,52 @@ def test_bad_arguments(tflite, tmp_path):
         profile(tflite, "sim://nosuchruntime", out=None)
     with pytest.raises(ConfigError):
         profile(tflite, "nonsense", out=None)
+
+
+def test_frontend_modes_on_the_sim_agent(tflite):
+    from ondevice.features.frontend import compute_features, to_model_input
+    from ondevice.profiling.session import make_audio
+    audio = make_audio(seed=3)
+    feat = compute_features(audio)
+    # frontend only: the device's feature map is the Python frontend's, bit for bit
+    r = profile(tflite, "sim://litert", runs=5, warmup=1, out=None, mode="frontend", audio=audio)
+    assert r["status"] == "ok" and r["mode"] == "frontend"
+    got = np.array(r["outputs"][0]["values"], dtype=np.uint16).reshape(49, 40)
+    np.testing.assert_array_equal(got, feat)
+    # frontend + model: the timed region covers both; the output is the model's on those features
+    r2 = profile(tflite, "sim://litert", runs=5, warmup=1, out=None, mode="frontend+model", audio=audio)
+    want = reference_outputs(tflite, "litert", [to_model_input(feat)])
+    np.testing.assert_array_equal(np.array(r2["outputs"][0]["values"], np.float32).reshape(want[0].shape), want[0])
+    with pytest.raises(ConfigError):
+        profile(tflite, "sim://litert", runs=1, out=None, mode="audio")
+
+
+def test_device_all_profiles_every_sim_runtime_for_the_artifact(tflite, tmp_path):
+    r = profile(tflite, "all", runs=5, warmup=0, out=tmp_path)
+    urls = [d["device"]["url"] for d in r["devices"]]
+    assert "sim://litert" in urls and all(u.startswith(("sim://", "adb://", "ios://")) for u in urls)
+    assert r["status"] == "ok" and all(d["status"] == "ok" for d in r["devices"])
+    assert (tmp_path / "profile.json").exists() and (tmp_path / "report.html").exists()
+    assert (tmp_path / "sim_litert" / "profile.json").exists()
+
+
+def test_sim_agent_in_its_own_process_reports_peak_ram(tflite):
+    r = profile(tflite, "sim://litert?process=1", runs=5, warmup=0, out=None)
+    assert r["status"] == "ok"
+    assert r["metrics"]["peak_ram_bytes"]["value"] > 10 * 1024 * 1024  # a Python process with LiteRT loaded
+    assert r["metrics"]["peak_ram_bytes"]["source"] == "measured"
+
+
+def test_cli_profile_and_devices(tflite, tmp_path):
+    from typer.testing import CliRunner
+    from ondevice.cli import app
+    res = CliRunner().invoke(app, ["profile", "--device", "sim://litert", str(tflite), "--runs", "7",
+                                   "--warmup", "1", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "profile.json").read_text())["runs"] == 7
+    assert "latency_p50_ms" in res.output
+    bad = CliRunner().invoke(app, ["profile", "--device", "socket://127.0.0.1:1", str(tflite), "--out",
+                                   str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    res = CliRunner().invoke(app, ["devices"])
+    assert res.exit_code == 0 and "sim://litert" in res.output

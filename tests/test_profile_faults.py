@@ -81,9 +81,21 @@ def test_fault_case(tflite, tmp_path, kind, seed):
         assert sum(t.counts[k] for k in ("drop", "corrupt")) > 0  # faults really happened
 
 
-@pytest.mark.parametrize("reset_after", [3, 9, 11])
-def test_device_reset_is_one_clear_error_and_finished_runs_are_kept(tflite, tmp_path, reset_after):
-    # frames: HELLO 1, BEGIN 2, CHUNK 3-5, END 6, MODEL_INFO 7, SET_INPUT 8, RUN 9, 10, 11 (10 runs per batch)
+@pytest.fixture(scope="module")
+def setup_frames(tflite):
+    """Host frames before the first RUN (HELLO, upload, info, inputs), counted on a clean run."""
+    t = open_transport("fault://sim://litert?max_runs=10")
+    try:
+        profile(tflite, t, runs=RUNS, warmup=0, out=None)
+        total = t.counts["frames_tx"]
+    finally:
+        t.close()
+    return total - RUNS // 10 - 2  # minus the RUN batches, GET_OUTPUT and GET_MEMORY
+
+
+@pytest.mark.parametrize("where,kept", [("upload", 0), ("first_run", 0), ("third_run", 20)])
+def test_device_reset_is_one_clear_error_and_finished_runs_are_kept(tflite, tmp_path, setup_frames, where, kept):
+    reset_after = {"upload": 3, "first_run": setup_frames + 1, "third_run": setup_frames + 3}[where]
     t = open_transport(f"fault://sim://litert?max_runs=10&reset_after={reset_after}")
     TALLY["tried"] += 1
     with pytest.raises(DeviceResetError) as e:
@@ -93,7 +105,6 @@ def test_device_reset_is_one_clear_error_and_finished_runs_are_kept(tflite, tmp_
     assert "reset" in e.value.message and e.value.hint
     saved = json.loads((tmp_path / "profile.json").read_text())
     assert saved["status"] == "failed" and saved["error"]["type"] == "DeviceResetError"
-    kept = {3: 0, 9: 0, 11: 20}[reset_after]
     assert saved["runs"] == kept and len(saved["timings"]["values"]) == kept
     if kept:
         assert saved["metrics"]["latency_p50_ms"]["value"] > 0
