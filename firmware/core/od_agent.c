@@ -293,7 +293,7 @@ static void handle_hello(uint16_t seq, od_r_t *r)
     od_w_u8(&g_w, OD_PROTO_VERSION);
     od_w_u32(&g_w, caps);
     od_w_u16(&g_w, g_max_payload);
-    od_w_u8(&g_w, 1);  /* rx_window: one RX buffer, stop-and-wait */
+    od_w_u8(&g_w, OD_PORT_RX_WINDOW);
     od_w_u16(&g_w, OD_MAX_RUNS);
     od_w_u8(&g_w, (uint8_t)(1u << OD_PORT_TIMER_UNIT));
     od_w_u8(&g_w, OD_PORT_TIMER_UNIT);

@@ -36,6 +36,13 @@
 #define OD_PORT_TIME_PER_SECOND 1000000000ull
 #endif
 
+/* Chunk requests the host may keep in flight (HELLO rx_window). The agent has one RX buffer and handles each frame
+ * before reading on, so more than 1 is only safe on a link that holds bytes while we are busy (QEMU's UART
+ * backpressures its socket); a real UART would overrun its 1-byte data register. */
+#ifndef OD_PORT_RX_WINDOW
+#define OD_PORT_RX_WINDOW 1
+#endif
+
 /* Timer units, numbered as on the wire (PROTOCOL.md). Instructions are never called cycles (QEMU -icount counts instructions). */
 #define OD_TIMER_UNIT_US 0
 #define OD_TIMER_UNIT_CYCLES 1
