@@ -245,3 +245,77 @@ def _pyocd_error(port: Port, e: Exception) -> TransportError:
                               f"install its CMSIS pack once: pyocd pack install {port.pyocd_target}")
     return TransportError(f"pyocd could not program {port.board}: {text}",
                           "check the USB cable and that no other debugger holds the probe")
+
+
+def verify_on_device(artifact: str | Path, inputs, board: str = "qemu-mps2-an386",
+                     variants: tuple[str, ...] = ("opt", "ref"), device: str | None = None) -> dict:
+    """The ``mcu-qemu`` verify entry: the firmware runs ``artifact`` on the board and answers over its serial line;
+    every output is compared bit for bit with the TFLM interpreter on the artifact's ``source.tflite``.
+
+    ``inputs`` as for :func:`ondevice.mcu.verify.verify_host`. QEMU boards build and boot firmware per kernel
+    variant; for a real board pass ``device`` (e.g. ``serial:///dev/ttyACM0``) of a board already flashed with it
+    (then only the variant it was built with is checked). Returns the verify report entry.
+    """
+    import numpy as np
+
+    from ondevice.errors import VerifyError
+    from ondevice.mcu.library import SOURCE_TFLITE, read_summary
+    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.mcu.verify import _as_vectors, _quantize
+    from ondevice.profiling.session import DeviceSession
+    from ondevice.profiling.transports import open_transport
+
+    lib = Path(artifact)
+    summary = read_summary(lib)
+    ref = TflmReference((lib / SOURCE_TFLITE).read_bytes())
+    specs = summary["inputs"]
+    vecs = [[_quantize(x, s) for x, s in zip(v, specs)] for v in _as_vectors(inputs, len(specs))]
+    if not vecs:
+        raise VerifyError("no input vectors to compare", "pass at least one input vector")
+    wants = [ref.run(q) for q in vecs]
+    port = get_port(board)
+    if device is None and not port.is_qemu:
+        raise ConfigError(f"{board} is real hardware: pass the serial URL of a board flashed with {lib.name}",
+                          "e.g. device='serial:///dev/ttyACM0' after `ondevice flash --board ...`")
+    if device is not None:
+        variants = ("as-flashed",)
+    mismatched, max_diff, instructions, unit = {}, {}, {}, None
+    for variant in variants:
+        url = device or f"qemu://{port.qemu_machine}?elf={build_firmware(board, lib, variant=variant)}"
+        t = open_transport(url)
+        try:
+            s = DeviceSession(t, timeout=10)
+            s.hello()
+            s.select_builtin(name=summary["model"])
+            mi = s.model_info()
+            outs = mi["tensors"][mi["n_inputs"]:]
+            bad, worst, times = 0, 0, []
+            for q, want in zip(vecs, wants):
+                for i, x in enumerate(q):
+                    s.set_input(i, np.ascontiguousarray(x).tobytes())
+                unit, ts = s.run(1, 0)
+                times += ts
+                d = 0
+                for k, (spec, w) in enumerate(zip(outs, want)):
+                    got = np.frombuffer(s.get_output(k), spec["dtype"]).astype(np.int32)
+                    d = max(d, int(np.abs(got - w.astype(np.int32).reshape(-1)).max()))
+                worst = max(worst, d)
+                bad += int(d != 0)
+        finally:
+            t.close()
+        mismatched[variant], max_diff[variant] = bad, worst
+        instructions[variant] = int(np.median(times))
+    return {
+        "runtime": "mcu-qemu" if device is None else "mcu-device",
+        "board": board,
+        "link": "serial (PROTOCOL.md frames over the board's UART)",
+        "bit_exact_vs_tflm": all(n == 0 for n in mismatched.values()),
+        "vectors": len(vecs),
+        "elements_compared": sum(w.size for ws in wants for w in ws),
+        "mismatched_vectors": mismatched,
+        "max_abs_diff_int8": max_diff,
+        "kernel_variants": list(variants),
+        "per_inference_median": instructions,
+        "timer_unit": unit,
+        "source": "emulated" if device is None else "measured",
+    }

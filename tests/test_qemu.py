@@ -142,3 +142,15 @@ def test_generated_model_with_frontend_bit_exact_vs_tflm(machine, tools, conv_li
             assert np.array_equal(np.frombuffer(s.get_output(0), np.int8), ref.run([x])[0].reshape(-1))
     finally:
         t.close()
+
+
+def test_verify_entry_mcu_qemu_over_the_serial_line(tools, conv_library):
+    """The `mcu-qemu` verify entry: reference and optimised kernels on mps2-an386, outputs over the UART,
+    compared bit for bit with the TFLM interpreter."""
+    from ondevice.flash import verify_on_device
+    rng = np.random.default_rng(2)
+    x = rng.integers(-128, 128, (3, 1, 49, 40, 1)).astype(np.int8)
+    rep = verify_on_device(conv_library, x, board="qemu-mps2-an386")
+    assert rep["runtime"] == "mcu-qemu" and rep["vectors"] == 3 and rep["elements_compared"] == 3 * 49 * 40 * 4
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0} and rep["bit_exact_vs_tflm"] is True
+    assert rep["timer_unit"] == "instructions" and rep["per_inference_median"]["ref"] > 70_000
