@@ -197,3 +197,15 @@ def test_depthwise_runs_in_place_when_its_input_dies():
     assert dw.index in gen.plan.inplace
     assert gen.plan.offset(dw.inputs[0]) == gen.plan.offset(dw.outputs[0])
     assert "od_depthwise_conv2d_s8_inplace" in gen.source
+
+
+def test_verify_qemu_reports_bit_exact_and_count(mcu_artifacts):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu import verify_qemu
+    art = mcu_artifacts["kws_dscnn"]
+    shape = json.loads(manifest_path(art).read_text())["inputs"][0]["shape"]
+    x = np.random.default_rng(4).standard_normal([3, *shape]).astype(np.float32)  # floats are quantized
+    rep = verify_qemu(art, x)
+    assert rep["bit_exact_vs_tflm"] is True and rep["vectors"] == 3 and rep["mismatched_vectors"] == 0
+    assert rep["instructions_per_inference"] > json.loads(manifest_path(art).read_text())["macs"]

@@ -3,8 +3,9 @@
 - ``reader``: the .tflite graph through the LiteRT flatbuffer schema package.
 - ``codegen`` + ``planner``: one kernel call per op, quantization tables computed here, arena plan.
 - ``library.write_library``: the self-contained C folder ``<model>_mcu_int8/``.
-- ``build``: host gcc build + ctypes runner; ``verify_host``: bit-exactness against the TFLM interpreter.
+- ``build``: host gcc build + ctypes runner; ``verify_host`` / ``verify_qemu``: bit-exactness against the
+  TFLM interpreter on the host build and on an emulated Cortex-M.
 """
 from __future__ import annotations
 
-from ondevice.mcu.verify import verify_host  # noqa: F401
+from ondevice.mcu.verify import verify_host, verify_qemu  # noqa: F401

@@ -74,3 +74,38 @@ def verify_host(artifact_dir: str | Path, inputs, variants: Sequence[str] = ("op
         "tflm_arena_bytes": ref.arena_bytes(),
         "source": "measured",
     }
+
+
+def verify_qemu(artifact_dir: str | Path, inputs, board: str = "mps2-an386", variant: str = "opt") -> dict:
+    """Cross-compile ``artifact_dir`` for an emulated Cortex-M, run it in QEMU and compare with TFLM.
+
+    Same ``inputs`` convention as :func:`verify_host` (single-input models). Uses the bare-metal runner in
+    firmware/bench/ (outputs over UART0, instructions from SysTick under ``-icount shift=0``).
+    """
+    from ondevice.mcu.qemu_bench import bench_qemu
+    lib = Path(artifact_dir)
+    summary = read_summary(lib)
+    specs = summary["inputs"]
+    vecs = [[_quantize(x, s) for x, s in zip(v, specs)] for v in _as_vectors(inputs, len(specs))]
+    if not vecs:
+        raise VerifyError("no input vectors to compare", "pass at least one input vector")
+    ref = TflmReference((lib / SOURCE_TFLITE).read_bytes())
+    res = bench_qemu(lib, [v[0] for v in vecs], board, variant)
+    mismatched, max_diff = 0, 0
+    for got, v in zip(res.outputs, vecs):
+        want = ref.run(v)
+        d = max(int(np.abs(g.astype(np.int32) - w.astype(np.int32).reshape(g.shape)).max()) for g, w in zip(got, want))
+        max_diff = max(max_diff, d)
+        mismatched += int(d != 0)
+    return {
+        "runtime": f"mcu-qemu ({board})",
+        "bit_exact_vs_tflm": mismatched == 0,
+        "vectors": len(vecs),
+        "mismatched_vectors": mismatched,
+        "max_abs_diff_int8": max_diff,
+        "kernel_variant": variant,
+        "instructions_per_inference": max(res.instructions),
+        "stack_bytes": res.stack_bytes,
+        "arena_bytes": summary["arena_bytes"],
+        "source": "emulated",
+    }
