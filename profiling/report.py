@@ -7,6 +7,7 @@ tests (and people) can find it.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 
 from ondevice import log
@@ -75,6 +76,13 @@ def _svg(name: str, title: str, body: str, h: int = H) -> str:
             f'viewBox="0 0 {W} {h}" role="img" aria-label="{html.escape(title)}">{body}</svg></figure>')
 
 
+def _tick(v: float, lo: float, hi: float) -> str:
+    """A tick label with enough digits to tell ``lo`` from ``hi`` (runs on an emulator differ in the 7th digit)."""
+    span = hi - lo
+    digits = 4 if span <= 0 or not v else max(4, int(math.ceil(math.log10(max(abs(lo), abs(hi)) / span))) + 2)
+    return f"{v:.{min(digits, 12)}g}"
+
+
 def histogram_svg(values: list[float], unit: str, bins: int = 20) -> str:
     lo, hi = min(values), max(values)
     span = (hi - lo) or (abs(hi) * 0.01 or 1.0)
@@ -88,8 +96,8 @@ def histogram_svg(values: list[float], unit: str, bins: int = 20) -> str:
         f'<rect class="bar" x="{x0 + i * bw + 1:.1f}" y="{y1 - (c / top) * (y1 - y0):.1f}" width="{bw - 2:.1f}" '
         f'height="{(c / top) * (y1 - y0):.1f}"><title>{lo + i * span / bins:.4g}-{lo + (i + 1) * span / bins:.4g} '
         f'{unit}: {c} runs</title></rect>' for i, c in enumerate(counts))
-    ticks = (f'<text x="{x0}" y="{y1 + 14}" class="tk">{lo:.4g}</text>'
-             f'<text x="{x1}" y="{y1 + 14}" class="tk" text-anchor="end">{hi:.4g}</text>'
+    ticks = (f'<text x="{x0}" y="{y1 + 14}" class="tk">{_tick(lo, lo, hi)}</text>'
+             f'<text x="{x1}" y="{y1 + 14}" class="tk" text-anchor="end">{_tick(hi, lo, hi)}</text>'
              f'<text x="{x0 - 4}" y="{y0 + 8}" class="tk" text-anchor="end">{top}</text>')
     return _svg("latency-histogram", f"Latency histogram ({len(values)} runs)",
                 bars + ticks + _axis(x0, y0, x1, y1, f"latency ({unit})", "runs"))
@@ -102,8 +110,8 @@ def timeline_svg(values: list[float], unit: str) -> str:
     n = len(values)
     pts = " ".join(f"{x0 + (i / max(1, n - 1)) * (x1 - x0):.1f},{y1 - ((v - lo) / span) * (y1 - y0 - 8) - 4:.1f}"
                    for i, v in enumerate(values))
-    ticks = (f'<text x="{x0 - 4}" y="{y1}" class="tk" text-anchor="end">{lo:.4g}</text>'
-             f'<text x="{x0 - 4}" y="{y0 + 8}" class="tk" text-anchor="end">{hi:.4g}</text>'
+    ticks = (f'<text x="{x0 + 4}" y="{y1 - 4}" class="tk">{_tick(lo, lo, hi)}</text>'
+             f'<text x="{x0 + 4}" y="{y0 + 8}" class="tk">{_tick(hi, lo, hi)}</text>'
              f'<text x="{x1}" y="{y1 + 14}" class="tk" text-anchor="end">{n}</text>')
     return _svg("run-timeline", "Run timeline", f'<polyline class="line" points="{pts}"/>' + ticks
                 + _axis(x0, y0, x1, y1, "run", f"latency ({unit})"))
@@ -119,7 +127,8 @@ def ops_svg(ops: list[dict], unit: str, top: int = 15) -> str:
     for i, o in enumerate(ops):
         y = 12 + i * row
         w = (o["time"] / big) * (W - label_w - 90)
-        body += (f'<text x="{label_w - 6}" y="{y + 12}" class="tk" text-anchor="end">{html.escape(o["name"][:24])}'
+        label = f'#{o["index"]} {o["name"]}' if "index" in o else o["name"]
+        body += (f'<text x="{label_w - 6}" y="{y + 12}" class="tk" text-anchor="end">{html.escape(label[:26])}'
                  f'</text><rect class="bar" x="{label_w}" y="{y}" width="{max(w, 1):.1f}" height="{row - 4}">'
                  f'<title>{html.escape(o["name"])}: {o["time"]} {unit}</title></rect>'
                  f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" class="tk">{_fmt(o["time"])}</text>')
@@ -173,7 +182,8 @@ def _device_section(r: dict) -> str:
     tim = r.get("timings") or {}
     vals = tim.get("values") or []
     if vals:
-        ms = to_ms(vals, tim["unit"], d.get("clock_hz") or (r.get("board", {}).get("clock_hz") or {}).get("value"))
+        # counted units (an emulator's instructions, a cycle counter) are plotted as counted, not as modelled ms
+        ms = None if tim["unit"] in ("instructions", "cycles") else to_ms(vals, tim["unit"], None)
         values, unit = (ms, "ms") if ms else ([float(v) for v in vals], tim["unit"])
         parts.append(histogram_svg(values, unit))
         parts.append(timeline_svg(values, unit))

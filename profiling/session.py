@@ -426,7 +426,7 @@ class DeviceSession:
                 v = P.unpack(fr)
                 total, unit = v["total_ops"], P.UNIT_NAMES.get(v["unit"], "us")
                 if v["first_op"] == len(ops):
-                    ops += v["ops"]
+                    ops += [dict(o, index=v["first_op"] + k) for k, o in enumerate(v["ops"])]
                 else:
                     break
             stalls = 0 if len(ops) > before else stalls + 1
@@ -593,6 +593,11 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
     from ondevice.profiling.transports import Transport
     monitor = None
     owned = not isinstance(device, Transport)  # an injected, already-open transport stays the caller's
+    if owned:
+        from ondevice.profiling.transports import transport_class
+        cls = transport_class(device)
+        if cls is not None and hasattr(cls, "url_for_artifact"):  # e.g. qemu:// boots firmware built for it
+            device = cls.url_for_artifact(device, art.path)
     t = open_transport(device) if owned else device
     try:
         s = DeviceSession(t, timeout=timeout, retries=retries, run_timeout=run_timeout)

@@ -91,6 +91,14 @@ def open_transport(url: str) -> Transport:
     return TRANSPORTS.get(scheme).open(url)
 
 
+def transport_class(url: str) -> type[Transport] | None:
+    """The registered class for a URL's scheme, or None."""
+    _load_all()
+    scheme = scheme_of(url)
+    scheme = "serial" if scheme in PYSERIAL_SCHEMES else scheme
+    return TRANSPORTS._items.get(scheme) if scheme else None
+
+
 def schemes() -> list[str]:
     _load_all()
     return TRANSPORTS.names()
