@@ -482,3 +482,22 @@ def test_jvm_agent_selects_a_builtin_model(jvm_jar, tmp_path):
         np.testing.assert_array_equal(np.frombuffer(a.output(0), dtype=np.int8), m["ref"](x))
     finally:
         a.close()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 5])
+def test_jvm_agent_survives_link_faults(jvm_jar, tmp_path, seed):
+    """The host session through fault:// (4 % each of dropped, corrupted, duplicated and garbage-prefixed frames,
+    both directions) around the JVM agent: retries and dedup give the exact outputs and every run, or a clear error."""
+    from ondevice.profiling.session import make_inputs, profile
+    blob, m = odfc_model(49 * 40, 4, np.random.default_rng(2))
+    art = tmp_path / "tinyfc_jvm_int8.odfc"
+    art.write_bytes(blob)
+    a = JvmAgent(jvm_jar)
+    try:
+        url = (f"fault://socket://127.0.0.1:{a.port}?drop=0.04&corrupt=0.04&dup=0.04&garbage=0.04&seed={seed}")
+        r = profile(art, url, runs=200, warmup=2, out=None, timeout=0.3, retries=6, run_timeout=2.0, report=False)
+    finally:
+        a.close()
+    assert r["status"] == "ok" and r["runs"] == 200 and len(r["timings"]["values"]) == 200
+    (x,) = make_inputs(r["model_info"]["inputs"], seed=0)
+    assert r["outputs"][0]["values"] == m["ref"](x.ravel()).tolist()
