@@ -248,7 +248,7 @@ static void handle_run(uint16_t seq, od_r_t *r, int repeated)
         unsent++;
         uint64_t now = port_time_now();
         int last = (i + 1 == runs);
-        if (last || unsent == per || now - last_frame >= OD_PORT_TIME_PER_SECOND) {
+        if (last || unsent == per || now - last_frame >= OD_PORT_PROGRESS_INTERVAL) {
             send_run_data(OD_MSG_RUN | OD_REPLY_BIT, last ? 0 : OD_FLAG_MORE, seq, i + 1 - unsent, unsent);
             unsent = 0;
             last_frame = port_time_now();

@@ -36,6 +36,12 @@
 #define OD_PORT_TIME_PER_SECOND 1000000000ull
 #endif
 
+/* Longest silence between RUN reply frames, in OD_PORT_TIMER_UNIT; an emulator's virtual second can take much
+ * longer than the host's RUN inactivity timeout (10 s) on a busy machine, so emulated ports send more often. */
+#ifndef OD_PORT_PROGRESS_INTERVAL
+#define OD_PORT_PROGRESS_INTERVAL OD_PORT_TIME_PER_SECOND
+#endif
+
 /* Chunk requests the host may keep in flight (HELLO rx_window). The agent has one RX buffer and handles each frame
  * before reading on, so more than 1 is only safe on a link that holds bytes while we are busy (QEMU's UART
  * backpressures its socket); a real UART would overrun its 1-byte data register. */

@@ -11,6 +11,8 @@
 #define OD_PORT_TIMER_UNIT OD_TIMER_UNIT_INSTRUCTIONS
 /* QEMU holds RX bytes in its socket while the guest is busy, so chunks can be pipelined (2x faster uploads). */
 #define OD_PORT_RX_WINDOW 8
+/* 1e8 instructions (0.1 virtual s) between RUN frames: a few wall seconds even on a loaded host. */
+#define OD_PORT_PROGRESS_INTERVAL 100000000ull
 #define OD_PORT_INSTR_PER_TICK_NUM 40u
 #define OD_PORT_INSTR_PER_TICK_DEN 1u
 #define OD_PORT_UART_BASE 0x40004000u
