@@ -55,9 +55,10 @@ def _digest(paths: list[Path], extra: str) -> str:
 
 
 def build_firmware(board: str, artifact: str | Path | None = None, variant: str = "opt",
-                   jobs: int = 2) -> Path:
+                   jobs: int = 2, extra_cflags: str = "") -> Path:
     """Build the firmware ELF for ``board`` with the model in ``artifact`` (an mcu folder; None = the test fixture).
 
+    ``extra_cflags`` adds port options, e.g. ``-DOD_F446_HSI_ONLY=1``.
     Returns the ELF path (beside it: ``firmware.bin``, ``firmware.hex``, ``firmware.map``, ``size.txt``).
     """
     port = get_port(board)
@@ -76,7 +77,7 @@ def build_firmware(board: str, artifact: str | Path | None = None, variant: str 
     srcs += [p for p in model.rglob("*") if p.is_file() and p.suffix in (".c", ".h")]
     if not any((model / "kernels").glob("*.c")) and model != TESTMODEL_DIR:
         srcs += list((FIRMWARE_DIR / "kernels").glob("od_*.[ch]"))
-    extra = _agent_sizes(model)
+    extra = " ".join(x for x in (_agent_sizes(model), extra_cflags) if x)
     key = _digest(srcs, f"{board} {variant} {model.name} {config_hash()} {extra}")[:16]
     out = _root() / "firmware" / f"{board}-{model.name}-{variant}-{key}"
     elf = out / "firmware.elf"

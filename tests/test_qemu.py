@@ -154,3 +154,35 @@ def test_verify_entry_mcu_qemu_over_the_serial_line(tools, conv_library):
     assert rep["runtime"] == "mcu-qemu" and rep["vectors"] == 3 and rep["elements_compared"] == 3 * 49 * 40 * 4
     assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0} and rep["bit_exact_vs_tflm"] is True
     assert rep["timer_unit"] == "instructions" and rep["per_inference_median"]["ref"] > 70_000
+
+
+def test_nucleo_port_runs_on_qemu_stm32f405(tools):
+    """The nucleo-f446re port (startup at 0x08000000, GPIOA/USART2 driver, SysTick, RCC_CSR) on QEMU's
+    netduinoplus2, an STM32F405 with the same registers. QEMU has no RCC model, so the PLL is off; the 180 MHz
+    path is not run anywhere, and the port is not run on hardware."""
+    from ondevice.boards import get_port
+    from ondevice.flash import build_firmware, handshake
+    from ondevice.profiling.transports.qemu import QemuInstance
+    from ondevice.profiling.transports.socket import SocketStream
+    from ondevice.features.twins import read_vector
+    port = get_port("nucleo-f446re")
+    smoke = port.extra
+    elf = build_firmware("nucleo-f446re", extra_cflags=smoke["qemu_smoke_cflags"])
+    with QemuInstance(smoke["qemu_smoke_machine"], elf, serial_index=smoke["qemu_smoke_serial_index"]) as q:
+        boot, hello = handshake(q.sock)
+        assert boot["banner"].startswith("ondevice od-mcu") and hello["board"] == "nucleo-f446re"
+        assert hello["timer_unit"] == "cycles" and hello["clock_hz"] == 16_000_000  # HSI, as built
+        s = DeviceSession(SocketStream(q.sock, "qemu-netduinoplus2"), timeout=10)
+        s.hello()
+        s.select_builtin(index=0)
+        x = np.arange(-64, 64, 8, dtype=np.int8)
+        s.set_input(0, x.tobytes())
+        s.run(3, 1)
+        assert np.array_equal(np.frombuffer(s.get_output(0), np.int8), fixture_model_reference(x))
+        mem = s.get_memory()
+        assert mem["stack_total_bytes"] == 16384 and 0 < mem["stack_high_water_bytes"] < 16384
+        s.set_mode(P.Mode.FRONTEND)  # 32 KB through the USART2 receive path
+        wav, feats, _ = read_vector(sorted((REPO / "tests" / "vectors" / "frontend").glob("01_*.json"))[0])
+        s.set_input(P.AUDIO_INDEX, wav.astype("<i2").tobytes())
+        s.run(1, 0)
+        assert np.array_equal(np.frombuffer(s.get_output(P.AUDIO_INDEX), "<u2").reshape(feats.shape), feats)

@@ -58,8 +58,9 @@ class QemuInstance:
     """One qemu-system-arm process with its UART0 on a local TCP socket. Use as a context manager."""
 
     def __init__(self, machine: str, elf: str | Path, icount: str = "shift=0", extra: list[str] | None = None,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, serial_index: int = 0):
         self.machine = machine
+        self.serial_index = serial_index  # which of the machine's UARTs is the host link (0 = the first)
         self.elf = Path(elf)
         self.icount = icount
         self.extra = list(extra or [])
@@ -75,7 +76,7 @@ class QemuInstance:
 
     def command(self, port: int) -> list[str]:
         return [QEMU, "-M", self.machine, "-display", "none", "-monitor", "stdio", "-S",
-                "-icount", self.icount, "-kernel", str(self.elf),
+                "-icount", self.icount, "-kernel", str(self.elf), *(["-serial", "null"] * self.serial_index),
                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on", *self.extra]
 
     def start(self) -> "QemuInstance":
