@@ -956,14 +956,17 @@ def _int8_bytes(node) -> int:
     return math.prod(v.shape) * per
 
 
-_ALIAS_BUILTINS = ([], ["RESHAPE"], ["RELU"], ["RELU6"], ["RELU_N1_TO_1"])  # share the input buffer (fused/in place)
+# Share their input's buffer: folded ops, and activations fused into the op before. RESHAPE is a copy in TFLM
+# (its planner gives it its own buffer), which is what the tflm/mcu budgets care about.
+_ALIAS_BUILTINS = ([], ["RELU"], ["RELU6"], ["RELU_N1_TO_1"])
 
 
 def peak_activation_bytes(ctx: LintContext) -> tuple[int, str]:
     """Modelled int8 arena: peak of live activation bytes in graph order, and the module where it peaks.
 
-    Reshapes, folded ops and activations fused into the previous op share their input's buffer. A real
-    planner adds alignment and scratch buffers, so treat this as an estimate, not a measurement.
+    Folded ops and activations fused into the previous op share their input's buffer. This is the planned
+    (non-persistent) part of a TFLM arena; the runtime adds persistent buffers (quantization params, node
+    structs) and alignment on top, so it is an estimate, not a measurement.
     """
     owner: dict[torch.fx.Node, torch.fx.Node] = {}
     order = [n for n in ctx.user_inputs] + [n for n in ctx.nodes if not ctx.is_const(n)]
