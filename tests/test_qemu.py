@@ -186,3 +186,24 @@ def test_nucleo_port_runs_on_qemu_stm32f405(tools):
         s.set_input(P.AUDIO_INDEX, wav.astype("<i2").tobytes())
         s.run(1, 0)
         assert np.array_equal(np.frombuffer(s.get_output(P.AUDIO_INDEX), "<u2").reshape(feats.shape), feats)
+
+
+def test_unannounced_reset_is_detected_by_the_host(fixture_elfs):
+    """QEMU's system_reset (a reset nobody asked for) makes the firmware send BOOT with reason 'pin'; the host
+    session stops with DeviceResetError instead of carrying on with a rebooted device."""
+    import time
+
+    from ondevice.errors import DeviceResetError
+    from ondevice.profiling.transports.qemu import _monitor
+    t = open_transport(f"qemu://mps2-an386?elf={fixture_elfs['mps2-an386']}")
+    try:
+        s = DeviceSession(t, timeout=5)
+        s.hello()
+        s.select_builtin(index=0)
+        _monitor(t.qemu.proc, "system_reset")
+        time.sleep(0.3)
+        with pytest.raises(DeviceResetError) as e:
+            s.model_info()
+        assert "pin" in e.value.message
+    finally:
+        t.close()
