@@ -210,7 +210,7 @@ class DeviceSession:
         return info
 
     def ping(self, data: bytes = b"") -> bytes:
-        return P.unpack(self.request(T.PING, P.pack(T.PING, data=data)))["data"]
+        return P.unpack(self.request(T.PING, P.pack(T.PING, data=data))[0])["data"]
 
     def reset(self, timeout: float = 10.0) -> dict:
         """RESET and wait for the BOOT frame; returns the BOOT fields."""

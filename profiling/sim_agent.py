@@ -183,6 +183,7 @@ class SimAgent:
         self.device = device or f"sim-{runtime}"
         self.boot_id = int.from_bytes(os.urandom(4), "little") or 1
         self._reset_flag = threading.Event()
+        self._reset_reason = P.ResetReason.WATCHDOG
         self._stop = threading.Event()
         self._tmp = tempfile.TemporaryDirectory(prefix="od-sim-")
         self.frames_in = 0
@@ -207,8 +208,9 @@ class SimAgent:
         self.audio = bytearray(AUDIO_BYTES)
         self.features = b""
 
-    def request_reset(self) -> None:
+    def request_reset(self, reason: int = P.ResetReason.WATCHDOG) -> None:
         """Simulate a device reset (power glitch, watchdog): state is lost and a BOOT frame follows."""
+        self._reset_reason = reason
         self._reset_flag.set()
 
     def stop(self) -> None:
@@ -231,7 +233,7 @@ class SimAgent:
                 if self._reset_flag.is_set():
                     self._reset_flag.clear()
                     dec = P.StreamDecoder()
-                    self._boot(io, P.ResetReason.WATCHDOG)
+                    self._boot(io, self._reset_reason)
                 data = io.read(4096, 0.05)
                 if not data:
                     continue
@@ -321,7 +323,7 @@ class SimAgent:
 
     def _reset(self, f, v):
         yield self._reply(f)
-        self._reset_flag.set()
+        self.request_reset(P.ResetReason.SOFTWARE)
 
     def _select(self, f, v):
         raise AgentError(E.UNSUPPORTED, "the simulator has no built-in models")

@@ -355,3 +355,102 @@ def test_boards_and_devices_listing():
     sims = {e["url"] for e in d["sim"] if e["available"]}
     assert {"sim://litert", "sim://tflm", "sim://executorch"} <= sims
     assert isinstance(d["serial"], list) and "notes" in d
+
+
+# -- session details against scripted and sim peers -------------------------------------------------------------
+
+def test_reset_request_waits_for_boot_and_a_new_handshake_works():
+    t = open_transport("sim://litert")
+    try:
+        s = DeviceSession(t, timeout=1.0)
+        first = s.hello()
+        assert s.ping(b"\x00abc\x00") == b"\x00abc\x00"
+        boot = s.reset()
+        assert boot["reset_reason"] == P.ResetReason.SOFTWARE and b"sim agent" in boot["banner"]
+        again = s.hello()
+        assert again.boot_id != first.boot_id  # the device rebooted, and the session knows it asked for it
+    finally:
+        t.close()
+
+
+def _scripted_device(sock: socket.socket, ops: list[dict], max_payload: int):
+    """A minimal device written on the codec: HELLO with OP_TIMINGS, then paged GET_OP_TIMINGS replies."""
+    dec = P.StreamDecoder()
+    T = P.MsgType
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return
+            for f in dec.feed(data):
+                if f.type == T.HELLO:
+                    sock.sendall(P.message(P.reply_type(T.HELLO), f.seq, version=1, caps=int(P.Caps.OP_TIMINGS),
+                                           max_payload=max_payload, rx_window=1, max_runs=16,
+                                           timer_units=1 << P.TimerUnit.CYCLES, default_unit=1, clock_hz=1000000,
+                                           ram_bytes=65536, flash_bytes=262144, builtin_models=1, boot_id=0,
+                                           device="scripted", runtime="od-mcu", board="nucleo-f446re"))
+                elif f.type == T.GET_OP_TIMINGS:
+                    first = P.unpack(f)["first_op"]
+                    pos = first
+                    while True:  # as many entries per frame as fit, streamed with MORE
+                        batch, size = [], 8
+                        while pos + len(batch) < len(ops):
+                            o = ops[pos + len(batch)]
+                            if size + 9 + len(o["name"]) > max_payload:
+                                break
+                            batch.append(o)
+                            size += 9 + len(o["name"])
+                        done = pos + len(batch) >= len(ops)
+                        sock.sendall(P.message(P.reply_type(T.GET_OP_TIMINGS), f.seq, 0 if done else P.FLAG_MORE,
+                                               unit=int(P.TimerUnit.CYCLES), total_ops=len(ops), first_op=pos,
+                                               count=len(batch), ops=batch))
+                        pos += len(batch)
+                        if done:
+                            break
+    except OSError:
+        return
+
+
+def test_op_timings_are_paged_over_small_frames():
+    ops = [{"time": 1000 * i + 7, "name": f"OP_{i}_CONV_2D"} for i in range(23)]
+    host, dev = socket.socketpair()
+    th = threading.Thread(target=_scripted_device, args=(dev, ops, 64), daemon=True)
+    th.start()
+    t = _PairStream(host)
+    s = DeviceSession(t, timeout=1.0)
+    info = s.hello()
+    assert info.has(P.Caps.OP_TIMINGS) and info.units() == ["cycles"]
+    unit, got = s.get_op_timings()
+    assert unit == "cycles"
+    assert [(o["index"], o["name"], o["time"]) for o in got] == [(i, o["name"], o["time"]) for i, o in enumerate(ops)]
+    host.close()
+    dev.close()
+
+
+class _PairStream:
+    """A Transport over one end of a socketpair (AF_UNIX has no TCP_NODELAY)."""
+
+    bytes_per_s = None
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def read(self, n, timeout):
+        import select
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        return self.sock.recv(n) if r else b""
+
+    def write(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.hardware
+def test_profile_on_real_hardware(request, tflite, tmp_path):
+    """The same profile on a real device: ``pytest -m hardware --device serial:///dev/ttyACM0``."""
+    url = request.config.getoption("--device")
+    r = profile(tflite, url, runs=20, warmup=2, out=tmp_path)
+    assert r["status"] == "ok" and r["runs"] == 20
+    assert all(m["source"] in ("measured", "emulated", "modelled") for m in r["metrics"].values())
