@@ -527,3 +527,28 @@ def test_swift_twin_mirrors_kotlin_function_by_function():
             assert set(k) - {"u8"} <= set(s), f"{name}: missing in Swift: {set(k) - set(s)}"
     fk = _kotlin_funs(ANDROID / "frontend/src/main/kotlin/dev/ondevice/frontend/Frontend.kt")
     assert fk == _swift_funcs(REPO / "apps/ios/Sources/Frontend/Frontend.swift")
+
+
+def test_host_profiles_the_kotlin_frontend_on_the_jvm_agent(jvm_jar, tmp_path):
+    """`profile(mode="frontend+model" | "frontend")`: the host's audio goes through the Kotlin frontend on the
+    agent; the features equal `compute_features`, and the model output equals numpy on the quantised features."""
+    from ondevice.profiling.session import profile
+    wav, _, _ = twins.read_vector(sorted(FRONTEND_VECTORS.glob("*_noise.json"))[0])
+    blob, m = odfc_model(49 * 40, 4, np.random.default_rng(4))
+    art = tmp_path / "tinyfc_jvm_int8.odfc"
+    art.write_bytes(blob)
+    results = {}
+    for mode in ("frontend+model", "frontend"):
+        a = JvmAgent(jvm_jar)
+        try:
+            results[mode] = profile(art, f"socket://127.0.0.1:{a.port}", runs=20, warmup=2, out=None, report=False,
+                                    mode=mode, audio=wav)
+        finally:
+            a.close()
+    feats = F.compute_features(wav)
+    q = F.quantize_features(feats, float(m["in_scale"]), m["in_zp"]).ravel()
+    both, fe = results["frontend+model"], results["frontend"]
+    assert both["status"] == fe["status"] == "ok" and both["runs"] == fe["runs"] == 20
+    assert both["outputs"][0]["values"] == m["ref"](q).tolist()
+    assert fe["outputs"][0]["sha256"] == hashlib.sha256(feats.astype("<u2").tobytes()).hexdigest()
+    assert fe["op_timings"]["ops"] == [] and both["op_timings"]["ops"][0]["name"] == "FULLY_CONNECTED"

@@ -541,7 +541,8 @@ public final class Agent {
     private func getOpTimings(_ seq: Int, _ f: [String: Any]) throws {
         if !backend.hasOpTimings { throw AgentError(ErrorCode.UNSUPPORTED, "\(backend.runtime) has no per-op timings") }
         try requireModel()
-        guard let ops = opTimes else { throw AgentError(ErrorCode.BAD_INDEX, "no op timings yet: RUN first") }
+        // A RUN of the frontend alone (mode 2) ran no model ops: an empty list, not an error.
+        guard let ops = opTimes ?? (timings.isEmpty ? nil : []) else { throw AgentError(ErrorCode.BAD_INDEX, "no op timings yet: RUN first") }
         var i = Int(f["first_op"] as! Int64)
         if i > ops.count { throw AgentError(ErrorCode.BAD_INDEX, "op \(i) of \(ops.count)", detail: Int64(ops.count)) }
         repeat {

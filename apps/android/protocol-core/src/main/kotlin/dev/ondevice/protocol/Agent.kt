@@ -513,7 +513,8 @@ class Agent(
     private fun getOpTimings(seq: Int, f: Map<String, Any>) {
         if (!backend.hasOpTimings) throw AgentException(ErrorCode.UNSUPPORTED, "${backend.runtime} has no per-op timings")
         requireModel()
-        val ops = opTimes ?: throw AgentException(ErrorCode.BAD_INDEX, "no op timings yet: RUN first")
+        // A RUN of the frontend alone (mode 2) ran no model ops: an empty list, not an error.
+        val ops = opTimes ?: if (timings.isNotEmpty()) emptyList() else throw AgentException(ErrorCode.BAD_INDEX, "no op timings yet: RUN first")
         var i = (f["first_op"] as Long).toInt()
         if (i > ops.size) throw AgentException(ErrorCode.BAD_INDEX, "op $i of ${ops.size}", ops.size.toLong())
         do {
