@@ -1,24 +1,22 @@
 package dev.ondevice.app
 
-import android.app.ActivityManager
 import android.content.Context
 import android.content.Intent
 import android.content.IntentFilter
 import android.os.BatteryManager
 import android.os.Debug
-import android.os.Process
 
 /** The phone-side figures the profiler needs: process RAM and battery power. */
 class DeviceStats(private val context: Context) {
-    private val activityManager = context.getSystemService(Context.ACTIVITY_SERVICE) as ActivityManager
     private val batteryManager = context.getSystemService(Context.BATTERY_SERVICE) as BatteryManager
 
-    /** Proportional set size of this process in bytes (what Android's memory tools report). */
+    /** Proportional set size of this process in bytes (what `dumpsys meminfo` reports as TOTAL PSS). */
     fun pssBytes(): Long {
-        // ActivityManager's answer is rate-limited for other apps but exact for our own pid.
-        val info = activityManager.getProcessMemoryInfo(intArrayOf(Process.myPid()))
-        val kb = if (info.isNotEmpty()) info[0].totalPss else Debug.MemoryInfo().also { Debug.getMemoryInfo(it) }.totalPss
-        return kb.toLong() * 1024L
+        // Debug.getMemoryInfo reads our own smaps each call; ActivityManager.getProcessMemoryInfo is rate-limited
+        // since Android 10 and may return a stale sample. It takes milliseconds, so never call it while timing.
+        val info = Debug.MemoryInfo()
+        Debug.getMemoryInfo(info)
+        return info.totalPss.toLong() * 1024L
     }
 
     /** Native heap in use, in bytes: where the ExecuTorch and LiteRT arenas live. */
