@@ -33,6 +33,12 @@ class MainActivity : AppCompatActivity() {
 
         findViewById<Button>(R.id.record).setOnClickListener { onRecord() }
         findViewById<Button>(R.id.agent).setOnClickListener { toggleAgent() }
+        // Android 13+: without this the agent's foreground-service notification is hidden (the service still runs).
+        if (Build.VERSION.SDK_INT >= 33 &&
+            ContextCompat.checkSelfPermission(this, Manifest.permission.POST_NOTIFICATIONS) != PackageManager.PERMISSION_GRANTED
+        ) {
+            ActivityCompat.requestPermissions(this, arrayOf(Manifest.permission.POST_NOTIFICATIONS), REQ_NOTIFY)
+        }
     }
 
     override fun onDestroy() {
@@ -116,5 +122,6 @@ class MainActivity : AppCompatActivity() {
 
     companion object {
         private const val REQ_AUDIO = 1
+        private const val REQ_NOTIFY = 2
     }
 }
