@@ -65,8 +65,14 @@ static int32_t g_fe_mult, g_fe_shift, g_fe_zp;
 
 static void reply_begin(void) { od_w_init(&g_w, g_tx + OD_HEADER_SIZE, g_max_payload); }
 
+static void send_error(uint16_t seq, uint16_t code, uint32_t detail, const char *msg);
+
 static void reply_send(uint8_t type, uint8_t flags, uint16_t seq)
 {
+    if (g_w.overflow) { /* a reply that does not fit is a bug here: say so rather than send half a payload */
+        send_error(seq, OD_E_INTERNAL, type, "reply too large");
+        return;
+    }
     size_t n = od_frame_finish(g_tx, type, flags, seq, g_w.len);
     od_frame_emit(g_tx, n, port_putc);
 }

@@ -85,7 +85,5 @@ uint32_t port_boot_id(void);
 uint32_t port_static_ram_bytes(void);
 /* Bytes of the firmware image in flash (.isr_vector + .text + .rodata + .data load image), or 0xFFFFFFFF. */
 uint32_t port_flash_used_bytes(void);
-/* Called when a fatal internal check fails; ports may blink a LED or reset. */
-void port_panic(const char *why);
 
 #endif /* OD_PORT_H */

@@ -15,8 +15,3 @@ void port_stack_bounds(uintptr_t *lo, uintptr_t *hi) { *lo = *hi = 0; }
 uint32_t port_boot_id(void) { return 1u; }
 uint32_t port_static_ram_bytes(void) { return 0xFFFFFFFFu; }
 uint32_t port_flash_used_bytes(void) { return 0xFFFFFFFFu; }
-void port_panic(const char *why)
-{
-    (void)why;
-    __builtin_trap();
-}

@@ -2,7 +2,6 @@
  * so it reports an empty painting region (stack high-water 0); peak RAM comes from the MCU ports. */
 #define _POSIX_C_SOURCE 200809L
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,8 +73,3 @@ uint32_t port_static_ram_bytes(void) { return 0xFFFFFFFFu; }
 
 uint32_t port_flash_used_bytes(void) { return 0xFFFFFFFFu; }
 
-void port_panic(const char *why)
-{
-    fprintf(stderr, "od panic: %s\n", why);
-    abort();
-}

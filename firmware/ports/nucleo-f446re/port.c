@@ -117,8 +117,3 @@ void port_reset(void)
     cm_reset_with_reason(OD_RESET_SOFTWARE);
 }
 
-void port_panic(const char *why)
-{
-    (void)why;
-    cm_reset_with_reason(OD_RESET_FAULT);
-}

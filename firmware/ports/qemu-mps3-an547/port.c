@@ -24,8 +24,3 @@ od_reset_reason_t port_reset_reason(void) { return (od_reset_reason_t)cm_noinit_
 
 void port_reset(void) { cm_reset_with_reason(OD_RESET_SOFTWARE); }
 
-void port_panic(const char *why)
-{
-    (void)why;
-    cm_reset_with_reason(OD_RESET_FAULT);
-}
