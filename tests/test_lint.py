@@ -331,6 +331,20 @@ def test_edgetpu_op_limits():
     assert rules(lint(BroadcastAttention(), XA, ["edgetpu"]), "edgetpu", "op-limits") == []
 
 
+@pytest.mark.parametrize("size,stride,pad,fires", [
+    ((9, 9), 2, 1, False),   # odd size, stride 2: SAME pads 1 each side
+    ((8, 8), 2, 1, True),    # even size, stride 2: SAME pads 0 before, 1 after
+    ((8, 8), 1, 1, False),   # stride 1, k3: SAME is 1 each side
+    ((8, 8), 2, 0, False),   # VALID
+])
+def test_padding_rule(size, stride, pad, fires):
+    conv = nn.Conv2d(1, 4, 3, stride=stride, padding=pad)
+    r = lint(conv, (torch.randn(1, 1, *size),), ["tflm", "coreml"])
+    v = rules(r, "tflm", "padding")
+    assert bool(v) == fires and all(x.severity == "warning" for x in v)
+    assert rules(r, "coreml", "padding") == []  # only the TFLite family pads with an extra op
+
+
 def test_int64_and_float64():
     class Ints(nn.Module):
         def forward(self, x):

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ondevice.slim.lint import LintContext, lint
+from ondevice.slim.lint import LintContext, explicit_pad, lint
 from tests.test_lint import XA, BroadcastAttention
 
 
@@ -207,14 +207,24 @@ class SmallKws(nn.Module):
         return self.fc(self.pw(self.dw(self.stem(x))).mean((2, 3)).reshape(1, 24))
 
 
-def test_modelled_arena_bounds_the_tflm_planner():
+def test_modelled_arena_and_pad_ops_against_the_real_export():
     import re
 
+    from ondevice.export.tflite_util import read_graph
     from ondevice.runtimes.tflm import TFLMModel
     for model, example in ((SmallKws(), (torch.rand(1, 1, 49, 40) * 20.0,)), (BroadcastAttention(), XA)):
-        modelled = lint(model, example, ["tflm"]).stats["peak_activation_bytes"]
-        log = TFLMModel(_int8_tflite(model.eval(), example), type(model).__name__).allocations_log()
+        report = lint(model, example, ["tflm"])
+        modelled = report.stats["peak_activation_bytes"]
+        data = _int8_tflite(model.eval(), example)
+        log = TFLMModel(data, type(model).__name__).allocations_log()
         head = int(re.search(r"Arena allocation head (\d+) bytes", log).group(1))
-        # liveness in graph order is a floor for any planner; litert's layout copies (TRANSPOSE before
-        # MEAN, PAD for non-SAME padding) and TFLM's greedy packing add 12-20 % on these two models
+        # liveness in graph order is a floor for any planner; litert's other layout copies (e.g. a TRANSPOSE
+        # before MEAN) and TFLM's greedy packing add 12-20 % on these two models
         assert modelled <= head <= 1.25 * modelled, (type(model).__name__, modelled, head)
+        # the padding rule predicts exactly the PAD ops the converter inserts (NCHW here, NHWC there)
+        graph = read_graph(data)
+        pads = sorted(tuple(graph.tensors[op.outputs[0]].shape) for op in graph.ops if op.name == "PAD")
+        ctx = LintContext(model, example)
+        nchw = [explicit_pad(n)[1] for n in ctx.nodes if explicit_pad(n)]
+        assert pads == sorted((n, h, w, c) for n, c, h, w in nchw)
+        assert len([v for v in report.violations if v.rule == "padding"]) == len(nchw)

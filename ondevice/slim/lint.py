@@ -909,6 +909,22 @@ def rule_op_limits(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
                             op=f"aten.{_packet(n0)} -> SOFTMAX", source=src)
 
 
+@RULES.register("padding")
+def rule_padding(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
+    """Conv padding that is neither VALID nor TFLite SAME: the converter adds a PAD op and a padded copy."""
+    if spec.lowering != "tflite" or not ctx.exported:
+        return
+    found = [(n, "pad") for n in ctx.nodes if explicit_pad(n)]
+    for (where, _), nodes in _group(ctx, found).items():
+        nbytes, shape = explicit_pad(nodes[0])
+        yield Violation(spec.name, "padding", where,
+                        f"conv ({_names(nodes)}) pads symmetrically where TFLite SAME padding would not, so the "
+                        f"converter inserts a PAD op and a {list(shape)} copy ({nbytes} B of int8 RAM)",
+                        "choose input sizes, kernel and stride so that padding=k//2 equals SAME padding (e.g. an "
+                        "odd input size for stride 2), or use padding=0", severity="warning",
+                        op="aten.conv2d -> PAD + CONV_2D", source=ctx.source(nodes[0]))
+
+
 _INDEX_USES = {"embedding": {1}, "index": {1}, "index_select": {2}, "gather": {2}, "embedding_bag": {1, 2}}
 
 
@@ -961,12 +977,49 @@ def _int8_bytes(node) -> int:
 _ALIAS_BUILTINS = ([], ["RELU"], ["RELU6"], ["RELU_N1_TO_1"])
 
 
+_CONV_OPS = ("conv1d", "conv2d", "convolution")
+
+
+def explicit_pad(node: torch.fx.Node) -> tuple[int, tuple] | None:
+    """For a 2-D conv whose padding is neither VALID nor TFLite SAME: (padded input bytes, padded shape).
+
+    TFLite SAME pads ``max((ceil(n/s) - 1) * s + (k - 1) * d + 1 - n, 0)`` with the odd element after; any other
+    symmetric padding makes the converter insert a PAD op, i.e. one more op and a padded copy in RAM.
+    """
+    if _packet(node) not in _CONV_OPS:
+        return None
+    a = node.args
+    x, w = _shape(a[0]), _shape(a[1])
+    if not x or not w or len(x) != 4 or not _is_static(x):
+        return None
+    pair = lambda v, d: tuple(v) * (2 // len(v)) if isinstance(v, (list, tuple)) and v else (d, d)  # noqa: E731
+    if _packet(node) == "convolution":
+        stride, padding, dilation = pair(a[3], 1), pair(a[4], 0), pair(a[5], 1)
+    else:
+        stride = pair(a[3] if len(a) > 3 else [1], 1)
+        padding = a[4] if len(a) > 4 else [0]
+        if isinstance(padding, str):  # "same"/"valid": the converter maps these directly
+            return None
+        padding, dilation = pair(padding, 0), pair(a[5] if len(a) > 5 else [1], 1)
+    if padding == (0, 0):
+        return None
+    same = True
+    for n, k, st, dl, p in zip(x[2:], w[2:], stride, dilation, padding):
+        total = max((-(-n // st) - 1) * st + (k - 1) * dl + 1 - n, 0)
+        same &= total // 2 == p and total - total // 2 == p
+    if same:
+        return None
+    shape = (x[0], x[1], x[2] + 2 * padding[0], x[3] + 2 * padding[1])
+    return math.prod(shape), shape
+
+
 def peak_activation_bytes(ctx: LintContext) -> tuple[int, str]:
     """Modelled int8 arena: peak of live activation bytes in graph order, and the module where it peaks.
 
-    Folded ops and activations fused into the previous op share their input's buffer. This is the planned
-    (non-persistent) part of a TFLM arena; the runtime adds persistent buffers (quantization params, node
-    structs) and alignment on top, so it is an estimate, not a measurement.
+    Folded ops and activations fused into the previous op share their input's buffer; a conv with non-SAME
+    padding gets the converter's PAD copy. This is the planned (non-persistent) part of a TFLM arena; the
+    runtime adds persistent buffers (quantization params, node structs), alignment and any other layout copies
+    the converter inserts, so it is an estimate, not a measurement.
     """
     owner: dict[torch.fx.Node, torch.fx.Node] = {}
     order = [n for n in ctx.user_inputs] + [n for n in ctx.nodes if not ctx.is_const(n)]
@@ -986,12 +1039,22 @@ def peak_activation_bytes(ctx: LintContext) -> tuple[int, str]:
     live, peak, at = 0, 0, "<model>"
     born: set[torch.fx.Node] = set()
     for i, n in enumerate(order):
+        where = ctx.module_path(n) if n.op == "call_function" else "input"
+        pad = explicit_pad(n) if n.op == "call_function" else None
+        if pad:  # PAD runs first: its input and the padded copy are live together
+            if live + pad[0] > peak:
+                peak, at = live + pad[0], where
         o = owner[n]
         if o not in born:
             born.add(o)
             live += _int8_bytes(o)
+        if pad:  # then the conv reads the padded copy; an input that dies here is already free
+            own_in = owner.get(n.args[0])
+            freed = _int8_bytes(own_in) if own_in is not None and last.get(own_in) == i else 0
+            if live + pad[0] - freed > peak:
+                peak, at = live + pad[0] - freed, where
         if live > peak:
-            peak, at = live, (ctx.module_path(n) if n.op == "call_function" else "input")
+            peak, at = live, where
         live -= sum(_int8_bytes(d) for d in dies.get(i, ()))
     return peak, at
 
