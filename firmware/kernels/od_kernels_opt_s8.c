@@ -10,6 +10,9 @@
 #include "od_kernels.h"
 #include "od_simd.h"
 
+static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                         const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst, int32_t dst_stride);
+
 static inline int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_t m, int32_t s, int32_t out_off,
                              int32_t lo, int32_t hi) {
     if (bias) acc += bias[c];
@@ -240,7 +243,31 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
     const int32_t PH = p->pad_h, PW = p->pad_w, DM = p->depth_multiplier;
     const int32_t in_off = p->input_offset, out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
     OD_CHECK(OC == IC * DM);
-    const uint32_t off2 = od_dup16(in_off);
+    if (DM == 1) {
+        /* Channel blocks outer, pixels inner: each block's taps are widened once. */
+        int32_t c = 0;
+        for (; c + 4 <= IC; c += 4) dw_block4_s8(p, in, filter, bias, mult, shift, c, out + c, OC);
+        for (; c < IC; ++c) {
+            for (int32_t b = 0; b < N; ++b)
+                for (int32_t oy = 0; oy < OH; ++oy) {
+                    const int32_t y0 = oy * SH - PH;
+                    const int32_t ky0 = od_max_i32(0, -y0), ky1 = od_min_i32(KH, IH - y0);
+                    for (int32_t ox = 0; ox < OW; ++ox) {
+                        const int32_t x0 = ox * SW - PW;
+                        const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_min_i32(KW, IW - x0);
+                        const int32_t ibase = ((b * IH + y0) * IW + x0) * IC;
+                        int32_t acc = 0;
+                        for (int32_t ky = ky0; ky < ky1; ++ky)
+                            for (int32_t kx = kx0; kx < kx1; ++kx)
+                                acc += (int32_t)filter[(ky * KW + kx) * OC + c] *
+                                       ((int32_t)in[ibase + (ky * IW + kx) * IC + c] + in_off);
+                        out[((b * OH + oy) * OW + ox) * OC + c] =
+                            requant(acc, bias, c, mult[c], shift[c], out_off, lo, hi);
+                    }
+                }
+        }
+        return OD_OK;
+    }
     for (int32_t b = 0; b < N; ++b) {
         for (int32_t oy = 0; oy < OH; ++oy) {
             const int32_t y0 = oy * SH - PH;
@@ -250,39 +277,7 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
                 const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_min_i32(KW, IW - x0);
                 const int32_t ibase = ((b * IH + y0) * IW + x0) * IC;
                 int8_t *y = out + ((b * OH + oy) * OW + ox) * OC;
-                if (DM == 1) {
-                    int32_t c = 0;
-                    /* Four channels per pass: lanes (c, c+2) and (c+1, c+3) after SXTB16. */
-                    for (; c + 4 <= IC; c += 4) {
-                        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                        for (int32_t ky = ky0; ky < ky1; ++ky) {
-                            const int8_t *ip = in + ibase + (ky * IW + kx0) * IC + c;
-                            const int8_t *fp = filter + (ky * KW + kx0) * OC + c;
-                            for (int32_t kx = kx0; kx < kx1; ++kx, ip += IC, fp += OC) {
-                                const uint32_t xv = od_read_u32(ip), fv = od_read_u32(fp);
-                                const uint32_t xa = od_sadd16(od_sxtb16(xv), off2);
-                                const uint32_t xb = od_sadd16(od_sxtb16_ror8(xv), off2);
-                                const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
-                                a0 = od_smlabb(xa, fa, a0);
-                                a2 = od_smlatt(xa, fa, a2);
-                                a1 = od_smlabb(xb, fb, a1);
-                                a3 = od_smlatt(xb, fb, a3);
-                            }
-                        }
-                        y[c] = requant(a0, bias, c, mult[c], shift[c], out_off, lo, hi);
-                        y[c + 1] = requant(a1, bias, c + 1, mult[c + 1], shift[c + 1], out_off, lo, hi);
-                        y[c + 2] = requant(a2, bias, c + 2, mult[c + 2], shift[c + 2], out_off, lo, hi);
-                        y[c + 3] = requant(a3, bias, c + 3, mult[c + 3], shift[c + 3], out_off, lo, hi);
-                    }
-                    for (; c < IC; ++c) {
-                        int32_t acc = 0;
-                        for (int32_t ky = ky0; ky < ky1; ++ky)
-                            for (int32_t kx = kx0; kx < kx1; ++kx)
-                                acc += (int32_t)filter[(ky * KW + kx) * OC + c] *
-                                       ((int32_t)in[ibase + (ky * IW + kx) * IC + c] + in_off);
-                        y[c] = requant(acc, bias, c, mult[c], shift[c], out_off, lo, hi);
-                    }
-                } else {
+                {
                     /* Depth multiplier > 1 (e.g. a first layer on a 1-channel input): one input value feeds DM
                      * consecutive output channels; four of them per pass with the value in both lanes. */
                     for (int32_t ic = 0; ic < IC; ++ic) {
@@ -325,36 +320,82 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
     return OD_OK;
 }
 
-/* Four depthwise output channels (c..c+3, depth multiplier 1) for every pixel, into dst[pixel * 4 + k]. */
+/* Four depthwise output channels (c..c+3, depth multiplier 1) for every pixel, into dst[pixel * dst_stride + k].
+ * Interior pixels of a 3x3 filter take an unrolled path: the block's filter taps are widened once (18 words),
+ * and the input offset is added once per channel as off * sum(taps), which is exact for an all-inside window. */
 static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                         const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst) {
+                         const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst, int32_t dst_stride) {
     const int32_t N = p->batches, IH = p->in_h, IW = p->in_w, C = p->in_c, OH = p->out_h, OW = p->out_w;
     const int32_t KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w, PH = p->pad_h, PW = p->pad_w;
     const int32_t in_off = p->input_offset, out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
     const uint32_t off2 = od_dup16(in_off);
     const int32_t m0 = mult[c], m1 = mult[c + 1], m2 = mult[c + 2], m3 = mult[c + 3];
     const int32_t s0 = shift[c], s1 = shift[c + 1], s2 = shift[c + 2], s3 = shift[c + 3];
+    const int is3x3 = KH == 3 && KW == 3;
+    uint32_t fw[18];
+    int32_t w0 = 0, w1 = 0, w2 = 0, w3 = 0; /* off * sum of the 9 taps, per channel */
+    if (is3x3) {
+        for (int t = 0; t < 9; ++t) {
+            const uint32_t fv = od_read_u32(filter + t * C + c);
+            fw[2 * t] = od_sxtb16(fv);
+            fw[2 * t + 1] = od_sxtb16_ror8(fv);
+            w0 += filter[t * C + c];
+            w1 += filter[t * C + c + 1];
+            w2 += filter[t * C + c + 2];
+            w3 += filter[t * C + c + 3];
+        }
+        w0 *= in_off;
+        w1 *= in_off;
+        w2 *= in_off;
+        w3 *= in_off;
+    }
     for (int32_t b = 0; b < N; ++b)
         for (int32_t oy = 0; oy < OH; ++oy) {
             const int32_t y0 = oy * SH - PH;
             const int32_t ky0 = od_max_i32(0, -y0), ky1 = od_min_i32(KH, IH - y0);
-            for (int32_t ox = 0; ox < OW; ++ox, dst += 4) {
+            for (int32_t ox = 0; ox < OW; ++ox, dst += dst_stride) {
                 const int32_t x0 = ox * SW - PW;
                 const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_min_i32(KW, IW - x0);
                 const int32_t ibase = ((b * IH + y0) * IW + x0) * C + c;
-                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                for (int32_t ky = ky0; ky < ky1; ++ky) {
-                    const int8_t *ip = in + ibase + (ky * IW + kx0) * C;
-                    const int8_t *fp = filter + (ky * KW + kx0) * C + c;
-                    for (int32_t kx = kx0; kx < kx1; ++kx, ip += C, fp += C) {
-                        const uint32_t xv = od_read_u32(ip), fv = od_read_u32(fp);
-                        const uint32_t xa = od_sadd16(od_sxtb16(xv), off2);
-                        const uint32_t xb = od_sadd16(od_sxtb16_ror8(xv), off2);
-                        const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
-                        a0 = od_smlabb(xa, fa, a0);
-                        a2 = od_smlatt(xa, fa, a2);
-                        a1 = od_smlabb(xb, fb, a1);
-                        a3 = od_smlatt(xb, fb, a3);
+                int32_t a0, a1, a2, a3;
+                if (is3x3 && ky0 == 0 && kx0 == 0 && ky1 == 3 && kx1 == 3) {
+                    a0 = w0;
+                    a1 = w1;
+                    a2 = w2;
+                    a3 = w3;
+                    const int8_t *row = in + ibase;
+                    const uint32_t *f = fw;
+                    for (int ky = 0; ky < 3; ++ky, row += IW * C) {
+#define OD_DW_TAP(ptr)                                           \
+    do {                                                         \
+        const uint32_t xv = od_read_u32(ptr);                    \
+        const uint32_t xa = od_sxtb16(xv), xb = od_sxtb16_ror8(xv); \
+        a0 = od_smlabb(xa, f[0], a0);                            \
+        a2 = od_smlatt(xa, f[0], a2);                            \
+        a1 = od_smlabb(xb, f[1], a1);                            \
+        a3 = od_smlatt(xb, f[1], a3);                            \
+        f += 2;                                                  \
+    } while (0)
+                        OD_DW_TAP(row);
+                        OD_DW_TAP(row + C);
+                        OD_DW_TAP(row + 2 * C);
+#undef OD_DW_TAP
+                    }
+                } else {
+                    a0 = a1 = a2 = a3 = 0;
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        const int8_t *ip = in + ibase + (ky * IW + kx0) * C;
+                        const int8_t *fp = filter + (ky * KW + kx0) * C + c;
+                        for (int32_t kx = kx0; kx < kx1; ++kx, ip += C, fp += C) {
+                            const uint32_t xv = od_read_u32(ip), fv = od_read_u32(fp);
+                            const uint32_t xa = od_sadd16(od_sxtb16(xv), off2);
+                            const uint32_t xb = od_sadd16(od_sxtb16_ror8(xv), off2);
+                            const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
+                            a0 = od_smlabb(xa, fa, a0);
+                            a2 = od_smlatt(xa, fa, a2);
+                            a1 = od_smlabb(xb, fb, a1);
+                            a3 = od_smlatt(xb, fb, a3);
+                        }
                     }
                 }
                 dst[0] = requant(a0, bias, c, m0, s0, out_off, lo, hi);
@@ -378,7 +419,7 @@ od_status_t od_depthwise_conv2d_s8_inplace_opt(const od_conv_params_t *p, int8_t
     const int32_t pixels = p->batches * p->out_h * p->out_w, C = p->out_c;
     for (int32_t c = 0; c < C; c += 4) {
         /* Input channels c..c+3 are read completely before the outputs overwrite them. */
-        dw_block4_s8(p, buf, filter, bias, mult, shift, c, tmp);
+        dw_block4_s8(p, buf, filter, bias, mult, shift, c, tmp, 4);
         for (int32_t k = 0; k < pixels; ++k) memcpy(buf + k * C + c, tmp + 4 * k, 4);
     }
     return OD_OK;
