@@ -136,8 +136,10 @@ def flash(board: str, artifact: str | Path | None = None, probe: str | None = No
           elf: str | Path | None = None) -> dict:
     """Build (unless ``elf`` is given) and load firmware onto ``board``; return what was flashed and how it booted."""
     port = get_port(board)
+    built = elf is None
     elf = Path(elf) if elf is not None else build_firmware(board, artifact, variant=variant)
-    info = {"board": board, "elf": str(elf), "model": _model_dir(artifact).name,
+    model = _model_dir(artifact).name if (artifact is not None or built) else None
+    info = {"board": board, "elf": str(elf), "model": model,
             **firmware_sizes(elf), "status": port.status}
     if port.kind == "qemu":
         info.update(_flash_qemu(port, elf))
