@@ -413,6 +413,11 @@ def test_report_json_shape(matmul_report):
     d = matmul_report.to_dict()
     assert list(d) == matmul_report.targets
     json.dumps(d)
+    assert all(v["severity"] == "error" for vs in d.values() for v in vs)  # constraints = errors only
+    warn = matmul_report.to_dict("warning")
+    assert warn["executorch"] and all(v["severity"] == "warning" for vs in warn.values() for v in vs)
+    every = matmul_report.to_dict("all")
+    assert sum(map(len, every.values())) == len(matmul_report.violations)
     keys = set(Violation.__dataclass_fields__)
     for t, vs in d.items():
         assert isinstance(vs, list)

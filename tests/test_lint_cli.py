@@ -113,6 +113,7 @@ def test_cli_exit_codes_and_json(model_dir, tmp_path, capsys):
                  "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["constraints"] == {"edgetpu": [], "tflm": []} and doc["ok"] == {"edgetpu": True, "tflm": True}
+    assert set(doc["warnings"]) == {"edgetpu", "tflm"}
 
     rc = main(["lint", "--model", f"{model_dir}/good.py:build_relu", "--target", "all", "--out", str(out)])
     assert rc == ConstraintError.exit_code == 4

@@ -77,9 +77,16 @@ class LintReport:
             raise ConfigError(f"target {target!r} was not linted", f"lint with targets including {target!r}")
         return not self.errors(target)
 
-    def to_dict(self) -> dict[str, list[dict]]:
-        """``{target: [violation dicts]}``, every linted target present (an empty list means clean)."""
-        return {t: [v.to_dict() for v in self.for_target(t)] for t in self.targets}
+    def to_dict(self, severity: str = "error") -> dict[str, list[dict]]:
+        """``{target: [violation dicts]}``, every linted target present (an empty list means clean).
+
+        ``severity``: "error" (the constraint violations, what slim_report.json stores), "warning" (advice:
+        slower fallbacks, converter PAD ops, budgets) or "all".
+        """
+        if severity not in ("error", "warning", "all"):
+            raise ValueError(f"severity must be error, warning or all, got {severity!r}")
+        return {t: [v.to_dict() for v in self.for_target(t) if severity in ("all", v.severity)]
+                for t in self.targets}
 
     def summary(self) -> dict[str, str]:
         out = {}
@@ -1243,6 +1250,7 @@ def lint_cli(recipe: str | None = None, model: str | None = None, targets: Seque
     if out is not None:
         write_json_atomic(out, {"model": name, "targets": report.targets,
                                 "ok": {t: report.ok(t) for t in report.targets}, "fixed": changed,
-                                "stats": report.stats, "notes": report.notes, "constraints": report.to_dict()})
+                                "stats": report.stats, "notes": report.notes, "constraints": report.to_dict(),
+                                "warnings": report.to_dict("warning")})
         log.info(f"wrote {out}")
     return report.ok()
