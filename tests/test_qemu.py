@@ -207,3 +207,50 @@ def test_unannounced_reset_is_detected_by_the_host(fixture_elfs):
         assert "pin" in e.value.message
     finally:
         t.close()
+
+
+def _gdb(sock, body: str) -> str:
+    """One GDB remote-protocol packet to QEMU's gdbstub; returns the reply body."""
+    sock.sendall(f"${body}#{sum(body.encode()) % 256:02x}".encode())
+    buf = b""
+    while True:
+        buf += sock.recv(4096)
+        i = buf.find(b"$")
+        if i >= 0 and b"#" in buf[i:] and len(buf) >= buf.index(b"#", i) + 3:
+            return buf[i + 1:buf.index(b"#", i)].decode()
+
+
+def test_hard_fault_is_reported_as_fault_on_the_next_boot(fixture_elfs):
+    """A UDF planted (through QEMU's gdbstub) at the start of od_agent_init faults the first boot: the fault
+    handler records the reason in .noinit RAM and resets, and the next boot's BOOT frame says 'fault'."""
+    import socket
+    import time
+
+    from elftools.elf.elffile import ELFFile
+
+    from ondevice.flash import handshake
+    from ondevice.profiling.transports.qemu import QemuInstance, _free_port
+    elf = fixture_elfs["mps2-an386"]
+    with open(elf, "rb") as f:
+        addr = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name("od_agent_init")[0]["st_value"] & ~1
+    gport = _free_port()
+    q = QemuInstance("mps2-an386", elf, extra=["-gdb", f"tcp:127.0.0.1:{gport}"]).start(paused=True)
+    try:
+        for _ in range(100):
+            try:
+                g = socket.create_connection(("127.0.0.1", gport), timeout=5)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("QEMU's gdbstub never listened")
+        assert _gdb(g, f"M{addr:x},2:00de") == "OK"  # UDF #0 (Thumb): an undefined instruction
+        g.sendall(b"+")
+        assert _gdb(g, "D") == "OK"  # detach: the CPU runs freely from here
+        g.close()
+        q.cont()
+        boot, hello = handshake(q.sock)
+        assert boot["reset_reason"] == "fault" and boot["boot_id"] == 2  # the first boot never got to say hello
+        assert hello["board"] == "qemu-mps2-an386"  # -kernel reloads the image on reset: the UDF is gone
+    finally:
+        q.stop()

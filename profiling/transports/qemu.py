@@ -79,7 +79,8 @@ class QemuInstance:
                 "-icount", self.icount, "-kernel", str(self.elf), *(["-serial", "null"] * self.serial_index),
                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on", *self.extra]
 
-    def start(self) -> "QemuInstance":
+    def start(self, paused: bool = False) -> "QemuInstance":
+        """Launch QEMU and connect to its UART; then let the CPU run unless ``paused`` (see :meth:`cont`)."""
         if shutil.which(QEMU) is None:
             raise ToolMissingError(f"{QEMU} is not installed",
                                    "apt-get install qemu-system-arm (scripts/setup.sh --with-tests does it)")
@@ -94,7 +95,8 @@ class QemuInstance:
             _LIVE.add(self)
             try:
                 self._connect()
-                _monitor(self.proc, "cont")
+                if not paused:
+                    self.cont()
                 return self
             except TransportError as e:
                 last = str(e)
@@ -102,6 +104,10 @@ class QemuInstance:
                 if "in use" not in last.lower():
                     raise
         raise TransportError(f"QEMU could not open its serial port: {last}", "retry; another program grabbed the port")
+
+    def cont(self) -> None:
+        """Start (or resume) the emulated CPU."""
+        _monitor(self.proc, "cont")
 
     def _stderr(self) -> str:
         if self._err is None:
