@@ -6,6 +6,7 @@ is one port folder plus one board profile.
 """
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 from ondevice.errors import ConfigError
 from ondevice.registry import Registry
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
+# The firmware folder ships as the package ondevice.firmware (repo: firmware/), so this holds in a wheel too.
+FIRMWARE_DIR = Path(importlib.util.find_spec("ondevice.firmware").origin).resolve().parent
 PORTS_DIR = FIRMWARE_DIR / "ports"
 KINDS = ("qemu", "pyocd", "host")
 
