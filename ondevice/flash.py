@@ -66,6 +66,8 @@ def build_firmware(board: str, artifact: str | Path | None = None, variant: str 
         raise ConfigError("the host port is built by `make -C firmware host`, not flashed", "pick a board")
     if variant not in ("opt", "ref"):
         raise ConfigError(f"variant must be 'opt' or 'ref', not {variant!r}")
+    if shutil.which("make") is None:
+        raise ToolMissingError("make is not installed", "apt-get install make")
     if shutil.which(ARM_GCC) is None:
         raise ToolMissingError(f"{ARM_GCC} is not installed",
                                "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
