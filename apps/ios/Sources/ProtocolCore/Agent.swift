@@ -421,23 +421,29 @@ public final class Agent {
         var stored = [Int64](repeating: 0, count: n)
         for _ in 0..<warmup { _ = try invokeOnce() }
         backend.startOpProfiling()
-        observer?.runStarted()
-        send(runFrame(MsgType.RUN, seq, unit, n, 0, [], more: true))
-        var sentUpTo = 0
-        var lastFrameNs = clockNs()
         let perFrame = (txMax - Proto.RUN_DATA_FIXED) / 8
-        for i in 0..<n {
-            let ns = try invokeOnce()
-            stored[i] = unit == TimerUnit.US ? ns / 1000 : ns
-            let pending = i + 1 - sentUpTo
-            let now = clockNs()
-            let last = i == n - 1
-            // A frame per full payload, or every second so the host's inactivity timeout never fires.
-            if pending == perFrame || now - lastFrameNs >= 1_000_000_000 || last {
-                send(runFrame(MsgType.RUN, seq, unit, n, sentUpTo, Array(stored[sentUpTo...i]), more: !last))
-                sentUpTo = i + 1
-                lastFrameNs = now
+        observer?.runStarted()
+        do {
+            send(runFrame(MsgType.RUN, seq, unit, n, 0, [], more: true))
+            var sentUpTo = 0
+            var lastFrameNs = clockNs()
+            for i in 0..<n {
+                let ns = try invokeOnce()
+                stored[i] = unit == TimerUnit.US ? ns / 1000 : ns
+                let pending = i + 1 - sentUpTo
+                let now = clockNs()
+                let last = i == n - 1
+                // A frame per full payload, or every second so the host's inactivity timeout never fires.
+                if pending == perFrame || now - lastFrameNs >= 1_000_000_000 || last {
+                    send(runFrame(MsgType.RUN, seq, unit, n, sentUpTo, Array(stored[sentUpTo...i]), more: !last))
+                    sentUpTo = i + 1
+                    lastFrameNs = now
+                }
             }
+        } catch {
+            // Stop the observer's sampling even when a run fails; its line is only sent for a whole RUN.
+            _ = observer?.runFinished(n)
+            throw error
         }
         timings = stored
         if let line = observer?.runFinished(n) { log(1, line) }

@@ -399,21 +399,27 @@ class Agent(
         backend.startOpProfiling()
         val perFrame = (txMax - Proto.RUN_DATA_FIXED) / 8
         observer?.runStarted()
-        send(runFrame(MsgType.RUN, seq, unit, n, 0, LongArray(0), more = true))
-        var sentUpTo = 0
-        var lastFrameNs = clockNs()
-        for (i in 0 until n) {
-            val ns = invokeOnce()
-            stored[i] = if (unit == TimerUnit.US) ns / 1000 else ns
-            val pending = i + 1 - sentUpTo
-            val now = clockNs()
-            val last = i == n - 1
-            // A frame per full payload, or every second so the host's inactivity timeout never fires.
-            if (pending == perFrame || now - lastFrameNs >= 1_000_000_000L || last) {
-                send(runFrame(MsgType.RUN, seq, unit, n, sentUpTo, stored.copyOfRange(sentUpTo, i + 1), more = !last))
-                sentUpTo = i + 1
-                lastFrameNs = now
+        try {
+            send(runFrame(MsgType.RUN, seq, unit, n, 0, LongArray(0), more = true))
+            var sentUpTo = 0
+            var lastFrameNs = clockNs()
+            for (i in 0 until n) {
+                val ns = invokeOnce()
+                stored[i] = if (unit == TimerUnit.US) ns / 1000 else ns
+                val pending = i + 1 - sentUpTo
+                val now = clockNs()
+                val last = i == n - 1
+                // A frame per full payload, or every second so the host's inactivity timeout never fires.
+                if (pending == perFrame || now - lastFrameNs >= 1_000_000_000L || last) {
+                    send(runFrame(MsgType.RUN, seq, unit, n, sentUpTo, stored.copyOfRange(sentUpTo, i + 1), more = !last))
+                    sentUpTo = i + 1
+                    lastFrameNs = now
+                }
             }
+        } catch (e: Exception) {
+            // Stop the observer's sampling thread even when a run fails; its line is only sent for a whole RUN.
+            observer?.runFinished(n)
+            throw e
         }
         timings = stored
         observer?.runFinished(n)?.let { log(1, it) }
