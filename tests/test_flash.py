@@ -2,6 +2,8 @@
 and fails cleanly without a probe; unknown boards and missing images give one-line errors with hints."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from _firmware_support import REPO
@@ -23,14 +25,18 @@ def test_cli_flash_qemu_then_profile_boots_the_flashed_image(cache, tmp_path, ca
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     from ondevice.flash import flashed_image
-    from ondevice.profiling.session import profile
     assert main(["flash", "--board", "qemu-mps2-an386"]) == 0
     img = flashed_image("qemu-mps2-an386")
     assert img is not None and img.is_relative_to(cache)
     assert "booted under QEMU" in capsys.readouterr().err
-    r = profile(TESTMODEL, "qemu://mps2-an386", runs=2, warmup=0, out=None)  # no elf=: the flashed image
-    assert r["status"] == "ok" and r["device"]["builtin_model"] == "testmodel"
+    # the CLI, with no elf= in the URL: QEMU boots the flashed image
+    out = tmp_path / "prof"
+    assert main(["profile", "--device", "qemu://mps2-an386", str(TESTMODEL), "--runs", "3", "--warmup", "1",
+                 "--out", str(out)]) == 0
+    r = json.loads((out / "profile.json").read_text())
+    assert r["status"] == "ok" and r["device"]["builtin_model"] == "testmodel" and r["runs"] == 3
     assert r["metrics"]["instructions_per_inference"]["source"] == "emulated"
+    assert r["metrics"]["energy_per_inference_mj"]["source"] == "modelled"
 
 
 def test_qemu_url_without_an_image_says_how_to_flash(cache):
