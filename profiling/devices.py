@@ -59,7 +59,9 @@ def qemu_boards() -> tuple[list[dict], str | None]:
     for name in board_names():
         b = load_board(name)
         if b.get("kind") == "emulator":
-            out.append({"url": f"qemu://{name}?elf=FIRMWARE.elf", "kind": "qemu", "detail": b.get("description", "")})
+            # with no elf= the qemu transport boots the image last flashed for that board
+            out.append({"url": f"qemu://{b.get('qemu_machine', name)}", "kind": "qemu",
+                        "detail": b.get("description", "")})
     return out, None
 
 

@@ -118,11 +118,13 @@ class Paced:
     def __init__(self, io, bytes_per_s: float, slice_bytes: int = 32):
         import queue
         self.io, self.rate, self.slice = io, float(bytes_per_s), slice_bytes
-        self._tx_free = time.monotonic()
         self._rx: queue.Queue[bytes | None] = queue.Queue()
+        self._tx: queue.Queue[bytes | None] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._rx_loop, name="uart-rx", daemon=True)
         self._thread.start()
+        self._tx_thread = threading.Thread(target=self._tx_loop, name="uart-tx", daemon=True)
+        self._tx_thread.start()
 
     def _rx_loop(self) -> None:
         free = time.monotonic()
@@ -143,19 +145,37 @@ class Paced:
             pass
         self._rx.put(None)
 
-    def write(self, data: bytes) -> None:
-        for i in range(0, len(data), self.slice):
-            piece = data[i:i + self.slice]
-            self._tx_free = max(self._tx_free, time.monotonic()) + len(piece) / self.rate
-            delay = self._tx_free - time.monotonic()
+    def _tx_loop(self) -> None:
+        import queue
+        free = time.monotonic()
+        while True:
+            try:
+                piece = self._tx.get_nowait()
+            except queue.Empty:  # the line goes idle until the agent writes again
+                piece = self._tx.get()
+                free = max(free, time.monotonic())
+            if piece is None:
+                return
+            free += len(piece) / self.rate
+            delay = free - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self.io.write(piece)
+            try:
+                self.io.write(piece)
+            except StreamClosed:
+                return
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the wire (a UART TX FIFO the agent keeps fed); they leave at the line rate."""
+        for i in range(0, len(data), self.slice):
+            self._tx.put(data[i:i + self.slice])
 
     def close(self) -> None:
         """Stop the RX thread (before the fd is closed, so it cannot read a reused fd number)."""
         self._closed = True
+        self._tx.put(None)
         self._thread.join(timeout=1)
+        self._tx_thread.join(timeout=5)
 
     def read(self, n: int, timeout: float) -> bytes:
         import queue
