@@ -553,3 +553,43 @@ def test_host_profiles_the_kotlin_frontend_on_the_jvm_agent(jvm_jar, tmp_path):
     assert both["outputs"][0]["values"] == m["ref"](q).tolist()
     assert fe["outputs"][0]["sha256"] == hashlib.sha256(feats.astype("<u2").tobytes()).hexdigest()
     assert fe["op_timings"]["ops"] == [] and both["op_timings"]["ops"][0]["name"] == "FULLY_CONNECTED"
+
+
+def _parser(grammar: str):
+    """A tree-sitter parser for ``grammar`` (kotlin or swift); in CI a missing package is a failure."""
+    try:
+        import importlib
+
+        from tree_sitter import Language, Parser
+        mod = importlib.import_module(f"tree_sitter_{grammar}")
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("tree-sitter grammars missing; pip install -e '.[dev]' installs them")
+        pytest.skip("tree-sitter grammars not installed (pip install -e '.[dev]')")
+    return Parser(Language(mod.language()))
+
+
+def _syntax_errors(parser, path: Path) -> list[str]:
+    src = path.read_bytes()
+    bad, stack = [], [parser.parse(src).root_node]
+    while stack:
+        n = stack.pop()
+        if n.type == "ERROR" or n.is_missing:
+            bad.append(f"{path.relative_to(REPO)}:{n.start_point[0] + 1}: "
+                       f"{src.splitlines()[n.start_point[0]].decode(errors='replace').strip()[:100]}")
+        stack.extend(n.children)
+    return bad
+
+
+@pytest.mark.parametrize("grammar,root,suffixes", [
+    ("kotlin", "apps/android", (".kt", ".kts")),
+    ("swift", "apps/ios", (".swift",)),
+])
+def test_uncompiled_app_sources_parse(grammar, root, suffixes):
+    """Syntax only: the Android app module and all Swift cannot be compiled here (no SDK, no swiftc), but a
+    tree-sitter parse catches broken syntax in them. Types and APIs are not checked by this."""
+    parser = _parser(grammar)
+    files = [p for p in sorted((REPO / root).rglob("*")) if p.suffix in suffixes and "build" not in p.parts]
+    assert len(files) >= 10
+    errors = [e for f in files for e in _syntax_errors(parser, f)]
+    assert not errors, "\n".join(errors)
