@@ -239,8 +239,13 @@ def verify(artifacts: str | Path = "artifacts", data: str | Path | None = None, 
     ``verify_report.json`` into ``out`` (a folder or a .json path; default: the artifacts folder). Raises
     VerifyError after writing the report if an artifact failed to load or missed the agreement goal.
     """
+    from ondevice.export.api import one_thread
+    with one_thread():
+        return _verify(Path(artifacts), data, model, out)
+
+
+def _verify(folder: Path, data, model, out) -> dict:
     from ondevice.export.api import load_source
-    folder = Path(artifacts)
     if not folder.is_dir():
         raise ConfigError(f"artifact folder {folder} does not exist", "run `ondevice export --out DIR` first")
     paths = find_artifacts(folder)

@@ -198,14 +198,25 @@ def test_executorch_fully_delegated_with_bundled_program(exported):
 def test_coreml_w8a8_manifest_records_spec_and_method(exported):
     m = read_manifest(exported["coreml"], check_sha=True)
     q = m["quantization"]
-    assert q["mode"] in ("W8A8", "W8")
-    if q["mode"] == "W8A8":
-        assert "CoreMLQuantizer" in q["method"] and "calibration" in q["method"]
-        assert m["ops"].get("quantize", 0) > 0
-    else:  # the fallback must say why
-        assert q["w8a8_error"]
+    # the tiny run's QAT graph converts as is: W8A8 with the QAT scales, int8 weight constants
+    assert q["mode"] == "W8A8" and q["source"] == "qat" and "run.qat_module()" in q["method"]
+    assert m["ops"].get("quantize", 0) > 0 and m["ops"].get("constexpr_affine_dequantize", 0) > 0
     assert m["inputs"][0]["shape"] == [1, 1, 49, 40] and m["outputs"][0]["shape"] == [1, 4]
     assert (exported["coreml"] / "Manifest.json").is_file()
+
+
+def test_coreml_fallback_to_int8_weights_is_recorded(run, tmp_path, monkeypatch):
+    from ondevice.export import coreml
+
+    def fail(*a, **k):
+        raise RuntimeError("unsupported op for this test")
+    monkeypatch.setattr(coreml, "_qat_graph", fail)
+    monkeypatch.setattr(coreml, "_w8a8", fail)
+    path = get_exporter("coreml").export(run, tmp_path)
+    q = read_manifest(path)["quantization"]
+    assert q["mode"] == "W8" and q["source"] == "float"
+    assert set(q["w8a8_errors"]) == {"qat_graph", "coreml_quantizer"} and "unsupported op" in q["w8a8_error"]
+    assert read_manifest(path)["ops"].get("constexpr_affine_dequantize", 0) > 0  # weights still int8
 
 
 # ---------------------------------------------------------------------------------------------- bad input

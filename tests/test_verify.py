@@ -122,3 +122,11 @@ def test_verify_missing_folder_and_empty_folder(tmp_path):
         verify(tmp_path / "none")
     with pytest.raises(ConfigError, match="no artifacts"):
         verify(tmp_path)
+
+
+def test_cli_verify_writes_report(exported, corpus, base, tmp_path):
+    from ondevice.cli import main
+    code = main(["verify", str(base / "artifacts"), "--data", str(corpus), "--model", str(tiny_run_dir(str(base))),
+                 "--out", str(tmp_path / "r.json")])
+    assert code == 0
+    assert json.loads((tmp_path / "r.json").read_text())["targets"]["tflite"]["top1_agreement"] >= 0.99

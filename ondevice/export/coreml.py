@@ -1,9 +1,12 @@
 """coreml target: an ``.mlpackage`` (mlprogram, iOS 17) with int8 weights, W8A8 where it converts.
 
-Core ML needs its own quantizer (``CoreMLQuantizer``), so the run's QAT-trained float weights are re-prepared
-with it and calibrated on the run's calibration set (post-training activation ranges; no re-training). If W8A8
-does not convert, the export falls back to int8 weights with float activations and says so in the manifest and
-on the console; it never silently ships float.
+Three ways, tried in order, and the manifest says which one was used:
+1. the run's converted QAT graph itself (weight quantize ops folded): W8A8 with the QAT-trained scales, the same
+   numbers every other target uses. coremltools maps its quantize/dequantize ops to iOS 17 ``quantize``/
+   ``dequantize`` and int8 ``constexpr_affine_dequantize`` weights;
+2. ``CoreMLQuantizer`` PTQ: the QAT-trained float weights re-prepared with Core ML's own quantizer and calibrated
+   on the run's calibration set (no re-training); about 50 s of CPU for its pattern matching alone;
+3. int8 weights only (float16 activations), said loudly on the console and in the manifest: never silent float.
 """
 from __future__ import annotations
 
@@ -52,6 +55,16 @@ def _w8a8(run):
     return torch.export.export(conv, ex).run_decompositions({}), int(calib.shape[0])
 
 
+def _qat_graph(run):
+    """The run's converted QAT graph with weight quantize ops folded into int8 constants, exported for Core ML."""
+    import torch
+    from torchao.quantization.pt2e.constant_fold import constant_fold
+    from torchao.quantization.pt2e.quantize_pt2e import _quant_node_constraint
+    gm = run.qat_module()
+    constant_fold(gm, _quant_node_constraint)
+    return torch.export.export(gm, tuple(run.example_input())).run_decompositions({})
+
+
 def _convert(ep, input_name: str):
     import coremltools as ct
     return ct.convert(ep, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17)
@@ -59,7 +72,9 @@ def _convert(ep, input_name: str):
 
 def _weights_int8(mlmodel):
     import coremltools.optimize.coreml as cto
-    cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"))
+    # weight_threshold=0: the default skips tensors under 2048 elements, which would leave small layers float.
+    cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8",
+                                                                           weight_threshold=0))
     return cto.linear_quantize_weights(mlmodel, config=cfg)
 
 
@@ -88,15 +103,29 @@ class CoreMLExporter(Exporter):
         import torch
         dest = self.artifact_path(run, out_dir)
         record: dict = {"deployment_target": "iOS17", "format": "mlprogram"}
+        ml, errors = None, {}
         try:
-            ep, n_calib = _w8a8(run)
-            ml = _convert(ep, "mel")
-            record.update(mode="W8A8", method=(
-                "run.float_model() (QAT-trained weights) re-prepared with executorch CoreMLQuantizer (PTQ, "
-                "symmetric, per-channel int8 weights, uint8 activations) and calibrated on "
-                f"{n_calib} run.calibration() inputs; no re-training"))
-        except Exception as e:  # noqa: BLE001 - W8A8 support depends on the ops; fall back loudly below
-            reason = _first_line(e)
+            ml = _convert(_qat_graph(run), "mel")
+            record.update(mode="W8A8", source="qat", method=(
+                "run.qat_module() (the converted PT2E QAT graph, weight quantize ops folded) converted directly: "
+                "QAT-trained int8 per-channel weights and int8 per-tensor activation scales; no re-calibration"))
+        except Exception as e:  # noqa: BLE001 - depends on the ops; the next way is tried, and recorded
+            errors["qat_graph"] = _first_line(e)
+        if ml is None:
+            try:
+                ep, n_calib = _w8a8(run)
+                ml = _convert(ep, "mel")
+                record.update(mode="W8A8", source="ptq", method=(
+                    "run.float_model() (QAT-trained weights) re-prepared with executorch CoreMLQuantizer (PTQ, "
+                    "symmetric, per-channel int8 weights, uint8 activations) and calibrated on "
+                    f"{n_calib} run.calibration() inputs; no re-training"))
+                log.warn(f"coreml: the QAT graph did not convert ({errors['qat_graph']}); used CoreMLQuantizer PTQ")
+            except Exception as e:  # noqa: BLE001
+                errors["coreml_quantizer"] = _first_line(e)
+        if errors:
+            record["w8a8_errors"] = errors
+        if ml is None:
+            reason = "; ".join(f"{k}: {v}" for k, v in errors.items())
             log.warn(f"coreml: W8A8 did not convert ({reason}); exporting int8 weights, float16 activations")
             try:
                 ep = torch.export.export(run.float_model().eval(), tuple(run.example_input())).run_decompositions({})
@@ -104,7 +133,7 @@ class CoreMLExporter(Exporter):
             except Exception as e2:  # noqa: BLE001
                 raise ExportError(f"Core ML could not convert {run.name}: {_first_line(e2)}",
                                   "run `ondevice lint --target coreml`; set ONDEVICE_DEBUG=1 for the traceback") from e2
-            record.update(mode="W8", w8a8_error=reason, method=(
+            record.update(mode="W8", source="float", w8a8_error=reason, method=(
                 "run.float_model() (QAT-trained weights) converted, then coremltools linear_quantize_weights "
                 "(int8 symmetric); activations stay float16 because W8A8 did not convert"))
         inputs, outputs, ops = spec_summary(ml)

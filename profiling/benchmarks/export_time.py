@@ -26,20 +26,25 @@ def main() -> None:
             cmd += ["--model", args.model]
         env = dict(os.environ, NO_COLOR="1")
         t0 = time.perf_counter()
+        r0 = os.times()
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
+        r1 = os.times()
+        cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
         if p.returncode != 0:
             sys.stderr.write(p.stderr[-3000:])
             raise SystemExit(f"export failed with exit code {p.returncode}")
-        # the CLI logs "<target> <path>  (<s> s)" per target
-        per = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S+)\s+\S+\s+\((\d+\.\d+) s\)$", p.stderr, re.M)}
+        # the CLI logs "<target> <path>  (<wall> s, cpu <cpu> s)" per target
+        per = {m.group(1): {"wall_s": float(m.group(2)), "cpu_s": float(m.group(3))} for m in
+               re.finditer(r"^(\S+)\s+\S+\s+\((\d+\.\d+) s, cpu (\d+\.\d+) s\)$", p.stderr, re.M)}
         sizes = {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))
                  if os.path.isfile(os.path.join(out, f)) and not f.endswith(".json")}
     load = os.getloadavg()[0]
     for k, v in per.items():
-        print(f"{k:<12} {v:6.1f} s")
-    print(f"export --target {args.targets}: {wall:.1f} s wall (fresh process, imports included; load avg {load:.1f})")
-    print(json.dumps({"export_all_s": round(wall, 2), "per_target_s": per, "artifact_bytes": sizes,
+        print(f"{k:<12} {v['wall_s']:6.1f} s wall  {v['cpu_s']:6.1f} s cpu")
+    print(f"export --target {args.targets}: {wall:.1f} s wall, {cpu:.1f} s cpu (fresh process, imports included; "
+          f"load avg {load:.1f})")
+    print(json.dumps({"export_all_s": round(wall, 2), "export_all_cpu_s": round(cpu, 2), "per_target": per, "artifact_bytes": sizes,
                       "cpu_count": os.cpu_count(), "load_avg_1m": round(load, 2), "source": "measured"}))
 
 
