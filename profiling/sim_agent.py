@@ -476,10 +476,14 @@ class SimAgent:
         self.last_run_seq = None
         per_frame = (self.max_payload - P.RUN_DATA_FIXED) // 8
         try:
+            beat = time.monotonic()
             for _ in range(warmup):
                 if self._reset_flag.is_set():
                     return
                 self._invoke(m)
+                if time.monotonic() - beat > 1.0:  # liveness during long warm-ups (PROTOCOL.md, RUN)
+                    yield self._reply(f, P.FLAG_MORE, unit=unit, total_runs=runs, first_index=0, count=0, timings=[])
+                    beat = time.monotonic()
             yield self._reply(f, P.FLAG_MORE, unit=unit, total_runs=runs, first_index=0, count=0, timings=[])
             sent, last_flush = 0, time.monotonic()
             for i in range(runs):
