@@ -173,7 +173,7 @@ def test_nucleo_port_runs_on_qemu_stm32f405(tools):
         assert boot["banner"].startswith("ondevice od-mcu") and hello["board"] == "nucleo-f446re"
         assert hello["timer_unit"] == "cycles" and hello["clock_hz"] == 16_000_000  # HSI, as built
         s = DeviceSession(SocketStream(q.sock, "qemu-netduinoplus2"), timeout=10)
-        s.hello()
+        assert s.hello().rx_window == 2  # interrupt-driven USART2 ring: uploads pipeline two chunks
         s.select_builtin(index=0)
         x = np.arange(-64, 64, 8, dtype=np.int8)
         s.set_input(0, x.tobytes())

@@ -66,6 +66,16 @@ void cm_reset_with_reason(int reason)
 /* A fault is reported on the next boot instead of hanging silently: the host sees BOOT with reason FAULT. */
 void HardFault_Handler(void) { cm_reset_with_reason(OD_RESET_FAULT); }
 
+/* Ports that use interrupts override this; the IRQ number comes from IPSR so one vector table fits all. */
+__attribute__((weak)) void port_irq(uint32_t irq) { (void)irq; }
+
+static void Irq_Handler(void)
+{
+    uint32_t ipsr;
+    __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
+    port_irq(ipsr - 16u);
+}
+
 void Default_Handler(void)
 {
     for (;;) {
@@ -116,7 +126,11 @@ void port_stack_bounds(uintptr_t *lo, uintptr_t *hi)
 }
 
 typedef void (*od_vec_t)(void);
-__attribute__((section(".isr_vector"), used)) const od_vec_t g_od_vectors[16 + 32] = {
+#ifndef OD_PORT_NUM_IRQS
+#define OD_PORT_NUM_IRQS 32
+#endif
+
+__attribute__((section(".isr_vector"), used)) const od_vec_t g_od_vectors[16 + OD_PORT_NUM_IRQS] = {
     (od_vec_t)&_estack,
     Reset_Handler,
     Default_Handler,   /* NMI */
@@ -133,5 +147,5 @@ __attribute__((section(".isr_vector"), used)) const od_vec_t g_od_vectors[16 + 3
     0,
     Default_Handler, /* PendSV */
     SysTick_Handler,
-    [16 ... 47] = Default_Handler,
+    [16 ... 16 + OD_PORT_NUM_IRQS - 1] = Irq_Handler,
 };

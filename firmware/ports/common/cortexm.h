@@ -29,6 +29,9 @@ int cm_noinit_reset_reason(void);
 /* Remember why we are about to reset, then request a system reset. */
 void cm_reset_with_reason(int reason) __attribute__((noreturn));
 
+/* Called for every external interrupt with its number (IPSR - 16); ports that enable IRQs define it. */
+void port_irq(uint32_t irq);
+
 static inline uint32_t cm_get_sp(void)
 {
     uint32_t sp;

@@ -26,12 +26,38 @@
 #define USART2_BRR OD_REG32(USART2_BASE + 0x08u)
 #define USART2_CR1 OD_REG32(USART2_BASE + 0x0Cu)
 
+#define NVIC_ISER(n) OD_REG32(0xE000E100u + 4u * (n))
+#define USART2_IRQ 38u
+
+#define USART_SR_ORE (1u << 3)
 #define USART_SR_RXNE (1u << 5)
 #define USART_SR_TC (1u << 6)
 #define USART_SR_TXE (1u << 7)
 #define BAUD 115200u
 
 static od_reset_reason_t g_reason = OD_RESET_UNKNOWN;
+
+/* RX ring filled by the USART2 interrupt: bytes that arrive while the agent is busy sending are kept, not overrun.
+ * Single producer (IRQ) and single consumer (main loop), indices only written by their owner. */
+#define RX_RING 1024u
+static volatile uint8_t g_rx[RX_RING];
+static volatile uint32_t g_rx_head, g_rx_tail, g_rx_lost;
+
+void port_irq(uint32_t irq)
+{
+    if (irq != USART2_IRQ) return;
+    uint32_t sr;
+    while ((sr = USART2_SR) & (USART_SR_RXNE | USART_SR_ORE)) {
+        uint8_t b = (uint8_t)USART2_DR; /* SR then DR also clears an overrun */
+        uint32_t next = (g_rx_head + 1u) % RX_RING;
+        if (next == g_rx_tail) {
+            g_rx_lost++; /* full: the frame is lost, its CRC fails and the host retries */
+            continue;
+        }
+        g_rx[g_rx_head] = b;
+        g_rx_head = next;
+    }
+}
 
 static od_reset_reason_t read_and_clear_csr(void)
 {
@@ -86,7 +112,8 @@ void port_init(void)
     GPIOA_MODER = (GPIOA_MODER & ~(0xFu << 4)) | (0xAu << 4); /* PA2, PA3 alternate function */
     GPIOA_AFRL = (GPIOA_AFRL & ~(0xFFu << 8)) | (0x77u << 8); /* AF7 = USART2 */
     USART2_BRR = (OD_PORT_APB1_HZ + BAUD / 2u) / BAUD;        /* oversampling by 16: BRR = fck / baud */
-    USART2_CR1 = (1u << 13) | (1u << 3) | (1u << 2);          /* UE | TE | RE */
+    USART2_CR1 = (1u << 13) | (1u << 5) | (1u << 3) | (1u << 2); /* UE | RXNEIE | TE | RE */
+    NVIC_ISER(USART2_IRQ / 32u) = 1u << (USART2_IRQ % 32u);
     cm_systick_start();
 }
 
@@ -99,10 +126,10 @@ void port_putc(uint8_t c)
 
 int port_getc(void)
 {
-    /* Reading SR then DR also clears an overrun, so a burst we missed does not wedge the receiver. */
-    uint32_t sr = USART2_SR;
-    if (!(sr & USART_SR_RXNE)) return -1;
-    return (int)(USART2_DR & 0xFFu);
+    if (g_rx_tail == g_rx_head) return -1;
+    int c = g_rx[g_rx_tail];
+    g_rx_tail = (g_rx_tail + 1u) % RX_RING;
+    return c;
 }
 
 uint64_t port_time_now(void) { return cm_systick_ticks(); }

@@ -21,5 +21,8 @@
 /* On silicon SysTick on the core clock counts real cycles. */
 #define OD_PORT_TIMER_UNIT OD_TIMER_UNIT_CYCLES
 #define OD_PORT_TIME_PER_SECOND ((unsigned long long)OD_PORT_CLOCK_HZ)
+/* USART2 receives by interrupt into a 1 KB ring, so two 527-byte frames can be in flight. */
+#define OD_PORT_RX_WINDOW 2
+#define OD_PORT_NUM_IRQS 97 /* STM32F446: IRQ 0..96 */
 
 #endif /* OD_PORT_CONFIG_H */
