@@ -21,7 +21,8 @@ def _packages():
 setup(
     packages=_packages(),
     package_dir=MAPPED,
-    package_data={"ondevice.models": ["**/*.pt", "**/*.pt2", "**/*.json", "**/*.md"],
+    package_data={"ondevice.slim": ["rules/*.toml", "rules/*.md"],
+                  "ondevice.models": ["**/*.pt", "**/*.pt2", "**/*.json", "**/*.md"],
                   "ondevice.profiling": ["*.md", "protocol_vectors/*.json", "boards/*.toml"],
                   "ondevice.firmware": ["**/*"]},
     include_package_data=True,

@@ -87,7 +87,14 @@ def test_user_model_lint_gate_and_fix(synth_small, tmp_path):
     report = slim(model=f"{p}:build", data=synth_small, out=tmp_path / "u", epochs=1, qat_epochs=0, fix=True,
                   targets=["tflite"])
     assert report["lint_fixes_applied"]
-    assert (tmp_path / "u" / "qat.pt2").exists()
+    run = load_run(tmp_path / "u")
+    reloaded = run.float_model()
+    # the reloaded user model has the swapped activation, not the GELU its source file still builds
+    assert any(isinstance(m, torch.nn.ReLU6) for m in reloaded.modules())
+    assert not any(isinstance(m, torch.nn.GELU) for m in reloaded.modules())
+    x = run.example_input()
+    with torch.no_grad():
+        assert run.qat_module()(*x).shape == reloaded(*x).shape
 
 
 def test_cli_slim_missing_data_is_one_line(capsys):

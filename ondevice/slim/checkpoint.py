@@ -76,8 +76,12 @@ class Run:
 def build_model(recipe: dict) -> torch.nn.Module:
     from ondevice.models import get_recipe
     if recipe.get("user_model"):
+        from ondevice.slim.lint import reapply_fixes
         from ondevice.slim.usermodel import load_user_model
-        return load_user_model(recipe["user_model"]).module
+        module = load_user_model(recipe["user_model"]).module
+        # --fix swaps keep the state_dict keys: without re-applying them the weights would load into GELUs
+        reapply_fixes(module, recipe.get("lint_fixes_applied", []))
+        return module
     r = get_recipe(recipe["name"])
     return r.build(n_classes=len(recipe["labels"]), **recipe.get("arch", {}))
 

@@ -245,11 +245,11 @@ def pretrain_keyword_encoder(encoder: nn.Module, arrays: dict[str, Arrays], n_ke
 # ----------------------------------------------------------------------------------------------- the command
 def _lint(model: nn.Module, example, targets: Sequence[str], fix: bool):
     from ondevice.slim.lint import apply_fixes, lint
-    report = lint(model, example, targets)
+    report = lint(model, example, targets, quant_check=True)
     fixed: list[str] = []
     if fix and not all(report.ok(t) for t in targets):
         fixed = apply_fixes(model, report)
-        report = lint(model, example, targets)
+        report = lint(model, example, targets, quant_check=True)
     bad = [t for t in targets if not report.ok(t)]
     if bad:
         log.out.print(report.format())
@@ -359,6 +359,7 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     report["macs"] = count_macs(float_model, example)
     report["int8_bytes"] = int8_bytes(float_model)
     report["constraints"] = lint_report.to_dict()
+    report["constraint_warnings"] = lint_report.to_dict("warning")
     report["labels"] = labels
     report["versions"] = _versions()
     report["train_seconds"] = round(time.time() - t_start, 1)
@@ -367,7 +368,7 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
         recipe_json = {"name": rec.name, "labels": labels, "keywords": keywords,
                        "input": {"name": "mel", "shape": [1, 1, 49, 40], "dtype": "float32"},
                        "arch": rec.arch, "quantizer": "ondevice-int8",
-                       **({"user_model": str(model)} if model else {})}
+                       **({"user_model": str(model), "lint_fixes_applied": fixed} if model else {})}
         save_run(out, recipe_json, float_model, converted, calib, report)
         print_summary(report, Path(out))
     dist_.barrier()
