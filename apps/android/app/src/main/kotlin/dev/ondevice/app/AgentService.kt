@@ -33,6 +33,7 @@ import java.io.IOException
 class AgentService : Service() {
     private var server: AgentServer? = null
     private var thread: Thread? = null
+    private var pinned: String? = null
 
     override fun onBind(intent: Intent?): IBinder? = null
 
@@ -46,12 +47,15 @@ class AgentService : Service() {
         }
         val port = intent?.getIntExtra(EXTRA_PORT, DEFAULT_PORT) ?: DEFAULT_PORT
         val only = intent?.getStringExtra(EXTRA_RUNTIME)
-        if (server?.port != port) start(port, only)
+        // A second START with the same port and runtime pin keeps the running agent (and its connection).
+        if (server?.port != port || pinned != only) start(port, only)
         return START_NOT_STICKY
     }
 
     private fun start(port: Int, only: String?) {
         server?.close()
+        thread?.join(2000)
+        pinned = only
         val stats = DeviceStats(this)
         val store = ModelStore(this)
         val work = File(cacheDir, "agent").apply { mkdirs() }
