@@ -13,6 +13,9 @@
 static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
                          const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst, int32_t dst_stride);
 
+/* Depth-multiplier path: windows up to this many taps are gathered on the stack (4 + 4 bytes per tap). */
+#define OD_DW_MAX_TAPS 48
+
 static inline int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_t m, int32_t s, int32_t out_off,
                              int32_t lo, int32_t hi) {
     if (bias) acc += bias[c];
@@ -282,21 +285,31 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
                      * consecutive output channels; four of them per pass with the value in both lanes. */
                     for (int32_t ic = 0; ic < IC; ++ic) {
                         int32_t m = 0;
-                        for (; m + 4 <= DM; m += 4) {
-                            const int32_t oc = ic * DM + m;
-                            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                            for (int32_t ky = ky0; ky < ky1; ++ky) {
-                                const int8_t *ip = in + ibase + (ky * IW + kx0) * IC + ic;
-                                const int8_t *fp = filter + (ky * KW + kx0) * OC + oc;
-                                for (int32_t kx = kx0; kx < kx1; ++kx, ip += IC, fp += OC) {
-                                    const uint32_t xx = od_dup16((int32_t)*ip + in_off);
-                                    const uint32_t fv = od_read_u32(fp);
-                                    const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
-                                    a0 = od_smlabb(xx, fa, a0);
-                                    a2 = od_smlatt(xx, fa, a2);
-                                    a1 = od_smlabb(xx, fb, a1);
-                                    a3 = od_smlatt(xx, fb, a3);
+                        /* The window's (x + off) values, in both lanes, gathered once and reused by every
+                         * block of four output channels; taps[] holds their filter offsets. */
+                        uint32_t xd[OD_DW_MAX_TAPS];
+                        int32_t taps[OD_DW_MAX_TAPS];
+                        int32_t nt = 0;
+                        const int gathered = (ky1 - ky0) * (kx1 - kx0) <= OD_DW_MAX_TAPS;
+                        if (gathered) {
+                            for (int32_t ky = ky0; ky < ky1; ++ky)
+                                for (int32_t kx = kx0; kx < kx1; ++kx, ++nt) {
+                                    xd[nt] = od_dup16((int32_t)in[ibase + (ky * IW + kx) * IC + ic] + in_off);
+                                    taps[nt] = (ky * KW + kx) * OC;
                                 }
+                        }
+                        for (; gathered && m + 4 <= DM; m += 4) {
+                            const int32_t oc = ic * DM + m;
+                            const int8_t *fbase = filter + oc;
+                            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                            for (int32_t t = 0; t < nt; ++t) {
+                                const uint32_t xx = xd[t];
+                                const uint32_t fv = od_read_u32(fbase + taps[t]);
+                                const uint32_t fa = od_sxtb16(fv), fb = od_sxtb16_ror8(fv);
+                                a0 = od_smlabb(xx, fa, a0);
+                                a2 = od_smlatt(xx, fa, a2);
+                                a1 = od_smlabb(xx, fb, a1);
+                                a3 = od_smlatt(xx, fb, a3);
                             }
                             y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
                             y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi);
