@@ -220,9 +220,13 @@ def _gdb(sock, body: str) -> str:
             return buf[i + 1:buf.index(b"#", i)].decode()
 
 
-def test_hard_fault_is_reported_as_fault_on_the_next_boot(fixture_elfs):
-    """A UDF planted (through QEMU's gdbstub) at the start of od_agent_init faults the first boot: the fault
-    handler records the reason in .noinit RAM and resets, and the next boot's BOOT frame says 'fault'."""
+_UDF = "00de"  # UDF #0 (Thumb): an undefined instruction, planted at od_agent_init
+
+
+@pytest.mark.parametrize("machine", BOARDS)
+def test_fault_is_reported_as_fault_on_the_next_boot(machine, fixture_elfs):
+    """Code planted through QEMU's gdbstub faults the first boot: the fault handler records the reason in .noinit
+    RAM and resets, and the next boot's BOOT frame says 'fault'."""
     import socket
     import time
 
@@ -230,11 +234,11 @@ def test_hard_fault_is_reported_as_fault_on_the_next_boot(fixture_elfs):
 
     from ondevice.flash import handshake
     from ondevice.profiling.transports.qemu import QemuInstance, _free_port
-    elf = fixture_elfs["mps2-an386"]
+    elf = fixture_elfs[machine]
     with open(elf, "rb") as f:
         addr = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name("od_agent_init")[0]["st_value"] & ~1
     gport = _free_port()
-    q = QemuInstance("mps2-an386", elf, extra=["-gdb", f"tcp:127.0.0.1:{gport}"]).start(paused=True)
+    q = QemuInstance(machine, elf, extra=["-gdb", f"tcp:127.0.0.1:{gport}"]).start(paused=True)
     try:
         for _ in range(100):
             try:
@@ -244,13 +248,13 @@ def test_hard_fault_is_reported_as_fault_on_the_next_boot(fixture_elfs):
                 time.sleep(0.05)
         else:
             pytest.fail("QEMU's gdbstub never listened")
-        assert _gdb(g, f"M{addr:x},2:00de") == "OK"  # UDF #0 (Thumb): an undefined instruction
+        assert _gdb(g, f"M{addr:x},2:{_UDF}") == "OK"
         g.sendall(b"+")
         assert _gdb(g, "D") == "OK"  # detach: the CPU runs freely from here
         g.close()
         q.cont()
         boot, hello = handshake(q.sock)
         assert boot["reset_reason"] == "fault" and boot["boot_id"] == 2  # the first boot never got to say hello
-        assert hello["board"] == "qemu-mps2-an386"  # -kernel reloads the image on reset: the UDF is gone
+        assert hello["board"] == f"qemu-{machine}"  # -kernel reloads the image on reset: the planted code is gone
     finally:
         q.stop()

@@ -24,8 +24,17 @@ void Default_Handler(void);
 void HardFault_Handler(void);
 void SysTick_Handler(void);
 
+#if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+#define OD_HAS_MSPLIM 1 /* Armv8-M: a stack overflow faults instead of silently corrupting .bss */
+#else
+#define OD_HAS_MSPLIM 0
+#endif
+
 void Reset_Handler(void)
 {
+#if OD_HAS_MSPLIM
+    __asm volatile("msr msplim, %0" ::"r"(&_sstack));
+#endif
     /* FPU on before any compiler-generated VFP instruction can run. */
     SCB_CPACR |= (0xFu << 20);
     __asm volatile("dsb\n isb" ::: "memory");
@@ -63,8 +72,22 @@ void cm_reset_with_reason(int reason)
     }
 }
 
-/* A fault is reported on the next boot instead of hanging silently: the host sees BOOT with reason FAULT. */
-void HardFault_Handler(void) { cm_reset_with_reason(OD_RESET_FAULT); }
+__attribute__((used, noreturn)) void cm_fault_reset(void) { cm_reset_with_reason(OD_RESET_FAULT); }
+
+/* A fault is reported on the next boot instead of hanging silently: the host sees BOOT with reason FAULT.
+ * The stack may be what failed (MSPLIM overflow), so drop the limit and take a fresh stack before any push. */
+__attribute__((naked)) void HardFault_Handler(void)
+{
+    __asm volatile(
+#if OD_HAS_MSPLIM
+        "movs r0, #0        \n"
+        "msr msplim, r0     \n"
+#endif
+        "ldr r0, =_estack   \n"
+        "mov sp, r0         \n"
+        "b cm_fault_reset   \n"
+        ".ltorg             \n");
+}
 
 /* Ports that use interrupts override this; the IRQ number comes from IPSR so one vector table fits all. */
 __attribute__((weak)) void port_irq(uint32_t irq) { (void)irq; }
