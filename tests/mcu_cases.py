@@ -103,10 +103,16 @@ class Case:
         a, b_ = self.act_in(shape_a), self.act_in(shape_b)
         sa, sb = self.scale_of(a), self.scale_of(b_)
         out_shape = list(np.broadcast_shapes(tuple(shape_a), tuple(shape_b)))
-        so = (sa + sb) * 1.2 if op == "ADD" else sa * sb * U8_STD * 1.5
+        so = (sa + sb) * 1.2 if op in ("ADD", "SUB") else sa * sb * U8_STD * 1.5
         y = self.act_out(out_shape, so)
-        kind = "AddOptions" if op == "ADD" else "MulOptions"
+        kind = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions"}[op]
         self.b.op(op, [a, b_], [y], options(kind, fusedActivationFunction=act))
+
+    def minmax(self, op, shape_a, shape_b):
+        a = self.act_in(shape_a, scale=0.05, zp=2)
+        b_ = self.act_in(shape_b, scale=0.05, zp=2)
+        y = self.act_out(list(np.broadcast_shapes(tuple(shape_a), tuple(shape_b))), 0.05, zp=2)
+        self.b.op(op, [a, b_], [y], options("MaximumMinimumOptions"))
 
     def reduce(self, op, shape, axes, keep_dims):
         x = self.act_in(shape)

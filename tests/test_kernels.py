@@ -45,6 +45,13 @@ def _add(c: Case):
     c.binary("ADD", [7], [1])
 
 
+def _sub_minmax(c: Case):
+    c.binary("SUB", [1, 4, 5, 6], [1, 4, 5, 6])
+    c.binary("SUB", [2, 3, 8], [8], act=ACT.RELU)
+    c.minmax("MAXIMUM", [3, 7], [3, 7])
+    c.minmax("MINIMUM", [2, 5, 4], [4])
+
+
 def _mul(c: Case):
     c.binary("MUL", [1, 4, 5, 6], [1, 4, 5, 6])
     c.binary("MUL", [6, 1, 8], [6, 8])
@@ -98,7 +105,7 @@ def _inplace_chain(c: Case):
     c.chain([1, 5, 4, 9], pad=(1, 1), lead_relu=True)  # in-place depthwise, channel tail (reference path)
 
 
-FAMILIES = {"inplace_and_pad_fusion": _inplace_chain, "conv2d": _conv, "depthwise_conv2d": _dwconv, "fully_connected": _fc, "add": _add, "mul": _mul,
+FAMILIES = {"inplace_and_pad_fusion": _inplace_chain, "conv2d": _conv, "depthwise_conv2d": _dwconv, "fully_connected": _fc, "add": _add, "sub_max_min": _sub_minmax, "mul": _mul,
             "mean_sum": _reduce, "softmax": _softmax, "transpose_slice_concat_pad": _movement,
             "pool_quantize_relu_reshape": _pool_unary}
 

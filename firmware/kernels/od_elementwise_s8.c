@@ -22,6 +22,26 @@ static inline int32_t add_one(const od_bin_local_t q, int32_t a, int32_t b) {
     return od_clamp_i32(raw, q.lo, q.hi);
 }
 
+static inline int32_t sub_one(const od_bin_local_t q, int32_t a, int32_t b) {
+    const int32_t x1 = (a + q.o1) * (1 << q.ls);
+    const int32_t x2 = (b + q.o2) * (1 << q.ls);
+    const int32_t s1 = od_mbqm(x1, q.m1, q.s1);
+    const int32_t s2 = od_mbqm(x2, q.m2, q.s2);
+    const int32_t raw = od_mbqm(s1 - s2, q.mo, q.so) + q.oo;
+    return od_clamp_i32(raw, q.lo, q.hi);
+}
+
+/* TFLM MAXIMUM/MINIMUM compare the raw int8 values (inputs and output share quantization). */
+static inline int32_t max_one(const od_bin_local_t q, int32_t a, int32_t b) {
+    (void)q;
+    return a > b ? a : b;
+}
+
+static inline int32_t min_one(const od_bin_local_t q, int32_t a, int32_t b) {
+    (void)q;
+    return a < b ? a : b;
+}
+
 static inline int32_t mul_one(const od_bin_local_t q, int32_t a, int32_t b) {
     const int32_t prod = (a + q.o1) * (b + q.o2);
     const int32_t raw = od_mbqm(prod, q.mo, q.so) + q.oo;
@@ -70,6 +90,33 @@ od_status_t od_mul_s8(const od_binary_params_t *p, const int8_t *in1, const int8
     OD_CHECK_PTR(in2);
     OD_CHECK_PTR(out);
     OD_BINARY_WALK(mul_one)
+    return OD_OK;
+}
+
+od_status_t od_sub_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    OD_CHECK_PTR(p);
+    OD_CHECK_PTR(in1);
+    OD_CHECK_PTR(in2);
+    OD_CHECK_PTR(out);
+    OD_BINARY_WALK(sub_one)
+    return OD_OK;
+}
+
+od_status_t od_maximum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    OD_CHECK_PTR(p);
+    OD_CHECK_PTR(in1);
+    OD_CHECK_PTR(in2);
+    OD_CHECK_PTR(out);
+    OD_BINARY_WALK(max_one)
+    return OD_OK;
+}
+
+od_status_t od_minimum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    OD_CHECK_PTR(p);
+    OD_CHECK_PTR(in1);
+    OD_CHECK_PTR(in2);
+    OD_CHECK_PTR(out);
+    OD_BINARY_WALK(min_one)
     return OD_OK;
 }
 

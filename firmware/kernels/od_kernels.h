@@ -91,6 +91,9 @@ typedef struct {
 
 od_status_t od_add_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 od_status_t od_mul_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+od_status_t od_sub_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out); /* ADD's params */
+od_status_t od_maximum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+od_status_t od_minimum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 /* MEAN and SUM over any axes: out_strides maps each input dim to the output (0 on reduced dims). */
 typedef struct {

@@ -22,7 +22,7 @@ _DTYPE_CODES = {"int8": 0, "int16": 1, "int32": 2, "uint8": 3}
 _C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t"}
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 # Ops whose output element i depends only on input element i: the output may overwrite that input.
-INPLACE_OPS = {"ADD", "MUL", "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1"}
+INPLACE_OPS = {"ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1"}
 
 
 @dataclass
@@ -289,7 +289,7 @@ def _broadcast_strides(shape, out5) -> list[int]:
     return res
 
 
-@lowering("ADD", "MUL")
+@lowering("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")
 def _binary(e: Emitter, op: Op) -> Lowered:
     a, b = op.inputs[:2]
     o = op.outputs[0]
@@ -302,7 +302,15 @@ def _binary(e: Emitter, op: Op) -> Lowered:
     out5 = _ext5(to.shape)
     fields = dict(out_shape=out5, in1_strides=_broadcast_strides(ta.shape, out5),
                   in2_strides=_broadcast_strides(tb.shape, out5), in1_offset=-za, in2_offset=-zb, out_offset=zo)
-    if op.opcode == "ADD":
+    if op.opcode in ("MAXIMUM", "MINIMUM"):
+        if (sa, za) != (so, zo) or (sb, zb) != (so, zo):
+            raise Unsupported("inputs and output must share quantization (TFLM compares raw values)")
+        fields.update(in1_mult=0, in1_shift=0, in2_mult=0, in2_shift=0, out_mult=0, out_shift=0, left_shift=0,
+                      act_min=-128, act_max=127)
+        p = e.struct("od_binary_params_t", f"od_p{op.index}", fields)
+        fn = "od_maximum_s8" if op.opcode == "MAXIMUM" else "od_minimum_s8"
+        return Lowered(f"{fn}(&{p}, {e.act(a)}, {e.act(b)}, {e.act(o)})")
+    if op.opcode in ("ADD", "SUB"):
         left_shift = 20
         twice_max = 2 * quant.f64(max(np.float32(sa), np.float32(sb)))
         m1, s1 = quant.quantize_multiplier(quant.f64(sa) / twice_max)
@@ -310,7 +318,7 @@ def _binary(e: Emitter, op: Op) -> Lowered:
         mo, so_ = quant.quantize_multiplier(twice_max / ((1 << left_shift) * quant.f64(so)))
         fields.update(in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
                       left_shift=left_shift)
-        fn = "od_add_s8"
+        fn = "od_add_s8" if op.opcode == "ADD" else "od_sub_s8"
     else:
         mo, so_ = quant.quantize_multiplier(quant.f64(sa) * quant.f64(sb) / quant.f64(so))
         fields.update(in1_mult=0, in1_shift=0, in2_mult=0, in2_shift=0, out_mult=mo, out_shift=so_, left_shift=0)
