@@ -79,6 +79,7 @@ def test_profile_fixture_model_end_to_end(machine, fixture_elfs, tmp_path):
     sizes = firmware_sizes(elf)
     # the device reports its load image; the ELF's section sum differs only by alignment padding
     assert 0 <= r["memory"]["flash_used_bytes"] - sizes["flash_bytes"] <= 16
+    assert r["device_stats"]["elf_flash_bytes"] == sizes["flash_bytes"]  # host-side, from the ELF
     assert r["memory"]["peak_ram_bytes"] == sizes["static_ram_bytes"] + r["memory"]["stack_high_water_bytes"]
     assert 0 < r["memory"]["stack_high_water_bytes"] < r["memory"]["stack_total_bytes"]
     assert r["outputs"][0]["values"] == fixture_model_reference(x).tolist()

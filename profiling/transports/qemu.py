@@ -220,5 +220,11 @@ class QemuTransport(SocketStream):
             return url
         return url + ("&" if "?" in url else "?") + "artifact=" + quote(str(Path(artifact).resolve()))
 
+    def device_stats(self) -> dict:
+        """Host-side sizes of the booted ELF (flash = .isr_vector + .text + .rodata + .data), beside the device's."""
+        from ondevice.flash import firmware_sizes
+        sizes = firmware_sizes(self.qemu.elf)
+        return {"firmware_elf": str(self.qemu.elf), **{f"elf_{k}": v for k, v in sizes.items()}}
+
     def close(self) -> None:
         self.qemu.stop()
