@@ -209,3 +209,23 @@ def test_verify_qemu_reports_bit_exact_and_count(mcu_artifacts):
     rep = verify_qemu(art, x)
     assert rep["bit_exact_vs_tflm"] is True and rep["vectors"] == 3 and rep["mismatched_vectors"] == 0
     assert rep["instructions_per_inference"] > json.loads(manifest_path(art).read_text())["macs"]
+
+
+def test_localise_mismatch_names_the_first_wrong_op(monkeypatch, tmp_path):
+    """Every intermediate is exposed and compared: a fault in one op's tables is pinned to that op."""
+    require_tool("gcc")
+    from ondevice.mcu import quant
+    from ondevice.mcu.verify import localise_mismatch
+    c = Case(seed=13)
+    c.chain([1, 6, 5, 8], pad=(1, 1), lead_relu=True)
+    data = c.build()
+    x = np.random.default_rng(0).integers(-128, 128, (1, 6, 5, 8)).astype(np.int8)
+    assert localise_mismatch(data, [x], work_dir=tmp_path) is None
+    real = quant.per_channel_multipliers
+
+    def broken(in_s, fs, out_s, ch):  # halve the 1x1 conv's scale only (it has 4 output channels)
+        m, s = real(in_s, fs, out_s, ch)
+        return (m, [v - 1 for v in s]) if ch == 4 else (m, s)
+    monkeypatch.setattr(quant, "per_channel_multipliers", broken)
+    bad = localise_mismatch(data, [x], work_dir=tmp_path)
+    assert bad is not None and bad["opcode"] == "CONV_2D" and bad["max_abs_diff_int8"] > 0

@@ -9,6 +9,7 @@ import numpy as np
 from ondevice.errors import VerifyError
 from ondevice.mcu.build import HostModel, build_host
 from ondevice.mcu.library import SOURCE_TFLITE, read_summary
+from ondevice.mcu.reader import read_tflite
 from ondevice.mcu.tflm_ref import TflmReference
 
 
@@ -109,3 +110,51 @@ def verify_qemu(artifact_dir: str | Path, inputs, board: str = "mps2-an386", var
         "arena_bytes": summary["arena_bytes"],
         "source": "emulated",
     }
+
+
+def expose_intermediates(tflite: bytes) -> tuple[bytes, list[tuple[int, str, int]]]:
+    """The same model with every op's output also a graph output (so TFLM keeps them).
+
+    Returns the new flatbuffer and, per added output, (op index, opcode, tensor index) in execution order.
+    """
+    import flatbuffers
+
+    from ondevice.mcu.reader import schema
+    m = schema.ModelT.InitFromPackedBuf(tflite, 0)
+    sg = m.subgraphs[0]
+    g = read_tflite(tflite)
+    outs = [int(x) for x in sg.outputs]
+    added = []
+    for op in g.ops:
+        for t in op.outputs:
+            if t not in outs and g.tensors[t].dtype == "int8" and g.tensors[t].scale is not None:
+                outs.append(t)
+                added.append((op.index, op.opcode, t))
+    sg.outputs = np.asarray(outs, np.int32)
+    b = flatbuffers.Builder(len(tflite) + 1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output()), added
+
+
+def localise_mismatch(tflite: bytes, vector: Sequence[np.ndarray], variant: str = "opt",
+                      work_dir: str | Path | None = None) -> dict | None:
+    """Find the first op whose int8 output differs from TFLM for one input vector (None if all agree).
+
+    Builds a debug library in which every intermediate tensor is a graph output, so neither side reuses it.
+    """
+    import tempfile
+
+    from ondevice.mcu.library import write_library
+    data, added = expose_intermediates(tflite)
+    n_real = len(read_tflite(tflite).outputs)
+    with tempfile.TemporaryDirectory(dir=work_dir) as d:
+        lib = Path(d) / "debug_mcu_int8"
+        write_library(data, lib, name="debug")
+        got = HostModel(build_host(lib, variant)).run(list(vector))
+    want = TflmReference(data).run(list(vector))
+    for (op_index, opcode, t), g_, w_ in zip(added, got[n_real:], want[n_real:]):
+        diff = int(np.abs(g_.astype(np.int32) - w_.astype(np.int32).reshape(g_.shape)).max())
+        if diff:
+            return {"op_index": op_index, "opcode": opcode, "tensor": t, "max_abs_diff_int8": diff,
+                    "elements_differing": int((g_ != w_.reshape(g_.shape)).sum())}
+    return None
