@@ -121,10 +121,13 @@ def profile(artifact: Path = typer.Argument(..., help="Artifact file (or folder 
             runs: int = typer.Option(100, "--runs", min=1), warmup: int = typer.Option(10, "--warmup", min=0),
             power: Optional[str] = typer.Option(None, "--power", help="Power monitor URL, e.g. ppk2:///dev/ttyACM1."),
             board: Optional[str] = typer.Option(None, "--board", help="Board profile for the power model."),
-            out: Path = typer.Option(Path("profile"), "--out", help="Folder for profile.json and report.html.")):
+            out: Path = typer.Option(Path("profile"), "--out", help="Folder for profile.json and report.html."),
+            mode: str = typer.Option("model", "--mode", help="model, frontend+model or frontend (audio frontend "
+                                                             "on the device, timed with the model or alone).")):
     """Measure latency (p50/p90/p99), peak RAM, flash and energy on a device over the framed protocol."""
     from ondevice.profiling.session import profile_cli
-    profile_cli(artifact=artifact, device=device, runs=runs, warmup=warmup, power=power, board=board, out=out)
+    profile_cli(artifact=artifact, device=device, runs=runs, warmup=warmup, power=power, board=board, out=out,
+                mode=mode)
 
 
 @app.command()

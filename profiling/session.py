@@ -770,11 +770,11 @@ def _slug(url: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in url.replace("://", "_")).strip("_")
 
 
-def profile_cli(artifact, device, runs, warmup, power, board, out) -> None:
+def profile_cli(artifact, device, runs, warmup, power, board, out, mode: str = "model") -> None:
     """The ``ondevice profile`` command: profile, print the table, say where the files are."""
     from ondevice.profiling.report import print_table
     try:
-        result = profile(artifact, device, runs=runs, warmup=warmup, power=power, board=board, out=out)
+        result = profile(artifact, device, runs=runs, warmup=warmup, power=power, board=board, out=out, mode=mode)
     except OndeviceError:
         if out is not None and (Path(out) / "profile.json").exists():
             log.info(f"partial results kept in {Path(out) / 'profile.json'}")

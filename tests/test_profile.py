@@ -137,5 +137,9 @@ def test_cli_profile_and_devices(tflite, tmp_path):
     bad = CliRunner().invoke(app, ["profile", "--device", "socket://127.0.0.1:1", str(tflite), "--out",
                                    str(tmp_path / "x")])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+    res = CliRunner().invoke(app, ["profile", "--device", "sim://litert", str(tflite), "--runs", "3", "--mode",
+                                   "frontend", "--out", str(tmp_path / "fe")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "fe" / "profile.json").read_text())["mode"] == "frontend"
     res = CliRunner().invoke(app, ["devices"])
     assert res.exit_code == 0 and "sim://litert" in res.output
