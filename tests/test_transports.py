@@ -454,3 +454,16 @@ def test_profile_on_real_hardware(request, tflite, tmp_path):
     r = profile(tflite, url, runs=20, warmup=2, out=tmp_path)
     assert r["status"] == "ok" and r["runs"] == 20
     assert all(m["source"] in ("measured", "emulated", "modelled") for m in r["metrics"].values())
+
+
+def test_fault_reset_on_a_link_that_cannot_reset_the_device(tflite):
+    # socket:// has no reset hook: fault:// injects a BOOT and drops the rest, as a rebooted device would
+    from ondevice.errors import DeviceResetError
+    _, port, _ = _agent_listener()
+    t = open_transport(f"fault://socket://127.0.0.1:{port}?reset_after=4")
+    try:
+        with pytest.raises(DeviceResetError):
+            profile(tflite, t, runs=5, warmup=0, out=None, timeout=0.5, retries=1)
+        assert t.counts["reset"] == 1
+    finally:
+        t.close()
