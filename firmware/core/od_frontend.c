@@ -46,13 +46,14 @@ static void fft(void)
         uint32_t stride = OD_FE_FFT_SIZE / span;
         for (uint32_t g = 0; g < OD_FE_FFT_SIZE; g += span) {
             for (uint32_t j = 0; j < half; j++) {
-                int64_t wr = od_fe_twiddle_re_q15[j * stride];
-                int64_t wi = od_fe_twiddle_im_q15[j * stride];
+                int32_t wr = od_fe_twiddle_re_q15[j * stride];
+                int32_t wi = od_fe_twiddle_im_q15[j * stride];
                 uint32_t a = g + j, b = a + half;
-                int64_t br = g_re[b], bi = g_im[b];
-                /* |X| < 480 * 2^15 < 2^24 at every stage, so the sums stay in int32; products need 64 bits. */
-                int32_t tr = (int32_t)((br * wr - bi * wi + rnd) >> OD_FE_TWIDDLE_BITS);
-                int32_t ti = (int32_t)((br * wi + bi * wr + rnd) >> OD_FE_TWIDDLE_BITS);
+                int32_t br = g_re[b], bi = g_im[b];
+                /* |X| < 480 * 2^15 < 2^24 at every stage, so values stay in int32; each product is a 32x32->64
+                 * multiply (one SMULL/SMLAL on Cortex-M), not a full 64x64 one. */
+                int32_t tr = (int32_t)(((int64_t)br * wr - (int64_t)bi * wi + rnd) >> OD_FE_TWIDDLE_BITS);
+                int32_t ti = (int32_t)(((int64_t)br * wi + (int64_t)bi * wr + rnd) >> OD_FE_TWIDDLE_BITS);
                 int32_t ar = g_re[a], ai = g_im[a];
                 g_re[a] = ar + tr;
                 g_im[a] = ai + ti;
@@ -86,8 +87,8 @@ void od_frontend_frame(const int16_t *samples, uint16_t *features)
     }
     fft();
     for (int k = 0; k < OD_FE_BINS; k++) {
-        int64_t r = g_re[k], i = g_im[k];
-        g_power[k] = (r * r + i * i) >> OD_FE_POWER_SHIFT;
+        int32_t r = g_re[k], i = g_im[k];
+        g_power[k] = ((int64_t)r * r + (int64_t)i * i) >> OD_FE_POWER_SHIFT;
     }
     const int64_t orf = (int64_t)1 << (OD_FE_OUT_SHIFT - 1);
     for (int c = 0; c < OD_FE_CHANNELS; c++) {
