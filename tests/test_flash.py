@@ -85,3 +85,18 @@ def test_url_for_artifact_builds_for_the_artifact_unless_an_image_is_named(tmp_p
     assert parse_qs(urlsplit(url).query)["artifact"] == [str(TESTMODEL.resolve())]
     assert QemuTransport.url_for_artifact("qemu://mps2-an386?elf=a.elf", TESTMODEL) == "qemu://mps2-an386?elf=a.elf"
     assert QemuTransport.url_for_artifact("qemu://mps2-an386", tmp_path / "x.tflite") == "qemu://mps2-an386"
+
+
+@pytest.mark.hardware
+def test_profile_on_a_flashed_board(request, tmp_path):
+    """On a real board flashed with the fixture model (`ondevice flash --board nucleo-f446re`), run with
+    `pytest -m hardware --device serial:///dev/ttyACM0`: the checks the QEMU tests make, on silicon."""
+    import numpy as np
+
+    from _firmware_support import fixture_model_reference
+    from ondevice.profiling.session import profile
+    x = np.arange(-64, 64, 8, dtype=np.int8).reshape(1, 16)
+    r = profile(TESTMODEL, request.config.getoption("--device"), runs=10, warmup=2, out=tmp_path, inputs=[x])
+    assert r["status"] == "ok" and r["timings"]["unit"] == "cycles"
+    assert r["outputs"][0]["values"] == fixture_model_reference(x).tolist()
+    assert 0 < r["memory"]["stack_high_water_bytes"] < r["memory"]["stack_total_bytes"]
