@@ -136,3 +136,25 @@ def test_requantize_extremes_saturate_like_tflm(tmp_path):
     vecs = [[np.full(s["shape"], v, np.int8) for s in summary["inputs"]] for v in (-128, 127, 0)]
     rep = verify_host(tmp_path / "sat_mcu_int8", vecs)
     assert rep["bit_exact_vs_tflm"] is True, rep
+
+
+@pytest.mark.parametrize("family,board", [("conv2d", "mps2-an386"), ("depthwise_conv2d", "mps2-an386"),
+                                          ("fully_connected", "mps2-an386"), ("inplace_and_pad_fusion", "mps2-an386"),
+                                          ("fully_connected", "mps3-an547"), ("inplace_and_pad_fusion", "mps3-an547")])
+def test_optimised_kernels_bit_exact_on_emulated_cortex_m(family, board, tmp_path):
+    """The native DSP (M4) and Helium (M55) instructions, not their host twins, against TFLM under QEMU."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu.qemu_bench import bench_qemu
+    from ondevice.mcu.tflm_ref import TflmReference
+    c = Case(seed=sum(map(ord, family)))
+    FAMILIES[family](c)
+    data = c.build()
+    summary = write_library(data, tmp_path / f"{family}_mcu_int8", name=family)
+    vectors = random_inputs(summary["inputs"], n=3, seed=2)
+    res = bench_qemu(tmp_path / f"{family}_mcu_int8", vectors, board, "opt")
+    ref = TflmReference(data)
+    assert len(res.outputs) == 3
+    for got, vec in zip(res.outputs, vectors):
+        for g, w in zip(got, ref.run(vec)):
+            np.testing.assert_array_equal(g, w.reshape(g.shape))

@@ -31,7 +31,7 @@
 extern volatile uint32_t od_bench_systick_wraps;
 extern uint32_t _sstack, _estack;
 extern const uint32_t od_bench_n_vectors;
-extern const int8_t *const od_bench_vectors[];
+extern const int8_t *const od_bench_vectors[]; /* [vector * n_inputs + input] */
 
 static void uart_putc(char c) {
     while (UART_STATE & 1u) {
@@ -125,7 +125,8 @@ int main(void) {
     uart_u64(timed_loop(cal_n));
     uart_puts("\n");
     for (uint32_t v = 0; v < od_bench_n_vectors; ++v) {
-        memcpy(od_model_input(0), od_bench_vectors[v], info->inputs[0].bytes);
+        for (uint32_t i = 0; i < info->n_inputs; ++i)
+            memcpy(od_model_input((int)i), od_bench_vectors[v * info->n_inputs + i], info->inputs[i].bytes);
         od_model_set_op_hook(v == 0 ? op_hook : 0);
         paint_stack();
         const uint64_t t0 = ticks_now();

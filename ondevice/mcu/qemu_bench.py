@@ -42,20 +42,22 @@ class BenchResult:
     status: list[int] = field(default_factory=list)
 
 
-def _vectors_c(vectors: Sequence[np.ndarray]) -> str:
-    parts = []
-    for k, v in enumerate(vectors):
-        vals = ", ".join(str(int(x)) for x in np.asarray(v, np.int8).reshape(-1))
-        parts.append(f"static const int8_t od_bench_v{k}[] = {{{vals}}};")
-    ptrs = ", ".join(f"od_bench_v{k}" for k in range(len(vectors)))
+def _vectors_c(vectors: Sequence[Sequence[np.ndarray]]) -> str:
+    parts, names = [], []
+    for k, vec in enumerate(vectors):
+        for i, arr in enumerate(vec):
+            vals = ", ".join(str(int(x)) for x in np.asarray(arr, np.int8).reshape(-1))
+            parts.append(f"static const int8_t od_bench_v{k}_{i}[] = {{{vals}}};")
+            names.append(f"od_bench_v{k}_{i}")
+    ptrs = ", ".join(names)
     return ("#include <stdint.h>\n" + "\n".join(parts) +
             f"\nconst uint32_t od_bench_n_vectors = {len(vectors)};\n"
             f"const int8_t *const od_bench_vectors[] = {{{ptrs}}};\n")
 
 
-def build_bench_elf(lib_dir: str | Path, vectors: Sequence[np.ndarray], out: str | Path,
+def build_bench_elf(lib_dir: str | Path, vectors: Sequence[Sequence[np.ndarray]], out: str | Path,
                     board: str = "mps2-an386", variant: str = "opt") -> Path:
-    """Link the runner, the generated model and ``vectors`` (int8 input 0) into a bare-metal ELF."""
+    """Link the runner, the generated model and ``vectors`` (one int8 array per model input) into an ELF."""
     gcc = "arm-none-eabi-gcc"
     if shutil.which(gcc) is None:
         raise ToolMissingError(f"{gcc} not found", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
@@ -111,12 +113,18 @@ def run_bench_elf(elf: str | Path, board: str, variant: str, output_specs: list[
     return BenchResult(board, variant, ipt, instructions, stack, outputs, ops, status)
 
 
-def bench_qemu(lib_dir: str | Path, vectors: Sequence[np.ndarray], board: str = "mps2-an386",
+def bench_qemu(lib_dir: str | Path, vectors: Sequence, board: str = "mps2-an386",
                variant: str = "opt", timeout_s: float = 300.0) -> BenchResult:
-    """Build and run the benchmark ELF for a generated library; ``vectors`` are int8 inputs for input 0."""
+    """Build and run the benchmark ELF for a generated library.
+
+    ``vectors``: int8 arrays (single-input models) or, per vector, a list with one int8 array per model input.
+    """
     summary = read_summary(lib_dir)
-    if len(summary["inputs"]) != 1:
-        raise ExportError("the bench runner feeds one input tensor", "benchmark a single-input model")
+    n_in = len(summary["inputs"])
+    vectors = [[v] if isinstance(v, np.ndarray) else list(v) for v in vectors]
+    if any(len(v) != n_in for v in vectors):
+        raise ExportError(f"the model has {n_in} inputs; every vector needs one array per input",
+                          "pass a list of arrays per vector")
     with tempfile.TemporaryDirectory() as d:
         elf = build_bench_elf(lib_dir, vectors, Path(d) / "bench.elf", board, variant)
         res = run_bench_elf(elf, board, variant, summary["outputs"], timeout_s)

@@ -80,7 +80,7 @@ def verify_host(artifact_dir: str | Path, inputs, variants: Sequence[str] = ("op
 def verify_qemu(artifact_dir: str | Path, inputs, board: str = "mps2-an386", variant: str = "opt") -> dict:
     """Cross-compile ``artifact_dir`` for an emulated Cortex-M, run it in QEMU and compare with TFLM.
 
-    Same ``inputs`` convention as :func:`verify_host` (single-input models). Uses the bare-metal runner in
+    Same ``inputs`` convention as :func:`verify_host`. Uses the bare-metal runner in
     firmware/bench/ (outputs over UART0, instructions from SysTick under ``-icount shift=0``).
     """
     from ondevice.mcu.qemu_bench import bench_qemu
@@ -91,7 +91,7 @@ def verify_qemu(artifact_dir: str | Path, inputs, board: str = "mps2-an386", var
     if not vecs:
         raise VerifyError("no input vectors to compare", "pass at least one input vector")
     ref = TflmReference((lib / SOURCE_TFLITE).read_bytes())
-    res = bench_qemu(lib, [v[0] for v in vecs], board, variant)
+    res = bench_qemu(lib, vecs, board, variant)
     mismatched, max_diff = 0, 0
     for got, v in zip(res.outputs, vecs):
         want = ref.run(v)
