@@ -73,6 +73,30 @@ OD_INLINE void dot2x2_s8(const int8_t *x0, const int8_t *x1, const int8_t *w0, c
     *a11 = s11;
 }
 
+/* One row against two filter rows (with the input offset): *a0 += w0 . (x + off), *a1 += w1 . (x + off). */
+OD_INLINE void dot1x2_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n, uint32_t off2, int32_t off,
+                         int32_t *a0, int32_t *a1) {
+    int32_t s0 = *a0, s1 = *a1;
+    int32_t d = 0;
+    for (; d + 4 <= n; d += 4) {
+        const uint32_t u = od_read_u32(x + d);
+        const uint32_t xa = od_sadd16(od_sxtb16(u), off2), xb = od_sadd16(od_sxtb16_ror8(u), off2);
+        uint32_t wv = od_read_u32(w0 + d);
+        s0 = od_smlad(od_sxtb16(wv), xa, s0);
+        s0 = od_smlad(od_sxtb16_ror8(wv), xb, s0);
+        wv = od_read_u32(w1 + d);
+        s1 = od_smlad(od_sxtb16(wv), xa, s1);
+        s1 = od_smlad(od_sxtb16_ror8(wv), xb, s1);
+    }
+    for (; d < n; ++d) {
+        const int32_t v = x[d] + off;
+        s0 += w0[d] * v;
+        s1 += w1[d] * v;
+    }
+    *a0 = s0;
+    *a1 = s1;
+}
+
 static inline int32_t dot1_s8(const int8_t *x, const int8_t *w, int32_t n, uint32_t off2, int32_t off, int32_t acc) {
     int32_t d = 0;
     for (; d + 4 <= n; d += 4) {
@@ -209,13 +233,13 @@ od_status_t od_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *in, const 
                 int8_t *y = out + ((b * OH + oy) * OW + ox) * OC;
                 int32_t oc = 0;
                 for (; oc + 2 <= OC; oc += 2) {
-                    int32_t a0 = 0, a1 = 0, unused0 = 0, unused1 = 0;
+                    int32_t a0 = 0, a1 = 0;
                     for (int32_t ky = ky0; ky < ky1; ++ky) {
                         /* One contiguous run per filter row: kx0..kx1 pixels of C channels. */
                         const int8_t *ip = in + ibase + (ky * IW + kx0) * C;
                         const int8_t *fp = filter + oc * fstride + (ky * KW + kx0) * C;
                         const int32_t run = (kx1 - kx0) * C;
-                        dot2x2_s8(ip, ip, fp, fp + fstride, run, off2, in_off, 1, &a0, &a1, &unused0, &unused1);
+                        dot1x2_s8(ip, fp, fp + fstride, run, off2, in_off, &a0, &a1);
                     }
                     y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
                     y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi);
