@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -46,6 +47,17 @@ def _monitor(p: subprocess.Popen, cmd: str) -> None:
         p.stdin.flush()
     except (BrokenPipeError, OSError, ValueError):
         pass
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, SIGTERM QEMU if we die without cleaning up (kill -9, OOM killer), so no
+    orphaned emulator keeps a core busy polling its UART."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _free_port() -> int:
@@ -91,7 +103,7 @@ class QemuInstance:
             self.port = _free_port()
             self._err = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(self.command(self.port), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=self._err, start_new_session=True)
+                                         stderr=self._err, start_new_session=True, preexec_fn=_die_with_parent)
             _LIVE.add(self)
             try:
                 self._connect()
