@@ -5,7 +5,7 @@
 #define OD_PORT_BOARD "qemu-mps3-an547"
 #define OD_PORT_CPU "cortex-m55"
 #define OD_PORT_CLOCK_HZ 32000000u
-#define OD_PORT_RAM_BYTES (4u * 1024u * 1024u)
+#define OD_PORT_RAM_BYTES (2u * 1024u * 1024u)
 #define OD_PORT_FLASH_BYTES (512u * 1024u)
 /* QEMU -icount shift=0 runs 1 instruction per ns of virtual time; SysTick ticks at the core clock. */
 #define OD_PORT_TIMER_UNIT OD_TIMER_UNIT_INSTRUCTIONS
