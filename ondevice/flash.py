@@ -134,6 +134,18 @@ def flashed_image(board: str) -> Path | None:
     return p if p.is_file() else None
 
 
+def flashed_info(board: str) -> dict | None:
+    """What was last flashed to an emulated board (source ELF, BOOT and HELLO answers), or None."""
+    import json
+    p = _state_dir() / board / "flashed.json"
+    if not p.is_file() or flashed_image(board) is None:
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError:
+        return None
+
+
 def flash(board: str, artifact: str | Path | None = None, probe: str | None = None, *, variant: str = "opt",
           elf: str | Path | None = None) -> dict:
     """Build (unless ``elf`` is given) and load firmware onto ``board``; return what was flashed and how it booted."""

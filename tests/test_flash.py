@@ -29,6 +29,9 @@ def test_cli_flash_qemu_then_profile_boots_the_flashed_image(cache, tmp_path, ca
     img = flashed_image("qemu-mps2-an386")
     assert img is not None and img.is_relative_to(cache)
     assert "booted under QEMU" in capsys.readouterr().err
+    from ondevice.flash import flashed_info
+    info = flashed_info("qemu-mps2-an386")
+    assert info["hello"]["board"] == "qemu-mps2-an386" and info["boot"]["banner"].endswith("testmodel")
     # the CLI, with no elf= in the URL: QEMU boots the flashed image
     out = tmp_path / "prof"
     assert main(["profile", "--device", "qemu://mps2-an386", str(TESTMODEL), "--runs", "3", "--warmup", "1",
