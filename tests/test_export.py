@@ -275,3 +275,26 @@ def test_cli_export_one_target(root, tmp_path):
     assert (tmp_path / "tiny_tflite_int8.tflite").is_file()
     assert json.loads((tmp_path / "tiny_tflite_int8.tflite.manifest.json").read_text())["target"] == "tflite"
     assert main(["export", "--target", "nosuch", "--out", str(tmp_path)]) == 2
+
+
+def test_edgetpu_runs_the_compiler_when_on_path(run, exported, tmp_path, monkeypatch):
+    # An emulated compiler on PATH: prints the documented log and writes <stem>_edgetpu.tflite like the real one.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "edgetpu_compiler"
+    fake.write_text(f"""#!/bin/sh
+# usage: edgetpu_compiler -s -o OUTDIR MODEL
+out="$3"; model="$4"; base=$(basename "$model" .tflite)
+cat "{DATA / 'edgetpu_compiler_sample.log'}"
+cp "$model" "$out/${{base}}_edgetpu.tflite"
+""")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
+    run.__dict__.setdefault("_ondevice_export_cache", {})["tflite"] = exported["tflite"].read_bytes()
+    path = get_exporter("edgetpu").export(run, tmp_path / "out")
+    m = read_manifest(path, check_sha=True)
+    rep = m["edgetpu_compiler"]
+    assert rep["compiler_version"] == "16.0.384591198" and rep["returncode"] == 0
+    assert m["edgetpu_compiled_model"] == "tiny_edgetpu_int8_edgetpu.tflite"
+    assert (tmp_path / "out" / m["edgetpu_compiled_model"]).is_file()
+    assert m["edgetpu_precheck"]["mapped_fraction"] == 1.0  # the pre-check is kept beside the compiler's view
