@@ -225,6 +225,7 @@ class SimAgent:
         self.last_reply: list[bytes] = []
         self.last_run_seq: int | None = None
         self.mode = P.Mode.MODEL
+        self._ops: list[dict] | None = None
         self.audio = bytearray(AUDIO_BYTES)
         self.features = b""
 
@@ -322,11 +323,13 @@ class SimAgent:
                 T.LOAD_MODEL_CHUNK: self._chunk, T.LOAD_MODEL_END: self._end, T.MODEL_INFO: self._info,
                 T.SET_MODE: self._set_mode, T.SET_INPUT: self._set_input, T.RUN: self._run,
                 T.GET_TIMINGS: self._get_timings, T.GET_OUTPUT: self._get_output, T.GET_MEMORY: self._memory,
-                T.SELECT_BUILTIN_MODEL: self._select}
+                T.SELECT_BUILTIN_MODEL: self._select, T.GET_OP_TIMINGS: self._op_timings}
 
     # -- handlers -----------------------------------------------------------------------------------------------
     def _hello(self, f, v):
         caps = P.Caps.LOAD_MODEL | P.Caps.MEMORY_STATS | P.Caps.RESET | P.Caps.GET_OUTPUT | P.Caps.FRONTEND
+        if self.runtime_name == "executorch":
+            caps |= P.Caps.OP_TIMINGS  # from ExecuTorch's own profiler (ETDump)
         try:
             ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
@@ -473,6 +476,7 @@ class SimAgent:
         if not 1 <= runs <= self.max_runs:
             raise AgentError(E.BAD_PAYLOAD, f"runs must be 1..{self.max_runs}", self.max_runs)
         self.timings, self.timing_unit = [], P.TimerUnit(unit)
+        self._ops = None
         self.last_run_seq = None
         per_frame = (self.max_payload - P.RUN_DATA_FIXED) // 8
         try:
@@ -564,6 +568,34 @@ class SimAgent:
             if done:
                 return
 
+    def _op_timings(self, f, v):
+        if self.runtime_name != "executorch":
+            raise AgentError(E.UNSUPPORTED, f"{self.runtime_name} has no per-op profiler")
+        m = self._need_model()
+        if not self.timings:
+            raise AgentError(E.BAD_INDEX, "no RUN yet")
+        if v["first_op"] == 0 or self._ops is None:
+            self._ops = _etdump_op_means(self.model_bytes, self._arrays(m), min(len(self.timings), 20))
+        ops, first = self._ops, v["first_op"]
+        if first > len(ops):
+            raise AgentError(E.BAD_INDEX, "op index", len(ops))
+        pos = first
+        while True:  # as many entries per frame as fit
+            batch, size = [], 8
+            while pos + len(batch) < len(ops):
+                o = ops[pos + len(batch)]
+                need = 9 + len(o["name"].encode())
+                if size + need > self.max_payload or len(batch) == 255:
+                    break
+                batch.append(o)
+                size += need
+            done = pos + len(batch) >= len(ops)
+            yield self._reply(f, 0 if done else P.FLAG_MORE, unit=int(P.TimerUnit.NS), total_ops=len(ops),
+                              first_op=pos, count=len(batch), ops=batch)
+            pos += len(batch)
+            if done:
+                return
+
     def _memory(self, f, v):
         U = P.UNKNOWN_U32
         arena = U
@@ -575,6 +607,39 @@ class SimAgent:
         yield self._reply(f, peak_ram_bytes=min(peak, U), arena_total_bytes=arena, arena_used_bytes=arena,
                           stack_total_bytes=U, stack_high_water_bytes=U, flash_used_bytes=U,
                           model_bytes=len(self.model_bytes) if self.model is not None else U, heap_peak_bytes=U)
+
+
+_CONTAINER_EVENTS = ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL")  # spans around ops, not ops
+
+
+def _etdump_op_means(program: bytes, inputs: list[np.ndarray], n: int) -> list[dict]:
+    """Per-op median time (ns) over ``n`` extra invokes of ``program`` with ETDump on (not the timed runs: the
+    event recording would add to them). Delegated ops appear as XNNPACK names, e.g. 'Convolution (NHWC, QC8) ...'."""
+    import torch
+    from executorch.devtools import Inspector
+    from executorch.extension.pybindings import portable_lib as pl
+    data = bytes(program)  # the loaded program points into this buffer: keep it alive until we are done
+    try:
+        mod = pl._load_for_executorch_from_buffer(data, enable_etdump=True, debug_buffer_size=0)
+    except Exception as e:  # noqa: BLE001 - e.g. a BundledProgram, which this path does not take
+        raise AgentError(E.UNSUPPORTED, f"per-op profiling needs a plain .pte ({str(e)[:100]})") from None
+    args = [torch.from_numpy(np.array(x)) for x in inputs]
+    for _ in range(max(1, n)):
+        mod.run_method("forward", args)
+    with tempfile.TemporaryDirectory(prefix="od-etdump-") as tmp:
+        path = os.path.join(tmp, "run.etdp")
+        mod.write_etdump_result_to_file(path)
+        inspector = Inspector(etdump_path=path)
+    ops = []
+    for block in inspector.event_blocks:
+        if block.name != "Execute":
+            continue
+        for e in block.events:
+            if e.perf_data is None or e.name in _CONTAINER_EVENTS:
+                continue
+            # the median, because the first invoke of a fresh module also builds the XNNPACK operators
+            ops.append({"time": int(round(float(np.median(e.perf_data.raw)) * 1e6)), "name": e.name[:48]})  # ms->ns
+    return ops
 
 
 def _vm_hwm() -> int | None:

@@ -62,6 +62,11 @@ def test_profile_sim_executorch(tmp_path):
     want = reference_outputs(pte, "executorch", ins)
     got = np.array(r["outputs"][0]["values"], dtype=np.float32).reshape(want[0].shape)
     np.testing.assert_allclose(got, want[0], rtol=0, atol=0)
+    # per-op times from ExecuTorch's ETDump: real op events, each a non-negative ns figure
+    ops = r["op_timings"]["ops"]
+    assert r["op_timings"]["unit"] == "ns" and ops
+    assert [o["index"] for o in ops] == list(range(len(ops)))
+    assert all(o["time"] >= 0 and o["name"] not in ("Method::execute", "DELEGATE_CALL") for o in ops)
 
 
 def test_runs_beyond_device_max_runs_are_batched(tflite, tmp_path):
