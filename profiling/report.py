@@ -122,17 +122,17 @@ def ops_svg(ops: list[dict], unit: str, top: int = 15) -> str:
     big = max(o["time"] for o in ops) or 1
     row = 18
     h = 24 + row * len(ops)
-    label_w = 170
+    label_w = 250
     body = ""
     for i, o in enumerate(ops):
         y = 12 + i * row
         w = (o["time"] / big) * (W - label_w - 90)
         label = f'#{o["index"]} {o["name"]}' if "index" in o else o["name"]
-        body += (f'<text x="{label_w - 6}" y="{y + 12}" class="tk" text-anchor="end">{html.escape(label[:26])}'
+        body += (f'<text x="{label_w - 6}" y="{y + 12}" class="tk" text-anchor="end">{html.escape(label[:40])}'
                  f'</text><rect class="bar" x="{label_w}" y="{y}" width="{max(w, 1):.1f}" height="{row - 4}">'
                  f'<title>{html.escape(o["name"])}: {o["time"]} {unit}</title></rect>'
                  f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" class="tk">{_fmt(o["time"])}</text>')
-    return _svg("op-timings", f"Per-op time (mean per run, {unit}; top {len(ops)})", body, h)
+    return _svg("op-timings", f"Per-op time per run ({unit}; top {len(ops)})", body, h)
 
 
 def memory_svg(used: dict[str, int], ram: int | None) -> str:
