@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,8 @@ class DeviceSession:
         self.timeout = timeout if timeout is not None else 1.0 + (2 * P.MAX_ENCODED / rate if rate else 0.0)
         self.retries = retries
         self.run_timeout = run_timeout
-        self._seq = 0
+        # a random start: a device that kept its dedupe memory from an earlier session never sees a matching seq
+        self._seq = random.randrange(0x10000)
         self.info: P.DeviceInfo | None = None
         self.retried = 0
         self.model_loaded = False
