@@ -1,11 +1,14 @@
 """Tiny artifacts for the profiler tests, made by litert-torch / ExecuTorch at test time (cached per process)."""
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
 _DIR = Path(tempfile.mkdtemp(prefix="od-prof-fixtures-"))
+atexit.register(shutil.rmtree, _DIR, True)
 
 
 def _module():
