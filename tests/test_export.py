@@ -202,6 +202,7 @@ def test_coreml_w8a8_manifest_records_spec_and_method(exported):
     assert q["mode"] == "W8A8" and q["source"] == "qat" and "run.qat_module()" in q["method"]
     assert m["ops"].get("quantize", 0) > 0 and m["ops"].get("constexpr_affine_dequantize", 0) > 0
     assert m["inputs"][0]["shape"] == [1, 1, 49, 40] and m["outputs"][0]["shape"] == [1, 4]
+    assert m["inputs"][0]["name"] == "mel" and m["outputs"][0]["name"] == "output"  # stable names for the app
     assert (exported["coreml"] / "Manifest.json").is_file()
 
 

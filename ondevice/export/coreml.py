@@ -78,6 +78,20 @@ def _weights_int8(mlmodel):
     return cto.linear_quantize_weights(mlmodel, config=cfg)
 
 
+def rename_io(mlmodel, input_name: str, output_name: str = "output"):
+    """Give the first input/output stable names (converters call them x / dequantize_per_tensor_8)."""
+    import coremltools as ct
+    spec = mlmodel.get_spec()
+    old_in, old_out = spec.description.input[0].name, spec.description.output[0].name
+    if old_in == input_name and old_out == output_name:
+        return mlmodel
+    if old_in != input_name:
+        ct.utils.rename_feature(spec, old_in, input_name)
+    if old_out != output_name:
+        ct.utils.rename_feature(spec, old_out, output_name)
+    return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=platform.system() != "Darwin")
+
+
 def spec_summary(mlmodel) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, int]]:
     """Inputs, outputs (from the spec) and MIL op counts of an mlprogram."""
     import coremltools as ct
@@ -136,6 +150,7 @@ class CoreMLExporter(Exporter):
             record.update(mode="W8", source="float", w8a8_error=reason, method=(
                 "run.float_model() (QAT-trained weights) converted, then coremltools linear_quantize_weights "
                 "(int8 symmetric); activations stay float16 because W8A8 did not convert"))
+        ml = rename_io(ml, (getattr(run, "recipe", None) or {}).get("input", {}).get("name") or "input")
         inputs, outputs, ops = spec_summary(ml)
         n_quant = sum(v for k, v in ops.items() if k in ("quantize", "dequantize", "constexpr_affine_dequantize",
                                                           "constexpr_blockwise_shift_scale"))

@@ -21,6 +21,8 @@ SUPPORTED_OPS: dict[str, str] = {
     "CONV_2D": "", "DEPTHWISE_CONV_2D": "", "TRANSPOSE_CONV": "",
     "FULLY_CONNECTED": "only the default weights format; weights must be constant; output at most 2-D",
     "L2_NORMALIZATION": "", "LSTM": "unidirectional only",
+    # Coral's "LSTM (unidirectional)" is what converters emit as this builtin
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "unidirectional only",
     "MEAN": "no reduction along the batch dimension",
     "SUM": "no reduction along the batch dimension",
     "REDUCE_MAX": "no reduction along the batch dimension",
