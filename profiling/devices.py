@@ -105,12 +105,15 @@ def print_devices() -> None:
 
 
 def urls_for_all(artifact) -> list[str]:
-    """Devices ``--device all`` profiles: adb and iOS devices, and the sim runtimes that run this artifact.
+    """Devices ``--device all`` profiles: adb and iOS devices, the sim runtimes that run this artifact, and for an
+    mcu artifact (a folder) every QEMU board (the qemu transport builds and boots firmware for it).
 
     Serial ports are left out: an arbitrary port may not be an ondevice agent, and probing it could disturb it.
     """
-    ext = Path(str(artifact)).suffix
+    path = Path(str(artifact))
     d = list_devices()
     urls = [e["url"] for e in d["adb"]] + [e["url"] for e in d["ios"]]
-    urls += [e["url"] for e in d["sim"] if e.get("available") and ext in e.get("extensions", [])]
+    urls += [e["url"] for e in d["sim"] if e.get("available") and path.suffix in e.get("extensions", [])]
+    if path.is_dir():
+        urls += [e["url"] for e in d["qemu"]]
     return urls

@@ -537,7 +537,8 @@ def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, pow
         raise ConfigError(f"unknown mode {mode!r}", f"use one of: {', '.join(MODES)}")
     if device == "all":
         return profile_all(artifact, runs=runs, warmup=warmup, power=power, board=board, out=out, seed=seed,
-                           timeout=timeout, retries=retries, run_timeout=run_timeout, report=report)
+                           timeout=timeout, retries=retries, run_timeout=run_timeout, report=report, mode=mode,
+                           audio=audio)
     art = Artifact.load(artifact)
     out = Path(out) if out is not None else None
     url = device if isinstance(device, str) else getattr(device, "url", repr(device))
@@ -736,27 +737,49 @@ def _merge_power(a: dict, b: dict) -> dict:
     return dict(a, avg_mw=avg, samples=n, seconds=a.get("seconds", 0) + b.get("seconds", 0))
 
 
-def profile_all(artifact, *, runs, warmup, power, board, out, seed, timeout, retries, run_timeout, report) -> dict:
+def profile_all(artifact, *, runs, warmup, power, board, out, seed, timeout, retries, run_timeout, report,
+                mode: str = "model", audio=None) -> dict:
     """Profile every attached device that can run ``artifact`` in parallel; one combined profile and report."""
     from ondevice.profiling.devices import urls_for_all
+    from ondevice.profiling.transports import open_transport, transport_class
     urls = urls_for_all(artifact)
     if not urls:
         raise ConfigError("no attached device can run this artifact", "run `ondevice devices` to see what is attached")
+    if power and len(urls) > 1:
+        raise ConfigError("--power measures one device, --device all found several",
+                          "profile the device on the power monitor on its own (--device URL --power ...)")
     out = Path(out) if out is not None else None
-    results: dict[str, dict] = {}
+
+    def failure(url: str, e: OndeviceError) -> dict:
+        return {"device": {"url": url}, "status": "failed", "runs": 0, "metrics": {},
+                "error": {"type": type(e).__name__, "message": e.message, "hint": e.hint}}
+
+    # opened one after another: opening may build firmware or start services that share folders and registries
+    opened: dict[str, object] = {}
+    for url in urls:
+        cls = transport_class(url)
+        target = cls.url_for_artifact(url, artifact) if cls is not None and hasattr(cls, "url_for_artifact") else url
+        try:
+            opened[url] = open_transport(target)
+        except OndeviceError as e:
+            opened[url] = failure(url, e)
 
     def one(url: str) -> dict:
+        t = opened[url]
+        if isinstance(t, dict):
+            return t
         sub = out / _slug(url) if out is not None else None
         try:
-            return profile(artifact, url, runs=runs, warmup=warmup, power=power, board=board, out=sub, seed=seed,
-                           timeout=timeout, retries=retries, run_timeout=run_timeout, report=report)
+            return profile(artifact, t, runs=runs, warmup=warmup, power=power, board=board, out=sub, seed=seed,
+                           timeout=timeout, retries=retries, run_timeout=run_timeout, report=report, mode=mode,
+                           audio=audio)
         except OndeviceError as e:
-            return {"device": {"url": url}, "status": "failed", "runs": 0, "metrics": {},
-                    "error": {"type": type(e).__name__, "message": e.message, "hint": e.hint}}
+            return failure(url, e)
+        finally:
+            t.close()
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(urls)) as ex:
-        for url, r in zip(urls, ex.map(one, urls)):
-            results[url] = r
+        results = dict(zip(urls, ex.map(one, urls)))
     combined = {"schema": "ondevice-profile-all/1", "artifact": str(artifact), "devices": list(results.values()),
                 "status": "ok" if all(r.get("status") == "ok" for r in results.values()) else "partial"}
     if out is not None:
