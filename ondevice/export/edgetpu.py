@@ -164,6 +164,8 @@ class EdgeTPUExporter(Exporter):
                 f"({after} later ops would fall back to the CPU too)",
                 "rewrite that layer in mappable ops (see ondevice/export/edgetpu_rules.py), "
                 "or export --target tflite for a CPU-only model")
+        log.info(f"edgetpu: pre-check predicts {sum(rep['mapped'].values())}/{len(rep['ops'])} ops mapped "
+                 f"({rep['mapped_fraction']:.0%}); op-by-op report in the manifest (edgetpu_precheck)")
         for c in rep["cautions"]:
             log.warn(f"edgetpu: op {c['index']} {c['op']}: {c['caution']}")
         compiler = shutil.which("edgetpu_compiler")

@@ -135,6 +135,10 @@ class ExecuTorchExporter(Exporter):
         bl.self_check(BUNDLED_CASES, rtol=0.0, atol=atol)
         x = run.example_input()[0].detach().numpy().astype(np.float32)
         loaded.run([x])
+        # the program's I/O carry no names; use the recipe's input name so every target's manifest agrees
+        in_name = (getattr(run, "recipe", None) or {}).get("input", {}).get("name")
+        if in_name and len(loaded.inputs) == 1:
+            loaded.inputs[0].name = in_name
         ops = {**deleg["not_delegated"]}
         for op, n in deleg["delegated"].items():
             ops[op] = ops.get(op, 0) + n
