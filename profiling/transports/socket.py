@@ -8,14 +8,19 @@ from ondevice.errors import TransportError
 from ondevice.profiling.transports import TRANSPORTS, Transport, split_url
 
 
+WRITE_TIMEOUT = 10.0
+
+
 class SocketStream(Transport):
     """A connected TCP socket with TCP_NODELAY (without it each round trip waits ~40 ms for delayed ACKs)."""
 
     def __init__(self, sock: socket.socket, url: str):
         self.sock = sock
         self.url = url
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setblocking(True)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # reads wait in select() with their own timeout; this bounds a write to a peer that stopped reading
+        sock.settimeout(WRITE_TIMEOUT)
 
     @staticmethod
     def connect(host: str, port: int, url: str, timeout: float = 5.0) -> socket.socket:
@@ -41,6 +46,9 @@ class SocketStream(Transport):
     def write(self, data: bytes) -> None:
         try:
             self.sock.sendall(data)
+        except socket.timeout:
+            raise TransportError(f"{self.url}: the agent stopped reading ({WRITE_TIMEOUT:.0f} s write timeout)",
+                                 "the device may be hung; reset it and retry") from None
         except OSError as e:
             raise TransportError(f"socket write failed on {self.url}: {e}", "the agent closed the connection") from None
 
