@@ -1,1 +1,1 @@
-
+"""Device protocol and host profiler: see profiling/README.md and PROTOCOL.md."""
