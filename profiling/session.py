@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import hashlib
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -722,6 +723,13 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
         stats = t.device_stats()
         if stats:
             result["device_stats"] = stats
+        if not power:  # the app's own battery sampling covers exactly the timed region: prefer it to host polling
+            phone = battery_from_logs(s.link.logs)
+            if phone is not None:
+                power_res = phone
+            elif any("charging=true" in line for line in s.link.logs):
+                log.warn("the phone was charging during the runs: battery readings say nothing; energy is modelled")
+                power_res = None if power_res and "battery" in str(power_res.get("monitor")) else power_res
         _finish_metrics(result, board_prof, clock_hz, memory=memory, power_res=power_res, stats=stats)
         result["board"] = {k: v for k, v in board_prof.items()}
     finally:
@@ -729,6 +737,29 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
             monitor.close()
         if owned:
             t.close()
+
+
+_BATTERY_LOG = re.compile(r"battery .*?power_mw_mean=(?P<mw>[-\d.]+).*?samples=(?P<n>\d+)"
+                          r"(?:.*?seconds=(?P<s>[\d.]+))?(?:.*?charging=(?P<charging>true|false))?")
+
+
+def battery_from_logs(logs: Sequence[str]) -> dict | None:
+    """Power from the phone app's LOG lines after each RUN (sampled on the phone during the timed region):
+    ``battery current_ua_mean=.. voltage_mv_mean=.. power_mw_mean=.. samples=.. seconds=.. charging=..``.
+    None when there are none, or when the phone was charging (its battery current then says nothing)."""
+    total_mw, total_n, seconds, charging = 0.0, 0, 0.0, False
+    for line in logs:
+        m = _BATTERY_LOG.search(line)
+        if not m or int(m["n"]) == 0:
+            continue
+        charging |= m["charging"] == "true"
+        total_mw += float(m["mw"]) * int(m["n"])
+        total_n += int(m["n"])
+        seconds += float(m["s"] or 0)
+    if not total_n or charging:
+        return None
+    return {"avg_mw": total_mw / total_n, "samples": total_n, "seconds": seconds, "source": "measured",
+            "monitor": "phone battery (sampled by the app during RUN)"}
 
 
 def _merge_power(a: dict, b: dict) -> dict:

@@ -148,3 +148,17 @@ def test_cli_profile_and_devices(tflite, tmp_path):
     assert json.loads((tmp_path / "fe" / "profile.json").read_text())["mode"] == "frontend"
     res = CliRunner().invoke(app, ["devices"])
     assert res.exit_code == 0 and "sim://litert" in res.output
+
+
+def test_phone_battery_log_lines_become_measured_power():
+    from ondevice.profiling.session import battery_from_logs
+    logs = ["arena 1234 bytes",
+            "battery current_ua_mean=-412000.0 voltage_mv_mean=3850.0 power_mw_mean=1586.2 samples=10 seconds=1.0 "
+            "charging=false",
+            "battery current_ua_mean=-400000.0 voltage_mv_mean=3850.0 power_mw_mean=1540.0 samples=30 seconds=3.0 "
+            "charging=false"]
+    p = battery_from_logs(logs)
+    assert p["source"] == "measured" and p["samples"] == 40
+    assert p["avg_mw"] == pytest.approx((1586.2 * 10 + 1540.0 * 30) / 40)
+    assert battery_from_logs(logs[:1]) is None
+    assert battery_from_logs([logs[1].replace("charging=false", "charging=true")]) is None
