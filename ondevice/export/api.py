@@ -6,9 +6,12 @@ import os
 import time
 from pathlib import Path
 
-from ondevice import log
-from ondevice.errors import ConfigError, OndeviceError
-from ondevice.export.registry import get_exporter, resolve_targets
+# TensorFlow (pulled in by coremltools/litert) logs C++ banners unless told not to, before it is imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ondevice import log  # noqa: E402
+from ondevice.errors import ConfigError, OndeviceError  # noqa: E402
+from ondevice.export.registry import get_exporter, resolve_targets  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -31,12 +34,16 @@ def load_source(model) -> object:
     """A Run from a run folder path, None (the shipped reference recipe), or an already-loaded Run."""
     if model is not None and not isinstance(model, (str, Path)):
         return model  # already a Run (library use and tests)
+    _check_path(model)
     import torchao.quantization.pt2e  # noqa: F401  registers quantized_decomposed ops that qat.pt2 needs to load
     from ondevice.slim.checkpoint import load_run
-    if model is not None and not Path(model).exists():
+    return load_run(Path(model) if model is not None else None)
+
+
+def _check_path(model) -> None:
+    if isinstance(model, (str, Path)) and not Path(model).exists():
         raise ConfigError(f"model run folder {model} does not exist",
                           "pass a folder written by `ondevice slim --out DIR`, or omit --model for the shipped recipe")
-    return load_run(Path(model) if model is not None else None)
 
 
 def export(model=None, targets=("all",), out: str | Path = "artifacts") -> dict[str, Path]:
@@ -47,6 +54,7 @@ def export(model=None, targets=("all",), out: str | Path = "artifacts") -> dict[
     first failing target stops the export with its error (artifacts already written stay, each complete).
     """
     names = resolve_targets(list(targets) if not isinstance(targets, str) else [targets])
+    _check_path(model)  # before torch is imported: a typo should fail in a blink
     with one_thread():
         return _export(names, model, out)
 

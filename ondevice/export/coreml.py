@@ -66,8 +66,14 @@ def _qat_graph(run):
 
 
 def _convert(ep, input_name: str):
+    import logging
+
     import coremltools as ct
-    return ct.convert(ep, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17)
+    from ondevice.export.tflite_util import _quiet
+    # coremltools warns about untested torch/TF versions and draws progress bars: keep the CLI to our lines.
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    with _quiet():
+        return ct.convert(ep, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17)
 
 
 def _weights_int8(mlmodel):
@@ -75,7 +81,9 @@ def _weights_int8(mlmodel):
     # weight_threshold=0: the default skips tensors under 2048 elements, which would leave small layers float.
     cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8",
                                                                            weight_threshold=0))
-    return cto.linear_quantize_weights(mlmodel, config=cfg)
+    from ondevice.export.tflite_util import _quiet
+    with _quiet():
+        return cto.linear_quantize_weights(mlmodel, config=cfg)
 
 
 def rename_io(mlmodel, input_name: str, output_name: str = "output"):

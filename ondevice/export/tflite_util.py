@@ -129,13 +129,23 @@ def check_full_int8(graph: TfGraph, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _quiet():
-    """litert prints progress on stdout/stderr; keep the CLI output to our own lines."""
+def _quiet(c_level: bool = False):
+    """litert/coremltools print progress on stdout/stderr; keep the CLI output to our own lines.
+
+    ``c_level`` also captures C stderr (TensorFlow/absl banners); the captured text is kept in the
+    yielded list so an error can quote it.
+    """
+    log: list[str] = []
     if os.environ.get("ONDEVICE_DEBUG"):
-        yield
+        yield log
         return
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+    from ondevice.runtimes.tflm import capture_fd2
+    with contextlib.ExitStack() as stack:
+        if c_level:
+            log = stack.enter_context(capture_fd2(2))
+        stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        yield log
 
 
 def convert_tflite(run) -> bytes:
@@ -148,7 +158,7 @@ def convert_tflite(run) -> bytes:
 
     ex = tuple(run.example_input())
     try:
-        with _quiet():
+        with _quiet(c_level=True):
             edge = litert_torch.convert(run.qat_module(), ex, quant_config=QuantConfig(pt2e_quantizer=run.quantizer()))
             with tempfile.TemporaryDirectory() as d:
                 p = Path(d) / "model.tflite"
@@ -165,7 +175,8 @@ def convert_tflite(run) -> bytes:
 def tensor_specs(data: bytes, name: str):
     """(inputs, outputs) TensorSpecs as the LiteRT interpreter sees them."""
     from ondevice.runtimes.litert import LiteRTModel
-    m = LiteRTModel(data, name)
+    with _quiet(c_level=True):  # "Created TensorFlow Lite XNNPACK delegate" goes to C stderr
+        m = LiteRTModel(data, name)
     return m.inputs, m.outputs
 
 
