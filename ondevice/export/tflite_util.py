@@ -157,8 +157,9 @@ def convert_tflite(run) -> bytes:
     from litert_torch.quantize.quant_config import QuantConfig
 
     ex = tuple(run.example_input())
+    clog: list[str] = []
     try:
-        with _quiet(c_level=True):
+        with _quiet(c_level=True) as clog:
             edge = litert_torch.convert(run.qat_module(), ex, quant_config=QuantConfig(pt2e_quantizer=run.quantizer()))
             with tempfile.TemporaryDirectory() as d:
                 p = Path(d) / "model.tflite"
@@ -166,6 +167,9 @@ def convert_tflite(run) -> bytes:
                 data = p.read_bytes()
     except Exception as e:  # noqa: BLE001 - converter errors come as assorted types; keep the first line
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        errs = [ln for ln in "".join(clog).splitlines() if "error" in ln.lower()]
+        if errs:  # the MLIR converter reports the failing op on C stderr
+            msg += f" ({errs[-1].strip()[:200]})"
         raise ExportError(f"litert-torch could not convert {run.name}: {msg}",
                           "run `ondevice lint --target tflite` on the model; set ONDEVICE_DEBUG=1 for the log") from e
     cache["tflite"] = data
