@@ -32,12 +32,23 @@ class TinyNet(nn.Module):
         return self.fc(x)
 
 
+class TinyExpNet(TinyNet):
+    """TinyNet with an ``exp`` gate: an op the int8 quantizer leaves in float, so full-int8 targets must refuse it."""
+
+    def forward(self, x):
+        return super().forward(x) * torch.exp(-x.mean(dim=(1, 2, 3))).unsqueeze(1)
+
+
 def build_tiny() -> nn.Module:
     """The user-model entry point recorded in the tiny run's recipe (``path.py:build_tiny``)."""
     return TinyNet()
 
 
-def make_tiny_run(out: Path, name: str = "tiny") -> Path:
+def build_tiny_exp() -> nn.Module:
+    return TinyExpNet()
+
+
+def make_tiny_run(out: Path, name: str = "tiny", build=build_tiny) -> Path:
     """Train TinyNet a few steps, PT2E-QAT it with the project quantizer, and save a real run folder."""
     from ondevice.slim.checkpoint import save_run
     from ondevice.slim.quantizer import make_quantizer
@@ -47,7 +58,7 @@ def make_tiny_run(out: Path, name: str = "tiny") -> Path:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     calib = torch.rand(16, 1, 49, 40, generator=g) * 4 - 2
-    model = TinyNet()
+    model = build()
     # A few steps move BN stats and weights off their init, like a real QAT starting point.
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     y = torch.arange(16) % 4
@@ -55,7 +66,7 @@ def make_tiny_run(out: Path, name: str = "tiny") -> Path:
         opt.zero_grad()
         nn.functional.cross_entropy(model(calib), y).backward()
         opt.step()
-    qm = TinyNet()
+    qm = build()
     qm.load_state_dict(model.state_dict())
     qm.train()
     prepared = prepare_qat_pt2e(torch.export.export(qm, (calib[:1],)).module(), make_quantizer(is_qat=True))
@@ -66,7 +77,7 @@ def make_tiny_run(out: Path, name: str = "tiny") -> Path:
     converted = convert_pt2e(prepared, fold_quantize=False)
     recipe = {"name": name, "labels": list(LABELS), "input": {"name": "mel", "shape": [1, 1, 49, 40],
                                                               "dtype": "float32"},
-              "arch": {}, "quantizer": "ondevice-int8", "user_model": f"{Path(__file__).resolve()}:build_tiny"}
+              "arch": {}, "quantizer": "ondevice-int8", "user_model": f"{Path(__file__).resolve()}:{build.__name__}"}
     model.eval()
     return save_run(out, recipe, model, converted, calib, {"note": "test fixture"})
 

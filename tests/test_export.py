@@ -100,7 +100,7 @@ def test_full_int8_check_names_the_float_op():
     g = TfGraph(t, [TfOp(0, "DEQUANTIZE", [0], [1]), TfOp(1, "QUANTIZE", [1], [2])], [0], [2])
     with pytest.raises(UnsupportedOpError) as e:
         check_full_int8(g, "m.tflite")
-    assert "DEQUANTIZE" in e.value.message and "FLOAT32" in e.value.message and e.value.hint
+    assert "DEQUANTIZE (op 0)" in e.value.message and "1 float tensor" in e.value.message and e.value.hint
 
 
 def test_edgetpu_precheck_maps_everything_and_says_compiler_absent(exported):
@@ -221,6 +221,22 @@ def test_coreml_fallback_to_int8_weights_is_recorded(run, tmp_path, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------- bad input
+def test_float_op_is_refused_by_every_int8_flatbuffer_target(root, tmp_path):
+    # exp is not annotated by the int8 quantizer: litert leaves it float, and no full-int8 target may ship that
+    from _export_support import build_tiny_exp, make_tiny_run
+    from ondevice.export.api import export
+    run_dir = make_tiny_run(root / "runs" / "tinyexp", "tinyexp", build_tiny_exp)
+    for target in ("tflite", "tflm", "edgetpu"):
+        with pytest.raises(UnsupportedOpError) as e:
+            export(model=run_dir, targets=[target], out=tmp_path)
+        assert e.value.message.startswith(f"[{target}]") and e.value.hint
+        if target == "edgetpu":  # the op-by-op pre-check stops at the first float op, where the compiler would
+            assert "FLOAT32" in e.value.message and "CPU" in e.value.message
+        else:
+            assert "EXP" in e.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_run_folder(tmp_path):
     from ondevice.export.api import export
     with pytest.raises(ConfigError) as e:

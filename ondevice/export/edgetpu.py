@@ -23,6 +23,11 @@ from ondevice.export.tflite_util import TfGraph, convert_tflite, read_graph
 MAPPED, UNMAPPED, CPU_AFTER = "mapped", "unmapped", "cpu (after first unmapped op)"
 
 
+def _tname(t) -> str:
+    """Tensor name for a message: converter names can be whole Python qualnames, so long ones become #index."""
+    return repr(t.name) if t.name and len(t.name) <= 40 else f"#{t.index}"
+
+
 def _tensor_problem(graph: TfGraph, op) -> str | None:
     """General requirements: 8-bit activations, static shapes, at most 3 innermost dims > 1."""
     for i in op.inputs + op.outputs:
@@ -30,15 +35,15 @@ def _tensor_problem(graph: TfGraph, op) -> str | None:
             continue
         t = graph.tensors[i]
         if not t.constant and t.dtype not in ("INT8", "UINT8"):
-            return f"tensor {t.name!r} is {t.dtype}; the Edge TPU takes only 8-bit tensors"
+            return f"tensor {_tname(t)} is {t.dtype}; the Edge TPU takes only 8-bit tensors"
         if not t.constant and any(d < 0 for d in t.shape):
-            return f"tensor {t.name!r} has a dynamic shape {t.shape}"
+            return f"tensor {_tname(t)} has a dynamic shape {t.shape}"
         if not t.constant:
             big = [k for k, d in enumerate(t.shape) if d > 1]
             if len(big) > rules.MAX_NON1_DIMS:
-                return f"tensor {t.name!r} {t.shape} has {len(big)} dims > 1 (at most {rules.MAX_NON1_DIMS})"
+                return f"tensor {_tname(t)} {t.shape} has {len(big)} dims > 1 (at most {rules.MAX_NON1_DIMS})"
             if big and big[0] < len(t.shape) - rules.MAX_NON1_DIMS:
-                return f"tensor {t.name!r} {t.shape}: only the 3 innermost dims may be > 1"
+                return f"tensor {_tname(t)} {t.shape}: only the 3 innermost dims may be > 1"
     return None
 
 

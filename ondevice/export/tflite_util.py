@@ -107,20 +107,15 @@ def read_graph(data: bytes, name: str = "model") -> TfGraph:
 
 def check_full_int8(graph: TfGraph, name: str) -> None:
     """Refuse a graph with any float tensor or non-int8 activation at the boundary; say which ops are to blame."""
-    bad = graph.float_tensors()
+    bad = {t.index for t in graph.float_tensors()}
     if bad:
-        producers = {o: op for op in graph.ops for o in op.outputs}
-        consumers: dict[int, list[TfOp]] = {}
-        for op in graph.ops:
-            for i in op.inputs:
-                consumers.setdefault(i, []).append(op)
-        culprits = []
-        for t in bad[:6]:
-            ops = ([producers[t.index].name] if t.index in producers else []) + [c.name for c in consumers.get(t.index, [])]
-            culprits.append(f"{t.name or t.index} ({t.dtype}, ops {'/'.join(sorted(set(ops))) or 'graph I/O'})")
+        # ops that compute in float (QUANTIZE/DEQUANTIZE only mark the float island's edges)
+        touch = [op for op in graph.ops if bad & set(op.inputs + op.outputs)]
+        compute = [op for op in touch if op.name not in ("QUANTIZE", "DEQUANTIZE")] or touch
+        where = ", ".join(f"{op.name} (op {op.index})" for op in compute[:8])
         raise UnsupportedOpError(
-            f"{name}: {len(bad)} float tensor(s) left in what must be a fully int8 graph: {'; '.join(culprits)}",
-            "the quantizer did not annotate these ops; add them to ondevice/slim/quantizer.py or replace the op")
+            f"{name}: {len(bad)} float tensor(s) left in what must be a fully int8 graph; ops running in float: {where}",
+            "the quantizer does not annotate these ops: replace them, or add them to ondevice/slim/quantizer.py")
     for idx in graph.inputs + graph.outputs:
         t = graph.tensors[idx]
         if t.dtype not in ("INT8", "INT32"):
