@@ -39,16 +39,21 @@ class ExecuTorchModel(LoadedModel):
         from executorch.extension.pybindings import portable_lib as pl
         self.name, self.bundled = name, bundled
         self._data = data  # the loaded program points into this buffer: keep it alive as long as the module
+        from ondevice.runtimes.tflm import capture_fd2
+        log: list[str] = []
         try:
-            if bundled:
-                self._bundle = pl._load_bundled_program_from_buffer(data)
-                self._module = pl._load_for_executorch_from_bundled_program(self._bundle)
-            else:
-                self._bundle = None
-                self._module = pl._load_for_executorch_from_buffer(data)
-            meta = self._module.method_meta("forward")
+            # XNNPACK's cpuinfo probe prints /sys lookups to C stderr at load; keep them unless loading fails
+            with capture_fd2(2) as log:
+                if bundled:
+                    self._bundle = pl._load_bundled_program_from_buffer(data)
+                    self._module = pl._load_for_executorch_from_bundled_program(self._bundle)
+                else:
+                    self._bundle = None
+                    self._module = pl._load_for_executorch_from_buffer(data)
+                meta = self._module.method_meta("forward")
         except Exception as e:  # the pybindings raise RuntimeError/ValueError with ET error codes
-            raise _bad(name, e) from None
+            errs = [ln for ln in "".join(log).splitlines() if "cpuinfo" not in ln and ln.strip()]
+            raise _bad(name, e if not errs else RuntimeError(f"{e}; {errs[-1].strip()}")) from None
         self.inputs = [_spec(meta.input_tensor_meta(i), f"input_{i}") for i in range(meta.num_inputs())]
         self.outputs = [_spec(meta.output_tensor_meta(i), f"output_{i}") for i in range(meta.num_outputs())]
 
