@@ -9,7 +9,7 @@ from ondevice.fsutil import atomic_path
 from ondevice.mcu.codegen import Generated, generate
 from ondevice.mcu.reader import Graph, read_tflite
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+from ondevice.boards import FIRMWARE_DIR  # via the ondevice.firmware package: holds in a wheel too
 KERNELS_DIR = FIRMWARE_DIR / "kernels"
 API_HEADER = FIRMWARE_DIR / "include" / "od_model_api.h"
 SUMMARY = "model.json"

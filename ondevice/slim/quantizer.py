@@ -16,14 +16,15 @@ A = torch.ops.aten
 
 # Ops whose output gets its own observed int8 scale (inputs observed too).
 _COMPUTE = {A.matmul.default, A.bmm.default, A.mm.default, A.add.Tensor, A.mul.Tensor, A.sub.Tensor,
-            A.sum.dim_IntList, A.mean.dim, A.relu.default, A.hardtanh.default, A.amax.default,
-            A.avg_pool2d.default, A.adaptive_avg_pool2d.default}
+            A.sum.dim_IntList, A.mean.dim, A.relu.default, A.hardtanh.default, A.amax.default}
 _SOFTMAX = {A.softmax.int, A._softmax.default}
 # Shape-only ops: output shares the input's scale.
 _SHARE = {A.transpose.int, A.permute.default, A.reshape.default, A.view.default, A.flatten.using_ints,
           A.squeeze.dim, A.squeeze.dims, A.unsqueeze.default, A.slice.Tensor, A.select.int,
           A.expand.default, A.clone.default, A.contiguous.default, A.t.default, A.alias.default,
-          A.max_pool2d.default, A.pad.default, A.constant_pad_nd.default}
+          A.max_pool2d.default, A.pad.default, A.constant_pad_nd.default,
+          # TFLite int8 AVERAGE_POOL_2D requires equal input/output scales; sharing avoids a requantize op
+          A.avg_pool2d.default, A.adaptive_avg_pool2d.default}
 
 
 @functools.cache
