@@ -128,6 +128,13 @@ def pt2e_activations(run, x1: np.ndarray) -> list[dict]:
     return acts
 
 
+def short_name(name: str) -> str:
+    """Converter tensor names are module paths joined by '/' and ';': keep the last three module names."""
+    first = name.split(";")[0]
+    parts = [p.rsplit(".", 1)[-1] for p in first.split("/") if p]
+    return "/".join(parts[-3:]) or name
+
+
 def _aligned(pt: np.ndarray, shape: list[int]) -> np.ndarray | None:
     """PT2E value laid out like the TFLite tensor (NCHW -> NHWC when that is what matches)."""
     if pt.size != int(np.prod(shape)):
@@ -173,7 +180,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
             j, err = best
             ptr = j + 1
             steps = err / t.scales[0]
-            row = {"op_index": op.index, "op": op.name, "tflite_tensor": t.name, "pt2e_node": acts[j]["node"],
+            row = {"op_index": op.index, "op": op.name, "tflite_tensor": short_name(t.name), "pt2e_node": acts[j]["node"],
                    "shape": list(v.shape), "max_abs_diff": err, "steps": round(steps, 2)}
             layers.append(row)
             if first is None and steps > LAYER_TOL_STEPS:
@@ -209,6 +216,11 @@ def _check_one(artifact: Path, manifest: dict, run, x: np.ndarray, y: np.ndarray
                  mean_abs_diff=float(diff.mean()), output_step=step,
                  max_abs_diff_steps=round(float(diff.max()) / step, 2) if step else None,
                  disagreements=[int(i) for i in np.nonzero(pred != ref_pred)[0][:20]])
+    if step:
+        # how close the reference itself was to flipping: a margin of 0 is an exact tie in the QAT model
+        top2 = np.sort(ref, axis=1)[:, -2:]
+        margins = (top2[:, 1] - top2[:, 0]) / step
+        entry["disagreement_ref_margin_steps"] = [round(float(margins[i]), 1) for i in entry["disagreements"]]
     if hasattr(lm, "memory_stats"):
         stats = lm.memory_stats()
         if stats:

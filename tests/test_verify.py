@@ -59,6 +59,13 @@ def test_report_per_target(report, base):
     assert cm["ran"] is True or "needs macOS" in cm["ran"]
 
 
+def test_short_tensor_names():
+    from ondevice.verify import short_name
+    n = "pkg.LateFusion/pkg.Encoder_audio/pkg.DSConv_b1/torch.nn.modules.activation.ReLU6_2;;pkg.LateFusion/x;"
+    assert short_name(n) == "Encoder_audio/DSConv_b1/ReLU6_2"
+    assert short_name("serving_default_args_0") == "serving_default_args_0"
+
+
 def test_macro_f1():
     from ondevice.verify import macro_f1
     y = np.array([0, 0, 1, 1, 2, 2])
