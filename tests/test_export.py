@@ -159,8 +159,13 @@ def test_edgetpu_refuses_unmappable_op_and_leaves_nothing(run, exported, tmp_pat
     run.__dict__.setdefault("_ondevice_export_cache", {})["tflite"] = exported["tflite"].read_bytes()
     with pytest.raises(UnsupportedOpError) as e:
         get_exporter("edgetpu").export(run, tmp_path)
-    assert "MEAN" in e.value.message and "CPU" in e.value.message and e.value.hint
+    assert "MEAN" in e.value.message and "CPU" in e.value.message and "ONDEVICE_EDGETPU_ALLOW_CPU" in e.value.hint
     assert list(tmp_path.iterdir()) == []
+    # asked for explicitly, the partial mapping is exported and reported
+    monkeypatch.setenv("ONDEVICE_EDGETPU_ALLOW_CPU", "1")
+    m = read_manifest(get_exporter("edgetpu").export(run, tmp_path))
+    assert m["delegation"]["first_unmapped"]["op"] == "MEAN" and m["delegation"]["mapped_fraction"] < 1.0
+    assert m["delegation"]["unmapped"]["MEAN"] == 1
 
 
 def test_tflm_sources_resolver_and_measured_arena(exported):

@@ -6,6 +6,7 @@ PATH it is run too, and its log is parsed into the same report shape.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -152,7 +153,8 @@ def format_report(rep: dict) -> str:
 class EdgeTPUExporter(Exporter):
     """Fully int8 TFLite checked op by op against the Edge TPU rules (and compiled when edgetpu_compiler exists)."""
 
-    # An Edge TPU model that falls back to the CPU is slow in ways users miss: refuse it unless asked.
+    # An Edge TPU model that falls back to the CPU is slow in ways users miss: refuse it unless asked
+    # (here, or with ONDEVICE_EDGETPU_ALLOW_CPU=1).
     allow_cpu_fallback = False
 
     def export(self, run, out_dir: Path) -> Path:
@@ -161,14 +163,18 @@ class EdgeTPUExporter(Exporter):
         name = self.artifact_name(run.name)
         graph = read_graph(data, name)
         rep = precheck(graph)
-        if rep["first_unmapped"] is not None and not self.allow_cpu_fallback:
+        allow = self.allow_cpu_fallback or os.environ.get("ONDEVICE_EDGETPU_ALLOW_CPU") == "1"
+        if rep["first_unmapped"] is not None and allow:
+            f = rep["first_unmapped"]
+            log.warn(f"edgetpu: op {f['index']} {f['op']} and everything after it will run on the CPU: {f['why']}")
+        if rep["first_unmapped"] is not None and not allow:
             f = rep["first_unmapped"]
             after = sum(1 for r in rep["ops"] if r["status"] == CPU_AFTER)
             raise UnsupportedOpError(
                 f"op {f['index']} {f['op']} cannot run on the Edge TPU: {f['why']} "
                 f"({after} later ops would fall back to the CPU too)",
                 "rewrite that layer in mappable ops (see ondevice/export/edgetpu_rules.py), "
-                "or export --target tflite for a CPU-only model")
+                "export --target tflite for a CPU-only model, or set ONDEVICE_EDGETPU_ALLOW_CPU=1 to accept the fallback")
         log.info(f"edgetpu: pre-check predicts {sum(rep['mapped'].values())}/{len(rep['ops'])} ops mapped "
                  f"({rep['mapped_fraction']:.0%}); op-by-op report in the manifest (edgetpu_precheck)")
         for c in rep["cautions"]:
