@@ -47,6 +47,7 @@ class Run:
 
     def qat_module(self) -> torch.fx.GraphModule:
         """The converted PT2E INT8 model (quantize/dequantize ops): the reference every artifact is checked against."""
+        import torchao.quantization.pt2e  # noqa: F401  registers quantized_decomposed ops torch.export.load needs
         try:
             ep = torch.export.load(str(self.path / "qat.pt2"))
         except Exception as e:  # corrupt or truncated archive
