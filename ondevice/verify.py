@@ -298,6 +298,9 @@ def _verify(folder: Path, data, model, out) -> dict:
             problems[p.name] = str(e)
             entry = {"target": m["target"], "artifact": p.name, "ran": f"failed: {e.message}"}
         report["targets"][key] = entry
+    for p, m in manifests.items():
+        if m["target"] == "mcu" and p.is_dir():
+            _mcu_entries(report["targets"], p, x, problems)
     for p, m in bundles.items():
         host = report["targets"].get(m["target"])
         try:
@@ -338,14 +341,54 @@ def _verify(folder: Path, data, model, out) -> dict:
     return report
 
 
+QEMU_VECTORS = 32  # each vector boots nothing new, but two kernel variants run under TCG: keep verify quick
+
+
+def _mcu_entries(targets: dict, lib: Path, x: np.ndarray, problems: dict) -> None:
+    """The generated C checked bit for bit against the TFLM interpreter: host gcc build (``mcu``, every test
+    vector, reference and optimised kernels) and the firmware on QEMU mps2-an386 over its serial line
+    (``mcu-qemu``, the first QEMU_VECTORS vectors)."""
+    import shutil
+
+    from ondevice.flash import verify_on_device
+    from ondevice.mcu import verify_host
+    host = targets.setdefault("mcu", {"target": "mcu", "artifact": lib.name})
+    try:
+        res = verify_host(lib, x)
+        host.update(bit_exact_vs_tflm=bool(res["bit_exact_vs_tflm"]), vectors_compared=int(res["vectors"]),
+                    bit_exact_detail=res)
+    except OndeviceError as e:
+        problems[f"{lib.name} (host build)"] = str(e)
+        host.update(bit_exact_vs_tflm=False, vectors_compared=0)
+    entry: dict = {"target": "mcu-qemu", "artifact": lib.name, "board": "qemu-mps2-an386"}
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        entry["ran"] = "not run: needs qemu-system-arm and gcc-arm-none-eabi (scripts/setup.sh installs them)"
+    else:
+        try:
+            res = verify_on_device(lib, x[:QEMU_VECTORS])
+            entry.update(ran=True, bit_exact_vs_tflm=bool(res["bit_exact_vs_tflm"]),
+                         vectors_compared=int(res["vectors"]), detail=res)
+        except OndeviceError as e:
+            problems[f"{lib.name} (qemu)"] = str(e)
+            entry.update(ran=f"failed: {e.message}", bit_exact_vs_tflm=False, vectors_compared=0)
+    targets["mcu-qemu"] = entry
+    for key in ("mcu", "mcu-qemu"):
+        e = targets[key]
+        if e.get("bit_exact_vs_tflm") is False and e.get("vectors_compared"):
+            problems[f"{lib.name} ({key})"] = "outputs are not bit-exact with the TFLM interpreter"
+
+
 def _print(report: dict, dest: Path) -> None:
     ref = report["reference"]
     log.info(f"reference (QAT PyTorch): macro-F1 {ref['macro_f1']:.3f}, accuracy {ref['accuracy']:.3f} "
              f"on {report['data']['n']} test clips")
     for key, e in report["targets"].items():
         if e.get("ran") is True and "top1_agreement" in e:
+            exact = f"  bit-exact vs TFLM: {e['bit_exact_vs_tflm']}" if "bit_exact_vs_tflm" in e else ""
             log.info(f"{key:<12} macro-F1 {e['macro_f1']:.3f}  top-1 agreement {e['top1_agreement']:.1%}  "
-                     f"max|diff| {e['max_abs_diff']:.4g}  {'ok' if e['passed'] else 'MISMATCH'}")
+                     f"max|diff| {e['max_abs_diff']:.4g}  {'ok' if e['passed'] else 'MISMATCH'}{exact}")
+        elif key == "mcu-qemu" and e.get("ran") is True:
+            log.info(f"{key:<12} bit-exact vs TFLM: {e['bit_exact_vs_tflm']} ({e['vectors_compared']} vectors)")
         elif e.get("ran") is True:
             log.info(f"{key:<12} bundled self-check {'ok' if e['bundled_self_check'].get('passed') else 'FAILED'}")
         else:
