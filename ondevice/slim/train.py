@@ -202,6 +202,14 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     for n, p in prepared.named_parameters():
         p.requires_grad_(n in trainable)
+    # Warm the fake-quant observers (moving averages) on clean train batches before the first update, so QAT
+    # does not start from one batch's ranges.
+    _pt2e_mode(prepared, True)
+    g = torch.Generator().manual_seed(seed + 3)
+    with torch.no_grad():
+        for _ in range(min(50, max(1, len(arrays["train"]) // cfg.batch_size))):
+            idx = torch.randint(0, len(arrays["train"]), (cfg.batch_size,), generator=g)
+            prepared(arrays["train"].x[idx])
     if epochs > 0:
         fit(prepared, arrays["train"], arrays["val"], "y", n_classes, epochs, cfg.qat_lr, cfg, dist_,
             "INT8 QAT", seed + 1, select_best=True, set_mode=_pt2e_mode)
