@@ -57,7 +57,7 @@ def build_keyword_encoder(channels: int = 32, blocks: int = 3) -> DSCNNEncoder:
 
 def build(n_classes: int = 4, d: int = 32, stem: int = 16, width: int = 32, kws_channels: int = 32,
           kws_blocks: int = 3, hidden: int = 32, branches: tuple[str, ...] = ("audio", "keyword"),
-          freq_pool: int = 1) -> nn.Module:
+          freq_pool: int = 20) -> nn.Module:
     """The fused model; ``branches`` builds the single-branch ablations with the same head shape."""
     enc = {}
     if "audio" in branches:

@@ -1215,7 +1215,7 @@ def _load_model(recipe: str | None, model: str | None) -> tuple[nn.Module, tuple
         return um.module, um.example_inputs, um.name
     from ondevice.models import get_recipe
     r = get_recipe(recipe or "mitsis")
-    return r.build(), tuple(r.example_inputs()), r.name
+    return r.build(**r.arch), tuple(r.example_inputs()), r.name
 
 
 def lint_cli(recipe: str | None = None, model: str | None = None, targets: Sequence[str] = (ALL,),
