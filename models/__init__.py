@@ -55,13 +55,16 @@ class Recipe:
 RECIPES: Registry[Recipe] = Registry("recipe")
 
 
-def get_recipe(name: str) -> Recipe:
+def _load_recipes() -> None:
     for mod in ("mitsis", "kws_dscnn"):
         importlib.import_module(f"ondevice.models.{mod}")
+
+
+def get_recipe(name: str) -> Recipe:
+    _load_recipes()
     return RECIPES.get(name)
 
 
 def recipe_names() -> list[str]:
-    for mod in ("mitsis", "kws_dscnn"):
-        importlib.import_module(f"ondevice.models.{mod}")
+    _load_recipes()
     return RECIPES.names()

@@ -307,7 +307,7 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
         build = lambda **kw: user.module  # noqa: E731
     else:
         rec = get_recipe(recipe or "mitsis")
-        build = lambda **kw: rec.build(n_classes=kw.pop("n_classes"), **kw)  # noqa: E731
+        build = rec.build
     if rec.task == "keyword":  # a keyword spotter: the classes are the keywords
         labels = keywords
         arrays = {k: Arrays(a.x, a.kw, a.kw) for k, a in arrays.items()}
