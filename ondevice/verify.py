@@ -146,8 +146,52 @@ def _aligned(pt: np.ndarray, shape: list[int]) -> np.ndarray | None:
     return pt.reshape(shape)
 
 
+def _to_pt(v: np.ndarray, pt_shape: list[int]) -> np.ndarray:
+    """A TFLite value laid out like the PT2E activation (the inverse of ``_aligned``)."""
+    if list(v.shape) != list(pt_shape) and v.ndim == 4 and len(pt_shape) == 4 \
+            and list(v.transpose(0, 3, 1, 2).shape) == list(pt_shape):
+        return np.ascontiguousarray(v.transpose(0, 3, 1, 2))
+    return v.reshape(pt_shape)
+
+
+def _own_errors(run, x1: np.ndarray, tfl: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each matched PT2E activation computed from LiteRT's values of its inputs: max |diff| to LiteRT's own value.
+
+    Every matched activation is replaced by LiteRT's value as the PT2E graph runs, so a layer is judged on the
+    inputs the runtime actually gave it: rounding differences carried in from upstream do not count, a layer the
+    converter or runtime computes differently does.
+    """
+    import torch
+    gm = run.qat_module()
+    q_ops = {torch.ops.quantized_decomposed.quantize_per_tensor.default}
+    dq_ops = {torch.ops.quantized_decomposed.dequantize_per_tensor.default}
+    errs: dict[str, float] = {}
+
+    class Sub(torch.fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if n.op == "call_function" and n.target in dq_ops:
+                src = n.args[0]
+                name = src.args[0].name if getattr(src, "target", None) in q_ops else None
+                if name in tfl and src.args[0].op != "get_attr":
+                    v = torch.from_numpy(_to_pt(tfl[name], list(out.shape))).to(out.dtype)
+                    errs[name] = max(errs.get(name, 0.0), float((out - v).abs().max()) / float(n.args[1]))
+                    out = v
+            return out
+
+    with torch.no_grad():
+        Sub(gm).run(torch.from_numpy(x1))
+    return errs
+
+
 def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
-    """First TFLite op whose output differs from the matching PT2E activation by more than LAYER_TOL_STEPS steps."""
+    """Where LiteRT and the PT2E graph part, layer by layer, on one input.
+
+    Two views per layer, in output steps: ``steps``, the end-to-end difference (what reached the layer, rounding
+    carried from upstream included), and ``own_steps``, the difference when the PT2E layer gets LiteRT's inputs
+    (what the layer itself computes differently). ``first_diverging`` is the first layer over LAYER_TOL_STEPS
+    end to end; ``first_own_error`` the first layer over it on its own, the one to fix when there is one.
+    """
     from ondevice.export.tflite_util import read_graph
     from ondevice.runtimes.litert import LiteRTModel
     tfl = artifact if artifact.suffix == ".tflite" else next(iter(sorted(artifact.glob("*.tflite"))), None)
@@ -159,7 +203,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
     lm.run([lm.inputs[0].quantize(x1)])
     values = {t["index"]: t for t in lm.tensors()}
     acts = pt2e_activations(run, x1)
-    ptr, layers, first = 0, [], None
+    ptr, layers, matched = 0, [], {}
     for op in graph.ops:
         for o in op.outputs:
             t = graph.tensors[o]
@@ -179,18 +223,22 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
                 continue
             j, err = best
             ptr = j + 1
-            steps = err / t.scales[0]
-            row = {"op_index": op.index, "op": op.name, "tflite_tensor": short_name(t.name), "pt2e_node": acts[j]["node"],
-                   "shape": list(v.shape), "max_abs_diff": err, "steps": round(steps, 2)}
-            layers.append(row)
-            if first is None and steps > LAYER_TOL_STEPS:
-                first = row
-    return {"method": "LiteRT experimental_preserve_all_tensors vs PT2E activations (matched by order and size)",
-            "layers_compared": len(layers), "first_diverging": first,
-            "worst": max(layers, key=lambda r: r["steps"]) if layers else None}
+            matched[acts[j]["node"]] = v
+            layers.append({"op_index": op.index, "op": op.name, "tflite_tensor": short_name(t.name),
+                           "pt2e_node": acts[j]["node"], "shape": list(v.shape), "max_abs_diff": err,
+                           "steps": round(err / t.scales[0], 2)})
+    own = _own_errors(run, x1, matched)
+    for row in layers:  # own errors are in the PT2E activation's steps, the same scale as the TFLite tensor's
+        row["own_steps"] = round(own.get(row["pt2e_node"], 0.0), 2)
+    first = next((r for r in layers if r["steps"] > LAYER_TOL_STEPS), None)
+    first_own = next((r for r in layers if r["own_steps"] > LAYER_TOL_STEPS), None)
+    return {"method": "LiteRT experimental_preserve_all_tensors vs PT2E activations (matched by order and size); "
+                      "own_steps: the PT2E layer fed LiteRT's inputs",
+            "layers_compared": len(layers), "first_diverging": first, "first_own_error": first_own,
+            "worst": max(layers, key=lambda r: r["steps"]) if layers else None,
+            "worst_own": max(layers, key=lambda r: r["own_steps"]) if layers else None, "layers": layers}
 
 
-# ------------------------------------------------------------------------------------------------- verify
 def _check_one(artifact: Path, manifest: dict, run, x: np.ndarray, y: np.ndarray, ref: np.ndarray,
                n_classes: int) -> dict:
     from ondevice.runtimes.base import RUNTIMES, get_runtime, runtime_names
@@ -332,8 +380,11 @@ def _verify(folder: Path, data, model, out) -> dict:
                         if (report["targets"][k].get("localisation") or {}).get("worst")), None)
         at = ""
         if located:
-            w = located["worst"]
+            w, o = located["worst"], located.get("first_own_error")
             at = f"; largest layer deviation: op {w['op_index']} {w['op']} {w['tflite_tensor']} ({w['steps']} steps)"
+            if o:
+                at += (f"; first layer that differs on identical inputs: op {o['op_index']} {o['op']} "
+                       f"{o['tflite_tensor']} ({o['own_steps']} steps)")
         raise VerifyError(f"{', '.join(failed)}: top-1 agreement down to {e['top1_agreement']:.1%} "
                           f"< {GOAL_TOP1_AGREEMENT:.0%}{at}",
                           f"see {dest} (disagreements and the reference's own margins); quantization of the layer "

@@ -41,14 +41,37 @@ def test_attention_is_single_head_and_uses_no_matmul():
     assert not any(("bmm" in o or "matmul" in o or ".mm." in o) for o in ops), ops
 
 
-def test_attention_matches_reference_softmax_attention():
+@pytest.mark.parametrize("bounded", [True, False])
+def test_attention_matches_reference_softmax_attention(bounded):
     torch.manual_seed(1)
-    att = SingleHeadSelfAttention(t=7, d=8).eval()
-    x = torch.randn(2, 7, 8)
+    att = SingleHeadSelfAttention(t=7, d=8, bounded=bounded).eval()
+    x = torch.randn(2, 7, 8) * 4
     q, k, v = att.q(x) * att.scale, att.k(x), att.v(x)
-    ref = x + att.o(torch.softmax(q @ k.transpose(1, 2), -1) @ v)
+    s = q @ k.transpose(1, 2)
+    if bounded:  # scores clamped to [-3, 3]; 1/sqrt(d) folded into W_q, so there is no separate scale
+        assert att.scale == 1.0
+        s = s.clamp(-3, 3)
+    ref = x + att.o(torch.softmax(s, -1) @ v)
     torch.testing.assert_close(att(x), ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(att(x[:1]), ref[:1], atol=1e-5, rtol=1e-5)
+
+
+def test_bounded_attention_folds_scale_and_keeps_its_bias_on_load():
+    torch.manual_seed(2)
+    ref = SingleHeadSelfAttention(t=5, d=16, bounded=False)
+    torch.manual_seed(2)
+    att = SingleHeadSelfAttention(t=5, d=16)
+    torch.testing.assert_close(att.q.weight, ref.q.weight * 16 ** -0.5)
+    sd = att.state_dict()
+    assert float(sd["red_d.bias"]) == 3.0
+    sd["red_d.bias"] = torch.tensor([0.5])
+    att.load_state_dict(sd)
+    assert float(att.red_d.bias) == 3.0 and not att.red_d.bias.requires_grad
+
+    def muls(m):
+        g = torch.export.export(m.eval(), (torch.rand(1, 5, 16),)).graph
+        return sum(str(n.target) == "aten.mul.Tensor" for n in g.nodes)
+    assert muls(ref) - muls(att) == 1  # the q-scale MUL is gone; the two broadcast products stay
 
 
 def test_timepool_is_mean_and_stays_constant_after_load():
@@ -111,3 +134,39 @@ def test_load_run_errors(tmp_path):
     run = load_run(tmp_path / "r")
     with pytest.raises(ConfigError, match="cannot load"):
         run.qat_module()
+
+
+def test_quantizer_makes_the_reference_compute_what_tflite_computes():
+    # Eval dropout is identity and litert drops it: the reference must not requantize behind it. relu6 after a
+    # linear must fuse like nn.ReLU6 (one post-clamp scale), as TFLite's fused activation does.
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from ondevice.slim.quantizer import make_quantizer
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.drop, self.b = nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.b(self.drop(torch.nn.functional.relu6(self.a(x))))
+
+    torch.manual_seed(0)
+    m = M().eval()
+    p = prepare_pt2e(torch.export.export(m, (torch.rand(1, 8),)).module(), make_quantizer(is_qat=False))
+    calib = torch.randn(16, 1, 8) * 3
+    for c in calib:
+        p(c)
+    conv = convert_pt2e(p, fold_quantize=False)
+    nodes = [n for n in conv.graph.nodes if n.op == "call_function"]
+    names = [str(n.target) for n in nodes]
+    assert "aten.dropout.default" not in names and "aten.relu6.default" not in names
+    qscales = [float(n.args[1]) for n in nodes if str(n.target).endswith("quantize_per_tensor.default")
+               and "dequantize" not in str(n.target)]
+    # input, linear+clamp (one scale, shared by both quantize nodes), output: three distinct scales
+    assert len(set(qscales)) == 3, qscales
+    h = next(n for n in nodes if str(n.target) == "aten.hardtanh.default")
+    lin_q = h.args[0].args[0]
+    assert float(lin_q.args[1]) == float(next(iter(h.users)).args[1])
+    with torch.no_grad():
+        torch.testing.assert_close(conv(calib[0]), m(calib[0]), atol=0.1, rtol=0.05)

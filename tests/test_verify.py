@@ -99,13 +99,17 @@ def test_localise_finds_the_damaged_layer(exported, base, tmp_path):
     x1 = run.calibration()[:1].numpy()
     m = read_manifest(exported["tflite"])
     good = localise(exported["tflite"], m, run, x1)
-    assert good["layers_compared"] >= 4 and good["first_diverging"] is None
+    assert good["layers_compared"] >= 4 and good["first_diverging"] is None and good["first_own_error"] is None
     bad = tmp_path / "bad.tflite"
     _damage_first_conv(exported["tflite"], bad)
     rep = localise(bad, m, run, x1)
     first_conv = next(o for o in read_graph(bad.read_bytes()).ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
     assert rep["first_diverging"]["op_index"] == first_conv.index
     assert rep["first_diverging"]["steps"] > 3
+    # judged on the runtime's own inputs, the damaged conv is the layer at fault, not the ones it feeds
+    assert rep["first_own_error"]["op_index"] == first_conv.index
+    nxt = next(r for r in rep["layers"] if r["op_index"] > first_conv.index)
+    assert nxt["steps"] > 3 and nxt["own_steps"] <= 3
 
 
 def test_verify_fails_loudly_on_a_damaged_artifact(exported, corpus, base, tmp_path):

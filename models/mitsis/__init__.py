@@ -24,7 +24,7 @@ class AcousticEncoder(nn.Module):
     the division of labour of the paper's acoustic and text branches.
     """
 
-    def __init__(self, d: int = 32, stem: int = 16, width: int = 32, freq_pool: int = 1):
+    def __init__(self, d: int = 32, stem: int = 16, width: int = 32, freq_pool: int = 1, attn_bounded: bool = True):
         super().__init__()
         self.pool_in = nn.AvgPool2d((1, freq_pool)) if freq_pool > 1 else nn.Identity()
         f = 40 // freq_pool
@@ -38,7 +38,7 @@ class AcousticEncoder(nn.Module):
         self.t = 25
         self.proj = nn.Linear(width * f, d)
         self.act = nn.ReLU6()
-        self.attn = SingleHeadSelfAttention(self.t, d)
+        self.attn = SingleHeadSelfAttention(self.t, d, bounded=attn_bounded)
         self.pool = TimePool(self.t)
         self.out_dim = d
 
@@ -57,11 +57,11 @@ def build_keyword_encoder(channels: int = 32, blocks: int = 3) -> DSCNNEncoder:
 
 def build(n_classes: int = 4, d: int = 32, stem: int = 16, width: int = 32, kws_channels: int = 32,
           kws_blocks: int = 3, hidden: int = 32, branches: tuple[str, ...] = ("audio", "keyword"),
-          freq_pool: int = 20) -> nn.Module:
+          freq_pool: int = 20, attn_bounded: bool = True) -> nn.Module:
     """The fused model; ``branches`` builds the single-branch ablations with the same head shape."""
     enc = {}
     if "audio" in branches:
-        enc["audio"] = AcousticEncoder(d, stem, width, freq_pool)
+        enc["audio"] = AcousticEncoder(d, stem, width, freq_pool, attn_bounded)
     if "keyword" in branches:
         enc["keyword"] = build_keyword_encoder(kws_channels, kws_blocks)
     d_in = sum(e.out_dim for e in enc.values())
@@ -73,7 +73,8 @@ RECIPES.register("mitsis")(Recipe(
     description="Audio-text emotion recognition: CNN+single-head-attention acoustic branch, frozen DS-CNN keyword "
                 "branch, late-fusion MLP (Mitsis et al. 2025)",
     build=build,
-    arch={"d": 32, "stem": 16, "width": 32, "kws_channels": 32, "kws_blocks": 3, "hidden": 32, "freq_pool": 20},
+    arch={"d": 32, "stem": 16, "width": 32, "kws_channels": 32, "kws_blocks": 3, "hidden": 32, "freq_pool": 20,
+          "attn_bounded": True},
     train=TrainConfig(qat_lr=1e-4, qat_epochs=4),
     fusion=True,
 ))

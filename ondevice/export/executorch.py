@@ -16,7 +16,10 @@ from ondevice.export.tflite import normalisation, quantization_record
 from ondevice.fsutil import atomic_path
 
 BUNDLED_CASES = 4
-BUNDLED_ATOL_STEPS = 3
+# XNNPACK and the PT2E reference round differently; through the attention softmax one step grows to several
+# (trained mitsis: median 1, max 8 output steps on 200 test clips). The self-check uses verify's mismatch tolerance
+# (verify.TOL_STEPS): it is there to catch a broken program, which is off by tens of steps.
+BUNDLED_ATOL_STEPS = 8
 
 
 def output_scale(gm) -> float | None:
@@ -113,7 +116,6 @@ def bundle(et, run, n: int = BUNDLED_CASES) -> tuple[bytes, float]:
             cases.append(MethodTestCase(inputs=[x], expected_outputs=[y.detach().clone()]))
     bp = BundledProgram(et, [MethodTestSuite(method_name="forward", test_cases=cases)])
     step = output_scale(qat) or 1e-2
-    # XNNPACK and the PT2E reference round differently (2 output steps seen); 3 steps is the self-check tolerance.
     return serialize_from_bundled_program_to_flatbuffer(bp), BUNDLED_ATOL_STEPS * step
 
 

@@ -34,15 +34,21 @@ class FrozenOnes(nn.Linear):
     (PROBE_NOTES: MEAN relL2 0.064 vs 0.024); a constant-weight FC is exact and maps everywhere.
     """
 
-    def __init__(self, n: int, value: float = 1.0):
-        super().__init__(n, 1, bias=False)
+    def __init__(self, n: int, value: float = 1.0, bias: float | None = None):
+        super().__init__(n, 1, bias=bias is not None)
         nn.init.constant_(self.weight, value)
         self.weight.requires_grad_(False)
+        self._consts = (value, bias)
+        if self.bias is not None:
+            nn.init.constant_(self.bias, bias)
+            self.bias.requires_grad_(False)
 
     def _load_from_state_dict(self, *args, **kwargs):  # constant by construction; keep it so
         super()._load_from_state_dict(*args, **kwargs)
         with torch.no_grad():
             self.weight.fill_(self.weight.flatten()[0].item())
+            if self.bias is not None:
+                self.bias.fill_(self._consts[1])
 
 
 class TimePool(nn.Module):
@@ -66,31 +72,47 @@ class SingleHeadSelfAttention(nn.Module):
     Scores and the weighted sum are broadcast products reduced by constant all-ones FCs, not BATCH_MATMUL
     (not on the Edge TPU list) and not ``q @ k.T`` (litert makes that an FC with variable weights).
     At batch 1 the block runs on 2-D [T,D] tensors: rank-3 FC outputs break the Edge TPU rules.
+
+    ``bounded`` (the default) clamps the scores to [-3, 3] as ``ReLU6(sum + 3)`` (softmax is shift-invariant), one
+    FC with a fused ReLU6 on every target, and folds the 1/sqrt(d) into the query projection's initialisation
+    instead of a separate MUL. Unbounded int8 scores get a coarse step, and one step of the softmax input then
+    moves its output by many steps: integer runtimes that round differently (TFLite's fixed-point requantize vs
+    PyTorch's float reference) flip the argmax. A ratio of e^6 ~ 400 between the most and least attended frame
+    is still a sharp attention.
     """
 
     num_heads = 1
 
-    def __init__(self, t: int, d: int):
+    def __init__(self, t: int, d: int, bounded: bool = True):
         super().__init__()
-        self.t, self.d = t, d
+        self.t, self.d, self.bounded = t, d, bounded
         self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
-        self.red_d = FrozenOnes(d)
+        self.red_d = FrozenOnes(d, bias=3.0 if bounded else None)
         self.red_t = FrozenOnes(t)
         self.scale = d ** -0.5
+        if bounded:  # the scale lives in W_q from the start: no MUL op, one requantization fewer
+            with torch.no_grad():
+                self.q.weight.mul_(self.scale)
+                self.q.bias.mul_(self.scale)
+            self.scale = 1.0
+
+    def _scores(self, prod):
+        s = self.red_d(prod)
+        return F.relu6(s) if self.bounded else s
 
     def forward(self, x):  # [B,T,D]
         b, t, d = x.shape[0], self.t, self.d
         if b == 1:
             x2 = x.reshape(t, d)
-            q = self.q(x2) * self.scale  # its own MUL: keeps the FC output 2-D
+            q = self.q(x2) * self.scale if self.scale != 1.0 else self.q(x2)  # its own MUL: keeps FC output 2-D
             k, v = self.k(x2), self.v(x2)
-            s = self.red_d((q.unsqueeze(1) * k).reshape(t * t, d)).reshape(t, t)
+            s = self._scores((q.unsqueeze(1) * k).reshape(t * t, d)).reshape(t, t)
             p = F.softmax(s, dim=-1)
             a = self.red_t((p.unsqueeze(1) * v.transpose(0, 1)).reshape(t * d, t)).reshape(t, d)
             return (x2 + self.o(a)).reshape(1, t, d)
-        q = self.q(x) * self.scale
+        q = self.q(x) * self.scale if self.scale != 1.0 else self.q(x)
         k, v = self.k(x), self.v(x)
-        s = self.red_d(q.unsqueeze(2) * k.unsqueeze(1)).squeeze(-1)          # [B,T,T]
+        s = self._scores(q.unsqueeze(2) * k.unsqueeze(1)).squeeze(-1)          # [B,T,T]
         p = F.softmax(s, dim=-1)
         a = self.red_t(p.unsqueeze(2) * v.transpose(1, 2).unsqueeze(1)).squeeze(-1)  # [B,T,D]
         return x + self.o(a)

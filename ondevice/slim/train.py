@@ -125,13 +125,20 @@ def predict_b1(model, x: torch.Tensor) -> np.ndarray:
 
 
 def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: int, epochs: int, lr: float,
-        cfg, dist_: _Dist, desc: str, seed: int, select_best: bool = True, set_mode=None) -> nn.Module:
+        cfg, dist_: _Dist, desc: str, seed: int, select_best: bool = True, set_mode=None, score=None,
+        score_start: bool = False) -> nn.Module:
     """Train ``model`` on ``train.<target>`` with AdamW + cosine LR, label smoothing and augmentation.
 
     ``set_mode(model, train: bool)`` switches train/eval (PT2E graphs need torchao's helpers).
-    Returns the model with the best validation macro-F1 weights loaded (when ``select_best``).
+    ``score(model) -> float`` replaces the default validation macro-F1 as the selection score; with
+    ``score_start`` the weights before the first update are a candidate too.
+    Returns the model with the best-scoring weights loaded (when ``select_best``).
     """
     set_mode = set_mode or (lambda m, t: m.train(t))
+    y_val = getattr(val, target)
+    if score is None:
+        def score(m):
+            return macro_f1(y_val.numpy(), predict(m, val.x, cfg.batch_size), n_classes) if len(val) else 0.0
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"{desc}: nothing to train (all parameters frozen)")
@@ -143,8 +150,12 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
     wrapped = dist_.wrap(model)
     g = torch.Generator().manual_seed(seed)
     y_all = getattr(train, target)
-    y_val = getattr(val, target)
     best, best_state = -1.0, None
+    if select_best and score_start:
+        set_mode(model, False)
+        best, best_state = score(model), copy.deepcopy(model.state_dict())
+        if dist_.main:
+            log.info(f"  {desc}: before training, val score {best:.4f}")
     with log.progress(desc, epochs) as advance:
         for epoch in range(epochs):
             set_mode(model, True)
@@ -162,7 +173,7 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
                 sched.step()
                 losses.append(loss.item())
             set_mode(model, False)
-            f1 = macro_f1(y_val.numpy(), predict(model, val.x, cfg.batch_size), n_classes) if len(val) else 0.0
+            f1 = score(model)
             if select_best and f1 > best:
                 best, best_state = f1, copy.deepcopy(model.state_dict())
             advance(1, f"loss {np.mean(losses):.3f} val F1 {f1:.3f}")
@@ -179,16 +190,38 @@ def _pt2e_mode(model, train: bool):
     (move_exported_model_to_train if train else move_exported_model_to_eval)(model)
 
 
+def _convert_b1(model: nn.Module, prepared, calib: torch.Tensor):
+    """Copy the QAT weights of ``prepared`` into ``model`` (in place) and convert a batch-1 INT8 graph from it.
+
+    The batch-1 graph differs from the training graph (the attention block runs on 2-D tensors at batch 1, as the
+    Edge TPU needs), so its activation ranges are re-observed on ``calib`` with the same quantizer; PT2E QAT
+    observers are min/max, not learned, so this loses nothing QAT learned.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from ondevice.slim.quantizer import make_quantizer
+    qat_state = {k: v for k, v in prepared.state_dict().items() if k in model.state_dict()}
+    model.load_state_dict(qat_state, strict=False)
+    model.eval()
+    gm1 = torch.export.export(model, (calib[:1],)).module()
+    p1 = prepare_pt2e(gm1, make_quantizer(is_qat=False))
+    with torch.no_grad():
+        for i in range(len(calib)):
+            p1(calib[i:i + 1])
+    converted = convert_pt2e(p1, fold_quantize=False)
+    _pt2e_mode(converted, False)
+    return converted
+
+
 def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_: _Dist, epochs: int, seed: int,
         calib_n: int = 128):
     """PT2E QAT on the batched graph, then a batch-1 convert from the QAT weights.
 
     Returns (float model with QAT weights, converted batch-1 INT8 model, calibration tensor).
-    The batch-1 graph differs from the training graph (the attention block runs on 2-D tensors at batch 1, as the
-    Edge TPU needs), so its activation ranges are re-observed on ``calib_n`` train samples with the same quantizer;
-    PT2E QAT observers are min/max, not learned, so this loses nothing QAT learned.
+    The QAT epoch kept is the one whose *converted* batch-1 INT8 graph scores best on the validation split, the
+    observer-warmed weights before any QAT update included: what ships is selected on what ships.
     """
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     from ondevice.slim.quantizer import make_quantizer
     model = copy.deepcopy(model)
@@ -202,6 +235,11 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     for n, p in prepared.named_parameters():
         p.requires_grad_(n in trainable)
+    if softmax is not None:
+        model.softmax = softmax
+    g = torch.Generator().manual_seed(seed + 2)
+    pick = torch.randperm(len(arrays["train"]), generator=g)[:calib_n]
+    calib = arrays["train"].x[pick].clone()
     # Warm the fake-quant observers (moving averages) on clean train batches before the first update, so QAT
     # does not start from one batch's ranges.
     _pt2e_mode(prepared, True)
@@ -210,26 +248,17 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
         for _ in range(min(50, max(1, len(arrays["train"]) // cfg.batch_size))):
             idx = torch.randint(0, len(arrays["train"]), (cfg.batch_size,), generator=g)
             prepared(arrays["train"].x[idx])
-    if epochs > 0:
-        fit(prepared, arrays["train"], arrays["val"], "y", n_classes, epochs, cfg.qat_lr, cfg, dist_,
-            "INT8 QAT", seed + 1, select_best=True, set_mode=_pt2e_mode)
-    _pt2e_mode(prepared, False)
-    qat_state = {k: v for k, v in prepared.state_dict().items() if k in model.state_dict()}
-    model.load_state_dict(qat_state, strict=False)
-    if softmax is not None:
-        model.softmax = softmax
-    model.eval()
+    val = arrays["val"]
 
-    g = torch.Generator().manual_seed(seed + 2)
-    pick = torch.randperm(len(arrays["train"]), generator=g)[:calib_n]
-    calib = arrays["train"].x[pick].clone()
-    gm1 = torch.export.export(model, (calib[:1],)).module()
-    p1 = prepare_pt2e(gm1, make_quantizer(is_qat=False))
-    with torch.no_grad():
-        for i in range(len(calib)):
-            p1(calib[i:i + 1])
-    converted = convert_pt2e(p1, fold_quantize=False)
-    _pt2e_mode(converted, False)
+    def int8_val_f1(prep) -> float:
+        conv = _convert_b1(copy.deepcopy(model), prep, calib)
+        return macro_f1(val.y.numpy(), predict_b1(conv, val.x), n_classes) if len(val) else 0.0
+
+    if epochs > 0:
+        fit(prepared, arrays["train"], val, "y", n_classes, epochs, cfg.qat_lr, cfg, dist_,
+            "INT8 QAT", seed + 1, select_best=True, set_mode=_pt2e_mode, score=int8_val_f1, score_start=True)
+    _pt2e_mode(prepared, False)
+    converted = _convert_b1(model, prepared, calib)
     return model, converted, calib
 
 
