@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -34,6 +35,21 @@ def test_report_has_every_figure(tiny_run):
     assert all(v == [] for v in report["constraints"].values())  # the recipe lints clean for every target
     assert report["int8_bytes"] < 2 * 1024 * 1024
     assert report["macs"] > report["params"] > 1000
+
+
+def test_qat_keeps_the_candidate_whose_int8_graph_scored_best(tiny_run, synth_small):
+    out, report = tiny_run
+    sel = json.loads((out / "slim_report.json").read_text())["qat_selection"]
+    assert sel == report["qat_selection"]
+    assert len(sel["scores"]) == len(sel["candidates"]) == 2  # before any QAT update, and the one QAT epoch
+    assert sel["kept"] == int(np.argmax(sel["scores"]))
+    # the kept candidate is what was saved: the shipped INT8 graph scores on the val split what the selection saw
+    from ondevice.slim.metrics import macro_f1
+    from ondevice.slim.train import load_arrays, predict_b1
+    arrays, labels, _ = load_arrays(synth_small)
+    val = arrays["val"]
+    got = macro_f1(val.y.numpy(), predict_b1(load_run(out).qat_module(), val.x), len(labels))
+    assert got == pytest.approx(sel["scores"][sel["kept"]], abs=1e-6)
 
 
 def test_run_folder_round_trips(tiny_run, synth_small):

@@ -126,12 +126,13 @@ def predict_b1(model, x: torch.Tensor) -> np.ndarray:
 
 def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: int, epochs: int, lr: float,
         cfg, dist_: _Dist, desc: str, seed: int, select_best: bool = True, set_mode=None, score=None,
-        score_start: bool = False) -> nn.Module:
+        score_start: bool = False, history: list | None = None) -> nn.Module:
     """Train ``model`` on ``train.<target>`` with AdamW + cosine LR, label smoothing and augmentation.
 
     ``set_mode(model, train: bool)`` switches train/eval (PT2E graphs need torchao's helpers).
     ``score(model) -> float`` replaces the default validation macro-F1 as the selection score; with
-    ``score_start`` the weights before the first update are a candidate too.
+    ``score_start`` the weights before the first update are a candidate too. ``history``, when given, receives
+    every candidate's score in order.
     Returns the model with the best-scoring weights loaded (when ``select_best``).
     """
     set_mode = set_mode or (lambda m, t: m.train(t))
@@ -154,6 +155,8 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
     if select_best and score_start:
         set_mode(model, False)
         best, best_state = score(model), copy.deepcopy(model.state_dict())
+        if history is not None:
+            history.append(best)
         if dist_.main:
             log.info(f"  {desc}: before training, val score {best:.4f}")
     with log.progress(desc, epochs) as advance:
@@ -174,6 +177,8 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
                 losses.append(loss.item())
             set_mode(model, False)
             f1 = score(model)
+            if history is not None:
+                history.append(f1)
             if select_best and f1 > best:
                 best, best_state = f1, copy.deepcopy(model.state_dict())
             advance(1, f"loss {np.mean(losses):.3f} val F1 {f1:.3f}")
@@ -217,7 +222,7 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
         calib_n: int = 128):
     """PT2E QAT on the batched graph, then a batch-1 convert from the QAT weights.
 
-    Returns (float model with QAT weights, converted batch-1 INT8 model, calibration tensor).
+    Returns (float model with QAT weights, converted batch-1 INT8 model, calibration tensor, selection record).
     The QAT epoch kept is the one whose *converted* batch-1 INT8 graph scores best on the validation split, the
     observer-warmed weights before any QAT update included: what ships is selected on what ships.
     """
@@ -254,12 +259,18 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
         conv = _convert_b1(copy.deepcopy(model), prep, calib)
         return macro_f1(val.y.numpy(), predict_b1(conv, val.x), n_classes) if len(val) else 0.0
 
+    scores: list[float] = []
     if epochs > 0:
         fit(prepared, arrays["train"], val, "y", n_classes, epochs, cfg.qat_lr, cfg, dist_,
-            "INT8 QAT", seed + 1, select_best=True, set_mode=_pt2e_mode, score=int8_val_f1, score_start=True)
+            "INT8 QAT", seed + 1, select_best=True, set_mode=_pt2e_mode, score=int8_val_f1, score_start=True,
+            history=scores)
     _pt2e_mode(prepared, False)
     converted = _convert_b1(model, prepared, calib)
-    return model, converted, calib
+    selection = {"score": "converted batch-1 INT8 macro-F1 on the validation split",
+                 "candidates": ["before QAT updates"] + [f"QAT epoch {i}" for i in range(1, len(scores))],
+                 "scores": [round(v, 6) for v in scores],
+                 "kept": int(np.argmax(scores)) if scores else None}
+    return model, converted, calib, selection
 
 
 def pretrain_keyword_encoder(encoder: nn.Module, arrays: dict[str, Arrays], n_keywords: int, cfg, dist_: _Dist,
@@ -384,7 +395,8 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     if kw_acc is not None:
         report["keyword_branch_test_accuracy"] = kw_acc
 
-    float_model, converted, calib = qat(net, arrays, n_classes, cfg, dist_, cfg.qat_epochs, seed)
+    float_model, converted, calib, report["qat_selection"] = qat(net, arrays, n_classes, cfg, dist_, cfg.qat_epochs,
+                                                                 seed)
     int8_pred = predict_b1(converted, arrays["test"].x)
     report["int8_macro_f1"] = macro_f1(y_test, int8_pred, n_classes)
     report["int8_minus_fp32_pt"] = 100 * (report["int8_macro_f1"] - report["fp32_macro_f1"])
