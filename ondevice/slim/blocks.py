@@ -96,6 +96,10 @@ class SingleHeadSelfAttention(nn.Module):
                 self.q.bias.mul_(self.scale)
             self.scale = 1.0
 
+    def _q(self, x):
+        q = self.q(x)
+        return q * self.scale if self.scale != 1.0 else q  # unbounded: its own MUL (keeps the FC output 2-D)
+
     def _scores(self, prod):
         s = self.red_d(prod)
         return F.relu6(s) if self.bounded else s
@@ -104,13 +108,13 @@ class SingleHeadSelfAttention(nn.Module):
         b, t, d = x.shape[0], self.t, self.d
         if b == 1:
             x2 = x.reshape(t, d)
-            q = self.q(x2) * self.scale if self.scale != 1.0 else self.q(x2)  # its own MUL: keeps FC output 2-D
+            q = self._q(x2)
             k, v = self.k(x2), self.v(x2)
             s = self._scores((q.unsqueeze(1) * k).reshape(t * t, d)).reshape(t, t)
             p = F.softmax(s, dim=-1)
             a = self.red_t((p.unsqueeze(1) * v.transpose(0, 1)).reshape(t * d, t)).reshape(t, d)
             return (x2 + self.o(a)).reshape(1, t, d)
-        q = self.q(x) * self.scale if self.scale != 1.0 else self.q(x)
+        q = self._q(x)
         k, v = self.k(x), self.v(x)
         s = self._scores(q.unsqueeze(2) * k.unsqueeze(1)).squeeze(-1)          # [B,T,T]
         p = F.softmax(s, dim=-1)
