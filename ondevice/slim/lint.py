@@ -726,6 +726,8 @@ def rule_ops(ctx: LintContext, spec: TargetSpec) -> Iterator[Violation]:
 def _delegated(ctx: LintContext, node: torch.fx.Node, op: str, spec: TargetSpec) -> bool:
     """Whether the delegate takes this node: the list in rules/<target>.toml plus XNNPACK's argument conditions
     (checked against executorch 1.5's XnnpackPartitioner in tests/test_lint_tflite.py)."""
+    if op == "unsqueeze" and "val" in node.meta:
+        return True  # `ondevice export` rewrites a static unsqueeze as a reshape (executorch.unsqueeze_to_reshape)
     if op not in spec.delegated:
         return False
     a = node.args
