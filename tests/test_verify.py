@@ -127,6 +127,29 @@ def test_verify_fails_loudly_on_a_damaged_artifact(exported, corpus, base, tmp_p
     assert "sha256" in rep["problems"][src.name]
 
 
+def test_verify_names_the_layer_at_fault_when_agreement_drops(exported, corpus, base, tmp_path):
+    # a consistent artifact (manifest re-signed) that computes the wrong thing: verify must run it, miss the goal,
+    # and name the damaged conv as the first layer that differs on identical inputs
+    from ondevice.export.manifest import artifact_digest
+    from ondevice.export.tflite_util import read_graph
+    from ondevice.verify import verify
+    art = tmp_path / "a"
+    art.mkdir()
+    src = exported["tflite"]
+    dst = art / src.name
+    _damage_first_conv(src, dst)
+    m = json.loads(Path(str(src) + ".manifest.json").read_text())
+    m["sha256"], m["bytes"] = artifact_digest(dst)
+    Path(str(dst) + ".manifest.json").write_text(json.dumps(m))
+    with pytest.raises(VerifyError) as e:
+        verify(art, data=corpus, model=tiny_run_dir(str(base)))
+    conv = next(o for o in read_graph(dst.read_bytes()).ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    assert "top-1 agreement down to" in e.value.message
+    assert f"differs on identical inputs: op {conv.index} {conv.name}" in e.value.message
+    loc = json.loads((art / "verify_report.json").read_text())["targets"]["tflite"]["localisation"]
+    assert loc["first_own_error"]["op_index"] == conv.index and len(loc["layers"]) == loc["layers_compared"]
+
+
 def test_verify_missing_folder_and_empty_folder(tmp_path):
     from ondevice.verify import verify
     with pytest.raises(ConfigError, match="does not exist"):
