@@ -123,11 +123,18 @@ def profile(artifact: Path = typer.Argument(..., help="Artifact file (or folder 
             board: Optional[str] = typer.Option(None, "--board", help="Board profile for the power model."),
             out: Path = typer.Option(Path("profile"), "--out", help="Folder for profile.json and report.html."),
             mode: str = typer.Option("model", "--mode", help="model, frontend+model or frontend (audio frontend "
-                                                             "on the device, timed with the model or alone).")):
+                                                             "on the device, timed with the model or alone)."),
+            timeout: Optional[float] = typer.Option(None, "--timeout", min=0.05,
+                                                    help="Seconds to wait for each reply (default: 1 s plus two "
+                                                         "maximum frames at the link's baud rate)."),
+            retries: int = typer.Option(3, "--retries", min=0, help="Re-sends of an unanswered idempotent request."),
+            run_timeout: float = typer.Option(10.0, "--run-timeout", min=0.1,
+                                              help="Seconds of silence allowed during the timed runs (raise it for "
+                                                   "models slower than 10 s per inference).")):
     """Measure latency (p50/p90/p99), peak RAM, flash and energy on a device over the framed protocol."""
     from ondevice.profiling.session import profile_cli
     profile_cli(artifact=artifact, device=device, runs=runs, warmup=warmup, power=power, board=board, out=out,
-                mode=mode)
+                mode=mode, timeout=timeout, retries=retries, run_timeout=run_timeout)
 
 
 @app.command()

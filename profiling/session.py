@@ -168,7 +168,7 @@ class DeviceSession:
         raise TransportError(f"no reply from the device to {step} after {self.retries + 1} attempts "
                              f"({timeout:.1f} s each)",
                              "check the link (port, baud rate, cable) and that the agent is running; "
-                             "retry with a longer timeout")
+                             "retry with a longer --timeout")
 
     def check_reset(self, step: str, after_silence: bool = False) -> None:
         """Ask HELLO again; a different boot_id means the device rebooted (its BOOT frame may have been lost)."""
@@ -345,8 +345,8 @@ class DeviceSession:
                     self.check_reset("the timed runs", after_silence=True)
                     raise TransportError(f"no reply to RUN after {attempts} attempts "
                                          f"({max(self.run_timeout, 3 * gap_max):.0f} s of silence each)",
-                                         "a run may take longer than the timeout: raise run_timeout, or check "
-                                         "the device is still alive")
+                                         "a run may take longer than that: raise --run-timeout (run_timeout=), "
+                                         "or check the device is still alive")
                 self.link.send(T.RUN, seq, payload)  # same seq: the device re-streams instead of re-running
                 last = time.monotonic()  # our own wait is not device time
                 continue
@@ -829,11 +829,13 @@ def _slug(url: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in url.replace("://", "_")).strip("_")
 
 
-def profile_cli(artifact, device, runs, warmup, power, board, out, mode: str = "model") -> None:
+def profile_cli(artifact, device, runs, warmup, power, board, out, mode: str = "model", timeout: float | None = None,
+                retries: int = DEFAULT_RETRIES, run_timeout: float = DEFAULT_RUN_TIMEOUT) -> None:
     """The ``ondevice profile`` command: profile, print the table, say where the files are."""
     from ondevice.profiling.report import print_table
     try:
-        result = profile(artifact, device, runs=runs, warmup=warmup, power=power, board=board, out=out, mode=mode)
+        result = profile(artifact, device, runs=runs, warmup=warmup, power=power, board=board, out=out, mode=mode,
+                         timeout=timeout, retries=retries, run_timeout=run_timeout)
     except OndeviceError:
         if out is not None and (Path(out) / "profile.json").exists():
             log.info(f"partial results kept in {Path(out) / 'profile.json'}")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ondevice.errors import ConfigError, DeviceError
+from ondevice.errors import ConfigError, DeviceError, OndeviceError
 from ondevice.profiling.session import make_inputs, profile
 
 from _profiling_support import reference_outputs, tiny_pte, tiny_tflite
@@ -148,6 +148,33 @@ def test_cli_profile_and_devices(tflite, tmp_path):
     assert json.loads((tmp_path / "fe" / "profile.json").read_text())["mode"] == "frontend"
     res = CliRunner().invoke(app, ["devices"])
     assert res.exit_code == 0 and "sim://litert" in res.output
+
+
+def test_cli_timeout_and_retries_reach_the_session(tflite, tmp_path):
+    # a device that accepts the connection and never answers: the CLI's --timeout/--retries decide how long we wait
+    import socket
+    import threading
+    import time
+
+    from typer.testing import CliRunner
+    from ondevice.cli import app
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    held = []
+    threading.Thread(target=lambda: held.append(srv.accept()), daemon=True).start()
+    port = srv.getsockname()[1]
+    t0 = time.monotonic()
+    res = CliRunner().invoke(app, ["profile", "--device", f"socket://127.0.0.1:{port}", str(tflite), "--timeout",
+                                   "0.2", "--retries", "1", "--out", str(tmp_path)])
+    waited = time.monotonic() - t0
+    srv.close()
+    err = res.exception
+    assert res.exit_code != 0 and isinstance(err, OndeviceError), res.output
+    assert "after 2 attempts (0.2 s each)" in err.message and "--timeout" in err.hint, (err.message, err.hint)
+    assert waited < 30  # not the default timeouts with 3 retries on every step
+    bad = CliRunner().invoke(app, ["profile", "--device", "sim://litert", str(tflite), "--run-timeout", "0"])
+    assert bad.exit_code != 0
 
 
 def test_phone_battery_log_lines_become_measured_power():
