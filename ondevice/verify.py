@@ -239,6 +239,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
             "worst_own": max(layers, key=lambda r: r["own_steps"]) if layers else None, "layers": layers}
 
 
+# ------------------------------------------------------------------------------------------------- verify
 def _check_one(artifact: Path, manifest: dict, run, x: np.ndarray, y: np.ndarray, ref: np.ndarray,
                n_classes: int) -> dict:
     from ondevice.runtimes.base import RUNTIMES, get_runtime, runtime_names
