@@ -276,10 +276,20 @@ def _check_one(artifact: Path, manifest: dict, run, x: np.ndarray, y: np.ndarray
             entry["memory"] = stats
     entry["passed"] = entry["top1_agreement"] >= GOAL_TOP1_AGREEMENT
     mismatch = (not entry["passed"]) or (step is not None and diff.max() > TOL_STEPS * step)
-    if mismatch and rt_name in ("litert", "tflm"):
+    if rt_name in ("litert", "tflm"):
+        # Always judge the conversion layer by layer on the worst clip: a layer the converter computes
+        # differently (own error) is a bug even while the top-1 agreement still passes.
         worst = int(diff.max(1).argmax())
-        entry["localisation"] = localise(artifact, manifest, run, x[worst:worst + 1])
-        entry["localisation"]["sample"] = worst
+        loc = localise(artifact, manifest, run, x[worst:worst + 1])
+        loc["sample"] = worst
+        own = loc.get("worst_own")
+        entry["conversion_check"] = {
+            "sample": worst, "layers_compared": loc.get("layers_compared", 0),
+            "max_own_steps": own["own_steps"] if own else None,
+            "at": f"op {own['op_index']} {own['op']} {own['tflite_tensor']}" if own else None,
+            "ok": own is None or own["own_steps"] <= LAYER_TOL_STEPS}
+        if mismatch:
+            entry["localisation"] = loc
     return entry
 
 
@@ -439,6 +449,10 @@ def _print(report: dict, dest: Path) -> None:
             exact = f"  bit-exact vs TFLM: {e['bit_exact_vs_tflm']}" if "bit_exact_vs_tflm" in e else ""
             log.info(f"{key:<12} macro-F1 {e['macro_f1']:.3f}  top-1 agreement {e['top1_agreement']:.1%}  "
                      f"max|diff| {e['max_abs_diff']:.4g}  {'ok' if e['passed'] else 'MISMATCH'}{exact}")
+            cc = e.get("conversion_check")
+            if cc and not cc["ok"]:
+                log.warn(f"{'':<12} {cc['at']} computes differently from the PyTorch layer on identical inputs "
+                            f"({cc['max_own_steps']} steps): a conversion difference, not rounding")
         elif key == "mcu-qemu" and e.get("ran") is True:
             log.info(f"{key:<12} bit-exact vs TFLM: {e['bit_exact_vs_tflm']} ({e['vectors_compared']} vectors)")
         elif e.get("ran") is True:

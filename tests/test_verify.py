@@ -53,6 +53,9 @@ def test_report_per_target(report, base):
             assert isinstance(e[k], float)
         assert e["top1_agreement"] >= 0.99 and e["passed"]
         assert e["max_abs_diff"] <= 3 * e["output_step"] + 1e-6
+    for t in ("tflite", "edgetpu", "tflm"):  # every TFLite-family artifact is checked layer by layer, pass or not
+        cc = report["targets"][t]["conversion_check"]
+        assert cc["layers_compared"] >= 4 and cc["ok"] and cc["max_own_steps"] <= 3, (t, cc)
     assert report["targets"]["executorch"]["bundled_self_check"]["passed"]
     assert report["targets"]["tflm"]["memory"]["arena_bytes"] > 0
     cm = report["targets"]["coreml"]
@@ -146,8 +149,10 @@ def test_verify_names_the_layer_at_fault_when_agreement_drops(exported, corpus, 
     conv = next(o for o in read_graph(dst.read_bytes()).ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
     assert "top-1 agreement down to" in e.value.message
     assert f"differs on identical inputs: op {conv.index} {conv.name}" in e.value.message
-    loc = json.loads((art / "verify_report.json").read_text())["targets"]["tflite"]["localisation"]
+    entry = json.loads((art / "verify_report.json").read_text())["targets"]["tflite"]
+    loc = entry["localisation"]
     assert loc["first_own_error"]["op_index"] == conv.index and len(loc["layers"]) == loc["layers_compared"]
+    assert entry["conversion_check"]["ok"] is False and entry["conversion_check"]["at"].startswith(f"op {conv.index}")
 
 
 def test_verify_missing_folder_and_empty_folder(tmp_path):
