@@ -49,7 +49,7 @@ def test_attention_matches_reference_softmax_attention(bounded):
     q, k, v = att.q(x) * att.scale, att.k(x), att.v(x)
     s = q @ k.transpose(1, 2)
     if bounded:  # scores clamped to [-3, 3]; 1/sqrt(d) folded into W_q, so there is no separate scale
-        assert att.scale == 1.0
+        assert att.scale == 1.0 and (s.abs() > 3).any()  # the clamp is exercised
         s = s.clamp(-3, 3)
     ref = x + att.o(torch.softmax(s, -1) @ v)
     torch.testing.assert_close(att(x), ref, atol=1e-5, rtol=1e-5)
