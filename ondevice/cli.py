@@ -127,10 +127,11 @@ def profile(artifact: Path = typer.Argument(..., help="Artifact file (or folder 
             timeout: Optional[float] = typer.Option(None, "--timeout", min=0.05,
                                                     help="Seconds to wait for each reply (default: 1 s plus two "
                                                          "maximum frames at the link's baud rate)."),
-            retries: int = typer.Option(3, "--retries", min=0, help="Re-sends of an unanswered idempotent request."),
-            run_timeout: float = typer.Option(10.0, "--run-timeout", min=0.1,
-                                              help="Seconds of silence allowed during the timed runs (raise it for "
-                                                   "models slower than 10 s per inference).")):
+            retries: Optional[int] = typer.Option(None, "--retries", min=0,
+                                                  help="Re-sends of an unanswered idempotent request (default 3)."),
+            run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=0.1,
+                                                        help="Seconds of silence allowed during the timed runs "
+                                                             "(default 10; raise it for slower models).")):
     """Measure latency (p50/p90/p99), peak RAM, flash and energy on a device over the framed protocol."""
     from ondevice.profiling.session import profile_cli
     profile_cli(artifact=artifact, device=device, runs=runs, warmup=warmup, power=power, board=board, out=out,

@@ -102,25 +102,33 @@ def output_step(manifest: dict, run) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------- localisation
+def _activation_q(n):
+    """The quantize node behind dequantize node ``n`` when ``n`` dequantizes an activation (not a weight), else None."""
+    import torch
+    if n.op != "call_function" or n.target != torch.ops.quantized_decomposed.dequantize_per_tensor.default:
+        return None
+    src = n.args[0]
+    if getattr(src, "target", None) != torch.ops.quantized_decomposed.quantize_per_tensor.default \
+            or src.args[0].op == "get_attr":
+        return None
+    return src
+
+
 def pt2e_activations(run, x1: np.ndarray) -> list[dict]:
     """Every quantized activation of the PT2E graph in execution order: node name, scale, dequantized value."""
     import torch
     gm = run.qat_module()
-    q_ops = {torch.ops.quantized_decomposed.quantize_per_tensor.default}
-    dq_ops = {torch.ops.quantized_decomposed.dequantize_per_tensor.default}
     acts: list[dict] = []
     seen: set = set()
 
     class Rec(torch.fx.Interpreter):
         def run_node(self, n):
             out = super().run_node(n)
-            if n.op == "call_function" and n.target in dq_ops:
-                src = n.args[0]
-                if getattr(src, "target", None) in q_ops and src not in seen and src.args[0].op != "get_attr":
-                    seen.add(src)
-                    scale = n.args[1]
-                    acts.append({"node": src.args[0].name, "scale": float(scale), "shape": list(out.shape),
-                                 "value": out.detach().numpy().copy()})
+            src = _activation_q(n)
+            if src is not None and src not in seen:
+                seen.add(src)
+                acts.append({"node": src.args[0].name, "scale": float(n.args[1]), "shape": list(out.shape),
+                             "value": out.detach().numpy().copy()})
             return out
 
     with torch.no_grad():
@@ -163,20 +171,17 @@ def _own_errors(run, x1: np.ndarray, tfl: dict[str, np.ndarray]) -> dict[str, fl
     """
     import torch
     gm = run.qat_module()
-    q_ops = {torch.ops.quantized_decomposed.quantize_per_tensor.default}
-    dq_ops = {torch.ops.quantized_decomposed.dequantize_per_tensor.default}
     errs: dict[str, float] = {}
 
     class Sub(torch.fx.Interpreter):
         def run_node(self, n):
             out = super().run_node(n)
-            if n.op == "call_function" and n.target in dq_ops:
-                src = n.args[0]
-                name = src.args[0].name if getattr(src, "target", None) in q_ops else None
-                if name in tfl and src.args[0].op != "get_attr":
-                    v = torch.from_numpy(_to_pt(tfl[name], list(out.shape))).to(out.dtype)
-                    errs[name] = max(errs.get(name, 0.0), float((out - v).abs().max()) / float(n.args[1]))
-                    out = v
+            src = _activation_q(n)
+            name = src.args[0].name if src is not None else None
+            if name in tfl:
+                v = torch.from_numpy(_to_pt(tfl[name], list(out.shape))).to(out.dtype)
+                errs[name] = max(errs.get(name, 0.0), float((out - v).abs().max()) / float(n.args[1]))
+                out = v
             return out
 
     with torch.no_grad():

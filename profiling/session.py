@@ -830,12 +830,13 @@ def _slug(url: str) -> str:
 
 
 def profile_cli(artifact, device, runs, warmup, power, board, out, mode: str = "model", timeout: float | None = None,
-                retries: int = DEFAULT_RETRIES, run_timeout: float = DEFAULT_RUN_TIMEOUT) -> None:
-    """The ``ondevice profile`` command: profile, print the table, say where the files are."""
+                retries: int | None = None, run_timeout: float | None = None) -> None:
+    """The ``ondevice profile`` command: profile, print the table, say where the files are (None: the defaults)."""
     from ondevice.profiling.report import print_table
     try:
         result = profile(artifact, device, runs=runs, warmup=warmup, power=power, board=board, out=out, mode=mode,
-                         timeout=timeout, retries=retries, run_timeout=run_timeout)
+                         timeout=timeout, retries=DEFAULT_RETRIES if retries is None else retries,
+                         run_timeout=DEFAULT_RUN_TIMEOUT if run_timeout is None else run_timeout)
     except OndeviceError:
         if out is not None and (Path(out) / "profile.json").exists():
             log.info(f"partial results kept in {Path(out) / 'profile.json'}")

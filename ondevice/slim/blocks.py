@@ -38,7 +38,7 @@ class FrozenOnes(nn.Linear):
         super().__init__(n, 1, bias=bias is not None)
         nn.init.constant_(self.weight, value)
         self.weight.requires_grad_(False)
-        self._consts = (value, bias)
+        self._bias_value = bias
         if self.bias is not None:
             nn.init.constant_(self.bias, bias)
             self.bias.requires_grad_(False)
@@ -48,7 +48,7 @@ class FrozenOnes(nn.Linear):
         with torch.no_grad():
             self.weight.fill_(self.weight.flatten()[0].item())
             if self.bias is not None:
-                self.bias.fill_(self._consts[1])
+                self.bias.fill_(self._bias_value)
 
 
 class TimePool(nn.Module):
