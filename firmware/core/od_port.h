@@ -86,4 +86,8 @@ uint32_t port_static_ram_bytes(void);
 /* Bytes of the firmware image in flash (.isr_vector + .text + .rodata + .data load image), or 0xFFFFFFFF. */
 uint32_t port_flash_used_bytes(void);
 
+/* Optional: the EEMBC energy-mode timestamp, a short low pulse on the pin the energy monitor watches. The core's
+ * weak default does nothing (QEMU and the host have no such pin). */
+void port_timestamp_pulse(void);
+
 #endif /* OD_PORT_H */

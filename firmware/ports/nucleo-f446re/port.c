@@ -19,6 +19,8 @@
 #define GPIOA_BASE 0x40020000u
 #define GPIOA_MODER OD_REG32(GPIOA_BASE + 0x00u)
 #define GPIOA_AFRL OD_REG32(GPIOA_BASE + 0x20u)
+#define GPIOA_BSRR OD_REG32(GPIOA_BASE + 0x18u)
+#define TIMESTAMP_PIN 0u /* PA0 (Arduino A0): the EEMBC energy monitor's timestamp input, idle high */
 
 #define USART2_BASE 0x40004400u
 #define USART2_SR OD_REG32(USART2_BASE + 0x00u)
@@ -111,6 +113,8 @@ void port_init(void)
     (void)RCC_APB1ENR;         /* read back: the clock must run before the peripheral is touched */
     GPIOA_MODER = (GPIOA_MODER & ~(0xFu << 4)) | (0xAu << 4); /* PA2, PA3 alternate function */
     GPIOA_AFRL = (GPIOA_AFRL & ~(0xFFu << 8)) | (0x77u << 8); /* AF7 = USART2 */
+    GPIOA_BSRR = 1u << TIMESTAMP_PIN;                              /* high before it becomes an output */
+    GPIOA_MODER = (GPIOA_MODER & ~(3u << 2 * TIMESTAMP_PIN)) | (1u << 2 * TIMESTAMP_PIN);
     USART2_BRR = (OD_PORT_APB1_HZ + BAUD / 2u) / BAUD;        /* oversampling by 16: BRR = fck / baud */
     USART2_CR1 = (1u << 13) | (1u << 5) | (1u << 3) | (1u << 2); /* UE | RXNEIE | TE | RE */
     NVIC_ISER(USART2_IRQ / 32u) = 1u << (USART2_IRQ % 32u);
@@ -133,6 +137,16 @@ int port_getc(void)
 }
 
 uint64_t port_time_now(void) { return cm_systick_ticks(); }
+
+/* EEMBC energy mode: a low pulse of about 1 us (the monitor wants at least 62.5 ns) on the timestamp pin. */
+void port_timestamp_pulse(void)
+{
+    GPIOA_BSRR = 1u << (16u + TIMESTAMP_PIN);
+    uint64_t t0 = cm_systick_ticks();
+    while (cm_systick_ticks() - t0 < OD_PORT_CLOCK_HZ / 1000000u) {
+    }
+    GPIOA_BSRR = 1u << TIMESTAMP_PIN;
+}
 
 od_reset_reason_t port_reset_reason(void) { return g_reason; }
 

@@ -1,0 +1,132 @@
+"""The EEMBC / MLPerf Tiny DUT command set in the firmware core, beside the framed protocol on the same line.
+
+The runner's side (ondevice.profiling.eembc, written from the runner's public description) drives the host build
+of the agent over a pipe and the real firmware under QEMU mps2-an386; every m-results line must be the RUN outputs
+of the framed protocol for the same input, to the printed digit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _firmware_support import PipeTransport, fixture_model_reference, make
+from conftest import require_tool
+from ondevice.errors import DeviceError
+from ondevice.profiling import protocol as P
+from ondevice.profiling.eembc import EembcHost, expected_results
+from ondevice.profiling.session import DeviceSession
+
+
+@pytest.fixture(scope="module")
+def host_agent_exe(tmp_path_factory):
+    require_tool("cc")
+    out = tmp_path_factory.mktemp("fw_host_eembc")
+    make("host", HOST_O=str(out))
+    return out / "od_agent"
+
+
+@pytest.fixture()
+def agent(host_agent_exe):
+    t = PipeTransport(host_agent_exe)
+    yield t
+    t.close()
+
+
+def framed_run(t, inputs: list[bytes]) -> tuple[list[bytes], list[dict]]:
+    """Our protocol's path for the same input: HELLO, SET_INPUT, RUN 1, GET_OUTPUT (raw bytes + output specs)."""
+    s = DeviceSession(t, timeout=10)
+    s.hello()
+    mi = s.model_info()
+    for i, x in enumerate(inputs):
+        s.set_input(i, x)
+    s.run(1, 0)
+    specs = mi["tensors"][mi["n_inputs"]:]
+    return [s.get_output(k) for k in range(len(specs))], specs
+
+
+def test_host_agent_speaks_eembc_and_frames_on_one_line(agent):
+    x = np.arange(-64, 64, 8, dtype=np.int8)
+    dut = EembcHost(agent, timeout=10)
+    assert dut.name() == "m-name-dut-[ondevice host]"
+    assert dut.profile() == {"profile": "ulp-mlperf", "model": "testmodel"}
+    dut.load(x.tobytes())
+    r = dut.infer(10, 1)
+    assert len(r.laps_us) == 2 and r.laps_us[1] >= r.laps_us[0]
+    assert dut.results() == r.results_text
+    # then the framed protocol on the same line: the agent must not have lost sync
+    outs, specs = framed_run(agent, [x.tobytes()])
+    assert np.array_equal(np.frombuffer(outs[0], np.int8), fixture_model_reference(x))
+    assert r.results_text == expected_results(outs, specs)
+    # and EEMBC again after frames
+    assert dut.results() == r.results_text
+
+
+def test_eembc_errors_are_e_lines_and_the_line_stays_usable(agent):
+    dut = EembcHost(agent, timeout=10)
+    for cmd in ("bogus", "db load 3", "infer 0 0", "results", "db 0011"):
+        with pytest.raises(DeviceError, match="e-\\["):
+            dut.command(cmd)
+    dut.command("db load 16")
+    with pytest.raises(DeviceError, match="not hex"):
+        dut.command("db zz" + "00" * 15)
+    with pytest.raises(DeviceError, match="odd length"):
+        dut.command("db 001")
+    with pytest.raises(DeviceError, match="load the input"):
+        dut.command("infer 1 0")
+    assert dut.command("help")[0].startswith("m-[name profile")
+    assert dut.name().startswith("m-name-dut-")
+
+
+def test_frames_carrying_percent_and_text_are_not_taken_for_commands(agent):
+    """A PING whose payload is an EEMBC command line must come back as a PING, and no m- line may appear."""
+    s = DeviceSession(agent, timeout=10)
+    s.hello()
+    for payload in (b"name%", b"\r\nname%\r\n", b"%" * 40, bytes(range(1, 200))):
+        agent.write(b"\x00" + P.message(P.MsgType.PING, 77, data=payload))
+        got = b""
+        dec = P.StreamDecoder()
+        frames = []
+        while not frames:
+            chunk = agent.read(4096, 5)
+            assert chunk, "no PING reply"
+            got += chunk
+            frames = dec.feed(chunk)
+        assert b"m-" not in got
+        assert frames[0].type == P.reply_type(P.MsgType.PING) and bytes(frames[0].payload) == payload
+
+
+# ---- the real firmware under QEMU -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conv_library(tmp_path_factory):
+    """A generated model library: one 3x3 CONV_2D over a 49x40 int8 map (1960 input bytes, 31 db lines)."""
+    from mcu_cases import Case
+    from ondevice.mcu.library import write_library
+    c = Case(seed=11)
+    c.conv([1, 49, 40, 1], 4, 3)
+    out = tmp_path_factory.mktemp("eembc_lib") / "featconv_mcu_int8"
+    write_library(c.build(), out, name="featconv")
+    return out
+
+
+@pytest.mark.qemu
+def test_qemu_eembc_infer_matches_run(conv_library):
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    from ondevice.flash import build_firmware
+    from ondevice.profiling.transports import open_transport
+    elf = build_firmware("qemu-mps2-an386", conv_library)
+    x = np.random.default_rng(3).integers(-128, 128, 49 * 40, dtype=np.int8).tobytes()
+    t = open_transport(f"qemu://mps2-an386?elf={elf}")
+    try:
+        dut = EembcHost(t, timeout=120)
+        assert dut.name() == "m-name-dut-[ondevice qemu-mps2-an386]"
+        assert dut.profile()["model"] == "featconv"
+        dut.load(x)
+        r = dut.infer(10, 1)
+        # -icount shift=0: 1 instruction per virtual ns, so m-lap-us is instructions / 1000
+        assert r.elapsed_us > 0 and len(r.results_text) == 49 * 40 * 4
+        outs, specs = framed_run(t, [x])
+        assert r.results_text == expected_results(outs, specs)
+        assert dut.results() == r.results_text
+    finally:
+        t.close()
