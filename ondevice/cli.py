@@ -154,6 +154,19 @@ def flash(board: str = typer.Option(..., "--board", help="Board name, e.g. qemu-
     run(board=board, artifact=artifact, probe=probe)
 
 
+@app.command()
+def serve(board: str = typer.Option("qemu-mps2-an386", "--board", help="Emulated board, e.g. qemu-mps2-an386."),
+          artifact: Optional[Path] = typer.Option(None, "--artifact", help="mcu artifact folder (default: the "
+                                                                             "image last flashed to the board)."),
+          tcp: Optional[str] = typer.Option(None, "--tcp", help="Loopback HOST:PORT to listen on (default "
+                                                                "127.0.0.1 and a free port)."),
+          pty: bool = typer.Option(False, "--pty", help="Expose the UART as a pseudo-terminal instead.")):
+    """Boot an emulated board and expose its UART on a loopback TCP port or a pty until Ctrl-C (profile, the
+    MLPerf Tiny / EEMBC runner or a terminal can connect)."""
+    from ondevice.serve import serve as run
+    run(board=board, artifact=artifact, tcp=tcp, pty=pty)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: expected errors become one line plus a hint and a non-zero exit code."""
     try:
