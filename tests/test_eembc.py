@@ -5,6 +5,8 @@ of the agent over a pipe and the real firmware under QEMU mps2-an386; every m-re
 of the framed protocol for the same input, to the printed digit."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -92,6 +94,43 @@ def test_frames_carrying_percent_and_text_are_not_taken_for_commands(agent):
             frames = dec.feed(chunk)
         assert b"m-" not in got
         assert frames[0].type == P.reply_type(P.MsgType.PING) and bytes(frames[0].payload) == payload
+
+
+def test_commands_and_frames_interleaved_at_random(agent):
+    """30 random steps alternating EEMBC lines and framed requests (PINGs full of '%' and text) on one line."""
+    rng = np.random.default_rng(7)
+    dut, s = EembcHost(agent, timeout=10), DeviceSession(agent, timeout=5)
+    s.hello()
+    x = rng.integers(-128, 128, 16, dtype=np.int8)
+    want = fixture_model_reference(x)
+    dut.load(x.tobytes())
+    expect = dut.infer(2, 0).results_text
+    for step in range(30):
+        op = rng.integers(0, 4)
+        if op == 0:
+            alphabet = np.frombuffer(b"name% infer 1 0%\r\n\x01\x00\xff", np.uint8)
+            payload = rng.choice(alphabet, rng.integers(1, 120)).tobytes()
+            assert s.ping(payload) == payload, step
+        elif op == 1:
+            assert dut.results() == expect, step
+        elif op == 2:
+            s.set_input(0, x.tobytes())
+            s.run(1, 0)
+            assert np.array_equal(np.frombuffer(s.get_output(0), np.int8), want), step
+        else:
+            assert dut.infer(1, 1).results_text == expect, step
+    assert s.retried == 0
+
+
+def test_unread_eembc_text_does_not_cost_the_next_frame(agent):
+    """A framed host that never reads the m- lines: the device's 0x00 after its text keeps the next reply whole."""
+    s = DeviceSession(agent, timeout=5)
+    s.hello()
+    for cmd in (b"name%", b"profile%", b"bogus%"):
+        agent.write(cmd)
+        time.sleep(0.1)  # the text is on the line before the request goes out
+        assert s.ping(b"after " + cmd) == b"after " + cmd
+    assert s.retried == 0
 
 
 # ---- the real firmware under QEMU -----------------------------------------------------------------------------
