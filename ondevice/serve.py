@@ -152,6 +152,15 @@ def _serve_pty(relay: _Relay, master: int, stop: threading.Event) -> None:
                 relay.to_uart(data)
 
 
+def _listen(addr: tuple[str, int]) -> socket.socket:
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    try:
+        return socket.create_server(addr, family=family)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {addr[0]}:{addr[1]}: {os.strerror(e.errno) if e.errno else e}",
+                          "pick another port, or --tcp 127.0.0.1:0 for a free one") from None
+
+
 def _open_pty() -> tuple[int, int, str]:
     import tty
     master, slave = os.openpty()
@@ -184,16 +193,16 @@ def serve(board: str = "qemu-mps2-an386", artifact: str | Path | None = None, tc
     listener = master = slave = None
     info: dict = {"board": board, "elf": str(elf)}
     try:
+        if addr is not None:
+            listener = _listen(addr)
+            address = "socket://{}:{}".format(*listener.getsockname()[:2])
+        else:
+            master, slave, address = _open_pty()
         inst.start()
         banner = _wait_boot(inst.sock, stop)
         if stop.is_set():
             return info
         relay = _Relay(inst.sock)
-        if addr is not None:
-            listener = socket.create_server(addr, family=socket.AF_INET6 if ":" in addr[0] else socket.AF_INET)
-            address = "socket://{}:{}".format(*listener.getsockname()[:2])
-        else:
-            master, slave, address = _open_pty()
         info.update(address=address, qemu_pid=inst.pid, banner=banner)
         print(f"serving {board} on {address}", flush=True)
         log.info(f"firmware: {banner} (QEMU pid {inst.pid}); Ctrl-C stops")

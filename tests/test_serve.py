@@ -151,3 +151,9 @@ def test_serve_refuses_non_loopback_in_one_line():
                        text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
     assert r.returncode == 2 and r.stderr.splitlines()[0].startswith("error: serve binds loopback addresses only")
     assert "Traceback" not in r.stderr
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as busy:  # a taken port: one line before QEMU is ever started
+        r = subprocess.run([sys.executable, "-m", "ondevice", "serve", "--artifact",
+                            str(REPO / "firmware/core/testmodel"), "--tcp", "127.0.0.1:%d" % busy.getsockname()[1]],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert r.returncode == 2 and r.stderr.startswith("error: cannot listen on 127.0.0.1:") and "in use" in r.stderr

@@ -281,7 +281,11 @@ static void run_line(void)
     } else if (cl == 7 && !strncmp(s, "profile", 7)) {
         put_line("m-profile-[" OD_EEMBC_PROFILE "]");
         put_s("m-model-[");
+#ifdef OD_EEMBC_MODEL_ID
+        put_s(OD_EEMBC_MODEL_ID); /* the runner picks its input folder by this id (e.g. "kws01") */
+#else
         put_s(od_model_info()->name);
+#endif
         put_line("]");
     } else if (cl == 4 && !strncmp(s, "help", 4)) {
         put_line("m-[name profile timestamp db load N | db HEX infer N W results help]");

@@ -17,6 +17,7 @@
 #ifndef OD_EEMBC_LINE_MAX
 #define OD_EEMBC_LINE_MAX 256u /* longest command line, `%` excluded; longer text is handed to the agent */
 #endif
+/* -DOD_EEMBC_MODEL_ID='"kws01"' makes profile% name the runner's model id instead of the model's own name. */
 #ifndef OD_EEMBC_ENERGY
 #define OD_EEMBC_ENERGY 0 /* 1: timestamps are port_timestamp_pulse() (a GPIO edge), not m-lap-us lines */
 #endif
