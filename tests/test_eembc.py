@@ -75,6 +75,10 @@ def test_eembc_errors_are_e_lines_and_the_line_stays_usable(agent):
     with pytest.raises(DeviceError, match="load the input"):
         dut.command("infer 1 0")
     assert dut.command("help")[0].startswith("m-[name profile")
+    with pytest.raises(DeviceError, match="too long"):
+        dut.command("db " + "00" * 200)
+    assert dut.name().startswith("m-name-dut-")
+    dut.load(bytes(16))  # the database state survived the errors
     assert dut.name().startswith("m-name-dut-")
 
 

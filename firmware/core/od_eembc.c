@@ -27,6 +27,7 @@ _Static_assert(OD_PORT_TIME_PER_SECOND >= 1000000u, "m-lap-us needs a timer of a
 static char g_line[OD_EEMBC_LINE_MAX];
 static uint16_t g_n;
 static uint8_t g_in_frame;  /* handing bytes to the agent until the next 0x00 */
+static uint8_t g_too_long;  /* the held line outgrew g_line: it is answered with an error at its '%' */
 static uint8_t g_text_out;  /* our text went out since the agent last spoke: a 0x00 must separate its next frame */
 static uint8_t g_db[OD_EEMBC_DB_BYTES];
 static uint32_t g_db_want, g_db_have;
@@ -336,18 +337,29 @@ void od_eembc_feed(uint8_t b, void (*pass)(uint8_t))
         pass_on(b, pass);
         return;
     }
-    if (b == '%' && !only_blank()) {
-        run_line();
+    if (b == '%' && (g_too_long || !only_blank())) {
+        if (g_too_long) {
+            put_line("e-[command too long]");
+            put_line("m-ready");
+        } else {
+            run_line();
+        }
         g_n = 0;
+        g_too_long = 0;
         return;
     }
-    if (is_text(b) && g_n < OD_EEMBC_LINE_MAX - 1u) {
-        g_line[g_n++] = (char)b;
+    if (is_text(b)) {
+        /* Text this long is no frame (a frame's second byte is 0x01): drop it, answer at its '%'. */
+        if (g_n < OD_EEMBC_LINE_MAX - 1u) g_line[g_n++] = (char)b;
+        else g_too_long = 1;
         return;
     }
     /* Not a command line: the agent gets every held byte, then this one, exactly as they arrived. */
-    for (uint16_t i = 0; i < g_n; i++) pass_on((uint8_t)g_line[i], pass);
+    if (!g_too_long) {
+        for (uint16_t i = 0; i < g_n; i++) pass_on((uint8_t)g_line[i], pass);
+    }
     g_n = 0;
+    g_too_long = 0;
     g_in_frame = (b != 0);
     pass_on(b, pass);
 }

@@ -15,7 +15,7 @@
 #define OD_WITH_EEMBC 1 /* 0 passes every byte to the agent and drops the database buffer */
 #endif
 #ifndef OD_EEMBC_LINE_MAX
-#define OD_EEMBC_LINE_MAX 256u /* longest command line, `%` excluded; longer text is handed to the agent */
+#define OD_EEMBC_LINE_MAX 256u /* longest command line + 1, `%` excluded; longer lines get e-[command too long] */
 #endif
 /* -DOD_EEMBC_MODEL_ID='"kws01"' makes profile% name the runner's model id instead of the model's own name. */
 #ifndef OD_EEMBC_ENERGY
