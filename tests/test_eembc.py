@@ -5,6 +5,7 @@ of the agent over a pipe and the real firmware under QEMU mps2-an386; every m-re
 of the framed protocol for the same input, to the printed digit."""
 from __future__ import annotations
 
+import subprocess
 import time
 
 import numpy as np
@@ -135,6 +136,20 @@ def test_unread_eembc_text_does_not_cost_the_next_frame(agent):
         time.sleep(0.1)  # the text is on the line before the request goes out
         assert s.ping(b"after " + cmd) == b"after " + cmd
     assert s.retried == 0
+
+
+def test_energy_mode_pulses_the_port_hook_instead_of_printing_laps(tmp_path):
+    """-DOD_EEMBC_ENERGY=1: infer's two timestamps are port_timestamp_pulse() calls (the host port logs them)."""
+    require_tool("cc")
+    make("host", HOST_O=str(tmp_path), EXTRA_CFLAGS="-DOD_EEMBC_ENERGY=1")
+    x = np.arange(-64, 64, 8, dtype=np.int8)
+    cmds = f"db load 16%db {x.tobytes().hex()}%infer 10 1%timestamp%".encode()
+    r = subprocess.run([str(tmp_path / "od_agent")], input=cmds, capture_output=True, timeout=30)
+    out = r.stdout.decode(errors="replace")
+    assert "m-infer-done" in out and "m-lap-us" not in out
+    assert r.stderr.decode().count("od-timestamp-pulse") == 3
+    results = out.split("m-results-[")[1].split("]")[0].split(",")
+    assert len(results) == 4
 
 
 # ---- the real firmware under QEMU -----------------------------------------------------------------------------
