@@ -21,22 +21,27 @@ R = P.reply_type
 
 @dataclass
 class Rule:
-    """Rewrite frames of ``type`` (a wire type code): occurrences in ``nth`` (0-based), or all when None."""
+    """Rewrite frames of ``type`` (a wire type code) that pass ``when``: the occurrences in ``nth`` (0-based, among
+    those passing ``when``), or all of them when ``nth`` is None."""
     type: int
     edit: Callable[[P.Frame], bytes]
     nth: set[int] | None = None
     new_type: int | None = None
+    flags: int | None = None
+    when: Callable[[P.Frame], bool] | None = None
     seen: int = 0
     applied: int = 0
 
     def apply(self, f: P.Frame) -> P.Frame:
+        if self.when is not None and not self.when(f):
+            return f
         k = self.seen
         self.seen += 1
         if self.nth is not None and k not in self.nth:
             return f
         self.applied += 1
         t = self.new_type if self.new_type is not None else f.type
-        return P.Frame(t, f.seq, self.edit(f), f.flags, f.version)
+        return P.Frame(t, f.seq, self.edit(f), f.flags if self.flags is None else self.flags, f.version)
 
 
 # -- payload editors ---------------------------------------------------------------------------------------------
@@ -166,7 +171,6 @@ class Relay:
                     if g is not f:
                         self.rewritten += 1
                         f = g
-                    break
             out += P.encode_frame(f)
 
     def close(self) -> None:
