@@ -105,6 +105,7 @@ class Relay:
         self._buf = bytearray()
         self.frames_rx = 0
         self.rewritten = 0
+        self.originals: list[P.Frame] = []
         self._threads = [threading.Thread(target=self._serve, daemon=True)]
         self._threads[0].start()
 
@@ -165,6 +166,7 @@ class Relay:
                 out += enc + b"\x00"
                 continue
             self.frames_rx += 1
+            self.originals.append(f)  # what the device really said, before any rule
             for r in self.rules:
                 if r.type == f.type:
                     g = r.apply(f)
@@ -172,6 +174,16 @@ class Relay:
                         self.rewritten += 1
                         f = g
             out += P.encode_frame(f)
+
+    def device_timings(self) -> dict[int, int]:
+        """Run index -> timing, from the device's own unmodified RUN and GET_TIMINGS frames (one batch)."""
+        out: dict[int, int] = {}
+        for f in self.originals:
+            if f.type in (R(T.RUN), R(T.GET_TIMINGS)):
+                v = P.unpack(f)
+                for k, t in enumerate(v["timings"]):
+                    assert out.setdefault(v["first_index"] + k, t) == t  # the device re-sends what it stored
+        return out
 
     def close(self) -> None:
         self._stop.set()
