@@ -74,3 +74,13 @@ class DeviceResetError(DeviceError):
 class ToolMissingError(OndeviceError):
     """An external tool (qemu, arm-none-eabi-gcc, edgetpu_compiler, espeak-ng, adb) is not installed."""
     exit_code = 9
+
+
+class DeviceProtocolError(ProtocolError):
+    """A device frame passed its CRC but a field broke PROTOCOL.md (or what the device announced), even after
+    fetching it again. Names the message, the field and the value; such a value is never reported as a figure."""
+
+    def __init__(self, message: str, hint: str | None = None, *, msg_type: str = "", field: str = "",
+                 value=None):
+        super().__init__(message, hint)
+        self.msg_type, self.field, self.value = msg_type, field, value

@@ -243,6 +243,8 @@ class Frame:
     payload: bytes = b""
     flags: int = 0
     version: int = VERSION
+    #: the payload's named fields once the session has decoded and validated them (not part of the frame)
+    fields: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def more(self) -> bool:
@@ -458,7 +460,8 @@ def pack_fields(schema: list[tuple[str, str]], values: dict[str, Any]) -> bytes:
         elif kind == "tensors":
             for t in v:
                 dims = list(t["shape"])
-                out += struct.pack("<BB", DTYPE_CODES[t["dtype"]], len(dims))
+                code = t["dtype"] if isinstance(t["dtype"], int) else DTYPE_CODES[t["dtype"]]  # ints: test frames
+                out += struct.pack("<BB", code, len(dims))
                 out += struct.pack(f"<{len(dims)}I", *dims)
                 scale = t.get("scale")
                 out += struct.pack("<fi", 0.0 if scale is None else scale, t.get("zero_point") or 0)
@@ -511,7 +514,7 @@ def unpack_fields(schema: list[tuple[str, str]], payload: bytes) -> dict[str, An
                     n = p[i]
                     tname = p[i + 1:i + 1 + n].decode("utf-8", "replace")
                     i += 1 + n
-                    ts.append({"name": tname, "shape": dims, "dtype": DTYPES.get(code, f"code{code}"),
+                    ts.append({"name": tname, "shape": dims, "dtype": DTYPES.get(code, code),
                                "scale": None if scale == 0.0 else scale,
                                "zero_point": None if scale == 0.0 else zp})
                 vals[name] = ts

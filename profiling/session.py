@@ -21,10 +21,11 @@ from typing import Sequence
 import numpy as np
 
 from ondevice import log
-from ondevice.errors import (ConfigError, DeviceError, DeviceResetError, OndeviceError, ProtocolError,
-                             TransportError)
+from ondevice.errors import (ConfigError, DeviceError, DeviceProtocolError, DeviceResetError, OndeviceError,
+                             ProtocolError, TransportError)
 from ondevice.fsutil import write_json_atomic
 from ondevice.profiling import protocol as P
+from ondevice.profiling import validation as V
 from ondevice.profiling.protocol import ErrorCode, MsgType as T
 
 DEFAULT_RETRIES = 3
@@ -85,6 +86,11 @@ class Link:
                 self.pending.extend(self.dec.feed(data))
 
 
+def _check_received(v: dict, total: int) -> None:
+    if v["received"] > total:
+        raise V.violation("LOAD_MODEL_CHUNK_REPLY", "received", v["received"], f"the model has {total} bytes")
+
+
 def _safe_unpack(f: P.Frame) -> dict:
     try:
         return P.unpack(f)
@@ -120,6 +126,9 @@ class DeviceSession:
         self.info: P.DeviceInfo | None = None
         self.retried = 0
         self.model_loaded = False
+        self.mi: dict | None = None  # the validated MODEL_INFO: output sizes are checked against it
+        self.corrupt = 0  # replies with a valid CRC whose fields broke PROTOCOL.md (fetched again)
+        self.last_violation: DeviceProtocolError | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -130,18 +139,55 @@ class DeviceSession:
     def max_payload(self) -> int:
         return self.info.max_payload if self.info else P.MIN_PAYLOAD
 
+    def validated(self, f: P.Frame, check=None) -> dict | None:
+        """The frame's fields when they decode and pass ``check`` (PROTOCOL.md section 8), else None: the
+        violation is counted and kept, and the caller fetches the reply again."""
+        try:
+            v = P.unpack(f)
+            if check is not None:
+                check(v)
+        except DeviceProtocolError as e:
+            self._corrupt(e)
+            return None
+        except ProtocolError:  # the payload does not even parse
+            self._corrupt(V.violation(f.type_name, "payload length", len(f.payload),
+                                      "too short for the fields it declares"))
+            return None
+        f.fields = v
+        return v
+
+    def _corrupt(self, e: DeviceProtocolError) -> None:
+        self.corrupt += 1
+        self.last_violation = e
+        log.info(f"corrupt frame, fetched again: {e.message}")
+
+    def give_up(self, step: str, since: int, wrong: collections.Counter, want: int) -> None:
+        """Raise the reason a request failed after its retries: a field violation that persisted, or replies of
+        the wrong type; returns when the device was simply silent."""
+        if self.corrupt > since and self.last_violation is not None:
+            e = self.last_violation
+            raise DeviceProtocolError(f"{step}: {e.message} (fetched {self.retries + 1} times)", e.hint,
+                                      msg_type=e.msg_type, field=e.field, value=e.value)
+        if wrong:
+            names = ", ".join(f"{n} x{c}" for n, c in wrong.most_common())
+            raise DeviceProtocolError(f"{step}: the device answered with frames of the wrong type ({names}), "
+                                      f"never {P.type_name(want)}", V.HINT, msg_type=P.type_name(want),
+                                      field="type", value=wrong.most_common(1)[0][0])
+
     def request(self, type_: int, payload: bytes = b"", *, stream: bool = False, partial_ok: bool = False,
-                timeout: float | None = None, step: str | None = None) -> list[P.Frame]:
+                timeout: float | None = None, step: str | None = None, check=None) -> list[P.Frame]:
         """Send one request and return its reply frame(s); retried with the same seq on silence.
 
         With ``stream`` the frames up to the one without MORE are returned; with ``partial_ok`` a stream cut
-        short by a timeout is returned as is (the caller fills the gaps with ranged requests).
+        short by a timeout is returned as is (the caller fills the gaps with ranged requests). Each reply's
+        fields are decoded and checked with ``check`` (into ``frame.fields``); a violation is a corrupt frame.
         """
         step = step or P.type_name(type_).lower()
         self.link.step = step
         seq = self.next_seq()
         want = P.reply_type(type_)
         timeout = self.timeout if timeout is None else timeout
+        since, wrong = self.corrupt, collections.Counter()
         for attempt in range(self.retries + 1):
             if attempt:
                 self.retried += 1
@@ -153,17 +199,24 @@ class DeviceSession:
                     break
                 if f.seq != seq or f.type not in (want, T.ERROR):
                     self.link.stale += 1  # a late reply to an earlier attempt or request
+                    if f.seq == seq and (f.is_reply or f.type >= T.BOOT):  # not an echo of our request
+                        wrong[f.type_name] += 1
                     continue
                 if f.type == T.ERROR:
                     err = device_error(f, step)
                     if err.code == ErrorCode.NO_MODEL and self.model_loaded:
                         self.check_reset(step)
                     raise err
+                if self.validated(f, check) is None:
+                    if stream and partial_ok and f.more:
+                        continue  # the caller fetches the gap it leaves
+                    break  # fetch it again now (the device dedupes non-idempotent requests by seq)
                 frames.append(f)
                 if not stream or not f.more:
                     return frames
             if frames and partial_ok:
                 return frames
+        self.give_up(step, since, wrong, want)
         self.check_reset(step, after_silence=True)
         raise TransportError(f"no reply from the device to {step} after {self.retries + 1} attempts "
                              f"({timeout:.1f} s each)",
@@ -182,7 +235,7 @@ class DeviceSession:
                 while f is not None and (f.seq != seq or f.type != P.reply_type(T.HELLO)):
                     f = self.link.recv(self.timeout)
                 if f is not None:
-                    boot_id = P.unpack(f)["boot_id"]
+                    boot_id = _safe_unpack(f).get("boot_id", self.info.boot_id)
                     if boot_id != self.info.boot_id:
                         raise DeviceResetError(f"the device reset during {step} (its boot id changed)",
                                                "check its power supply, watchdog and stack size; the runs finished "
@@ -197,14 +250,8 @@ class DeviceSession:
     # -- requests -----------------------------------------------------------------------------------------------
     def hello(self) -> P.DeviceInfo:
         f = self.request(T.HELLO, P.pack(T.HELLO, host_version=P.VERSION, host_max_payload=P.MAX_PAYLOAD),
-                         step="handshake")[0]
-        v = P.unpack(f)
-        if v["version"] != P.VERSION:
-            raise ProtocolError(f"the device speaks protocol version {v['version']}, this host {P.VERSION}",
-                                "update the ondevice package or the device firmware/app")
-        info = P.DeviceInfo.from_fields(v)
-        if not P.MIN_PAYLOAD <= info.max_payload <= P.MAX_PAYLOAD:
-            raise ProtocolError(f"the device announced max_payload={info.max_payload}", "a device bug: see PROTOCOL.md")
+                         step="handshake", check=V.check_hello)[0]
+        info = P.DeviceInfo.from_fields(f.fields)
         if self.info is not None and self.info.boot_id and info.boot_id != self.info.boot_id:
             raise DeviceResetError("the device reset between handshakes (its boot id changed)",
                                    "check its power supply and watchdog")
@@ -242,6 +289,7 @@ class DeviceSession:
         stalls = 0
         low = 0  # pieces below this index are known to be held by the device
         sending: set[int] = set()
+        since = self.corrupt
         while unacked:
             while todo and len(inflight) < window:
                 i = todo.popleft()
@@ -255,6 +303,7 @@ class DeviceSession:
                 stalls += 1
                 self.retried += 1
                 if stalls > self.retries:
+                    self.give_up(step, since, collections.Counter(), want)
                     self.check_reset(step, after_silence=True)
                     raise TransportError(f"no reply from the device during {step} after {stalls} attempts",
                                          "check the link quality; lower the baud rate or shorten the cable")
@@ -283,9 +332,14 @@ class DeviceSession:
                     todo = collections.deque(sorted(unacked))
                     continue
                 raise device_error(f, step)
+            total = pieces[-1][0] + len(pieces[-1][1]) - 4 if pieces else 0
+            v = self.validated(f, (lambda v: _check_received(v, total)) if type_ == T.LOAD_MODEL_CHUNK else None)
+            if v is None:  # a corrupt ack acknowledges nothing: the piece goes again after the timeout
+                sending.add(i)
+                continue
             unacked.discard(i)
             if type_ == T.LOAD_MODEL_CHUNK:  # cumulative: everything below `received` is held
-                got = P.unpack(f)["received"]
+                got = v["received"]
                 while low < len(pieces) and pieces[low][0] + len(pieces[low][1]) - 4 <= got:
                     unacked.discard(low)
                     low += 1
@@ -311,7 +365,9 @@ class DeviceSession:
         return P.unpack(f)
 
     def model_info(self) -> dict:
-        return P.unpack(self.request(T.MODEL_INFO, step="model info")[0])
+        f = self.request(T.MODEL_INFO, step="model info", check=lambda v: V.check_model_info(v, self.info))[0]
+        self.mi = f.fields
+        return f.fields
 
     def set_mode(self, mode: int) -> None:
         self.request(T.SET_MODE, P.pack(T.SET_MODE, mode=mode), step="set mode")
@@ -323,17 +379,27 @@ class DeviceSession:
         self._windowed(T.SET_INPUT, pieces, f"input {index} upload")
 
     def run(self, runs: int, warmup: int, unit: int = P.UNIT_DEFAULT) -> tuple[str, list[int]]:
-        """RUN; returns (unit name, one timing per run). Lost frames are refetched with GET_TIMINGS."""
+        """RUN; returns (unit name, one timing per run). Lost or corrupt frames are refetched with GET_TIMINGS.
+
+        Every frame of the batch must carry the unit asked for (HELLO's default for 0xFF), the run count asked
+        for and indices in range (``validation.check_run_data``); a frame that does not is dropped like a lost one.
+        """
         self.link.step = "the timed runs"
         seq = self.next_seq()
         payload = P.pack(T.RUN, runs=runs, warmup=warmup, unit=unit)
+        want_unit = unit if unit != P.UNIT_DEFAULT else (self.info.default_unit if self.info else None)
         got: dict[int, int] = {}
-        unit_code = None
         gap_max = 0.0
         attempts = 0
         progressed = False
+        since, wrong = self.corrupt, collections.Counter()
         self.link.send(T.RUN, seq, payload)
-        last = time.monotonic()
+        sent = last = time.monotonic()
+
+        def check(v: dict, msg: str = "RUN_REPLY") -> None:
+            V.check_run_data(v, msg, runs=runs, unit=want_unit, max_payload=self.max_payload,
+                             elapsed_s=time.monotonic() - sent)
+
         while True:
             f = self.link.recv(max(self.run_timeout, 3 * gap_max))
             if f is None:
@@ -342,6 +408,7 @@ class DeviceSession:
                 attempts += 1
                 self.retried += 1
                 if attempts > self.retries:
+                    self.give_up("the timed runs", since, wrong, P.reply_type(T.RUN))
                     self.check_reset("the timed runs", after_silence=True)
                     raise TransportError(f"no reply to RUN after {attempts} attempts "
                                          f"({max(self.run_timeout, 3 * gap_max):.0f} s of silence each)",
@@ -352,6 +419,8 @@ class DeviceSession:
                 continue
             if f.seq != seq or f.type not in (P.reply_type(T.RUN), T.ERROR):
                 self.link.stale += 1
+                if f.seq == seq and (f.is_reply or f.type >= T.BOOT):  # not an echo of our request
+                    wrong[f.type_name] += 1
                 continue
             if f.type == T.ERROR:
                 err = device_error(f, "the timed runs")
@@ -362,12 +431,10 @@ class DeviceSession:
             gap_max = max(gap_max, now - last)
             last = now
             progressed = True
-            v = P.unpack(f)
-            if v["total_runs"] != runs:
-                raise ProtocolError(f"RUN reply for {v['total_runs']} runs, asked {runs}", "a device bug")
-            unit_code = v["unit"]
-            for k, t in enumerate(v["timings"]):
-                got[v["first_index"] + k] = t
+            v = self.validated(f, check)
+            if v is not None:  # a corrupt frame leaves a gap, fetched again below
+                for k, t in enumerate(v["timings"]):
+                    got[v["first_index"] + k] = t
             if not f.more:
                 break
         for _ in range(self.retries + 1):
@@ -376,30 +443,40 @@ class DeviceSession:
                 break
             first = missing[0]
             frames = self.request(T.GET_TIMINGS, P.pack(T.GET_TIMINGS, first_index=first, count=runs - first),
-                                  stream=True, partial_ok=True, step="timings refetch")
+                                  stream=True, partial_ok=True, step="timings refetch",
+                                  check=lambda v: check(v, "GET_TIMINGS_REPLY"))
             for fr in frames:
-                v = P.unpack(fr)
-                unit_code = v["unit"] if unit_code is None else unit_code
-                for k, t in enumerate(v["timings"]):
-                    got.setdefault(v["first_index"] + k, t)
+                for k, t in enumerate(fr.fields["timings"]):
+                    got.setdefault(fr.fields["first_index"] + k, t)
         missing = [i for i in range(runs) if i not in got]
         if missing:
+            self.give_up("the timed runs", since, collections.Counter(), P.reply_type(T.RUN))
             raise TransportError(f"{len(missing)} of {runs} timings were lost on the link", "check the link quality")
-        if unit_code not in P.UNIT_NAMES:
-            raise ProtocolError(f"unknown timer unit code {unit_code}", "update ondevice")
-        return P.UNIT_NAMES[P.TimerUnit(unit_code)], [got[i] for i in range(runs)]
+        if want_unit is None:  # no HELLO in this session: nothing announced to hold the unit against
+            want_unit = (f.fields or {}).get("unit", P.TimerUnit.US)
+        return P.UNIT_NAMES[P.TimerUnit(want_unit)], [got[i] for i in range(runs)]
+
+    def _output_size(self, index: int) -> int | None:
+        """Output ``index``'s byte size by the validated MODEL_INFO (None for the feature map or without one)."""
+        if self.mi is None or index == P.AUDIO_INDEX or index >= self.mi["n_outputs"]:
+            return None
+        return P.tensor_nbytes(self.mi["tensors"][self.mi["n_inputs"] + index])
 
     def get_output(self, index: int) -> bytes:
         buf = bytearray()
         total = None
         stalls = 0
+        since = self.corrupt
+        size = self._output_size(index)
         while total is None or len(buf) < total:
             frames = self.request(T.GET_OUTPUT, P.pack(T.GET_OUTPUT, index=index, offset=len(buf),
                                                        length=P.UNKNOWN_U32),
-                                  stream=True, partial_ok=True, step=f"output {index} download")
+                                  stream=True, partial_ok=True, step=f"output {index} download",
+                                  check=lambda v: V.check_output(v, index=index, total=size if total is None
+                                                                 else total, max_payload=self.max_payload))
             before = len(buf)
             for fr in frames:
-                v = P.unpack(fr)
+                v = fr.fields
                 total = v["total"]
                 if v["offset"] == len(buf):
                     buf += v["data"]
@@ -409,33 +486,42 @@ class DeviceSession:
             if total is not None and len(buf) >= total:
                 break
             if stalls > self.retries:
+                self.give_up(f"output {index} download", since, collections.Counter(), P.reply_type(T.GET_OUTPUT))
                 raise TransportError(f"output {index} download makes no progress", "check the link quality")
         return bytes(buf[:total])
 
     def get_memory(self) -> dict:
-        v = P.unpack(self.request(T.GET_MEMORY, step="memory stats")[0])
-        return {k: (None if x == P.UNKNOWN_U32 else x) for k, x in v.items()}
+        f = self.request(T.GET_MEMORY, step="memory stats", check=lambda v: V.check_memory(v, self.info))[0]
+        return {k: (None if x == P.UNKNOWN_U32 else x) for k, x in f.fields.items()}
 
     def get_op_timings(self) -> tuple[str, list[dict]]:
         ops: list[dict] = []
-        unit = "us"
+        unit = None
         total = None
         stalls = 0
+        since = self.corrupt
+
+        def check(v: dict) -> None:
+            V.check_op_timings(v, self.info, total)
+            if unit is not None and v["unit"] != unit:
+                raise V.violation("GET_OP_TIMINGS_REPLY", "unit", v["unit"], f"an earlier frame said {unit}")
+
         while total is None or len(ops) < total:
             frames = self.request(T.GET_OP_TIMINGS, P.pack(T.GET_OP_TIMINGS, first_op=len(ops)), stream=True,
-                                  partial_ok=True, step="per-op timings")
+                                  partial_ok=True, step="per-op timings", check=check)
             before = len(ops)
             for fr in frames:
-                v = P.unpack(fr)
-                total, unit = v["total_ops"], P.UNIT_NAMES.get(v["unit"], "us")
+                v = fr.fields
+                total, unit = v["total_ops"], v["unit"]
                 if v["first_op"] == len(ops):
                     ops += [dict(o, index=v["first_op"] + k) for k, o in enumerate(v["ops"])]
                 else:
                     break
             stalls = 0 if len(ops) > before else stalls + 1
             if stalls > self.retries:
+                self.give_up("per-op timings", since, collections.Counter(), P.reply_type(T.GET_OP_TIMINGS))
                 raise TransportError("per-op timings download makes no progress", "check the link quality")
-        return unit, ops
+        return P.UNIT_NAMES[P.TimerUnit(unit)] if unit is not None else "us", ops
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -559,7 +645,7 @@ def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, pow
     finally:
         s = session_box[0] if session_box else None
         if s is not None:
-            result["link"] = {"retries": s.retried, "stale_frames": s.link.stale,
+            result["link"] = {"retries": s.retried, "stale_frames": s.link.stale, "corrupt_frames": s.corrupt,
                               "dropped_frames": s.link.dec.dropped_total, "device_logs": s.link.logs[-20:]}
         result["finished_utc"] = _utc()
         if out is not None:
