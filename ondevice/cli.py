@@ -60,10 +60,13 @@ def data_synth(out: Path = typer.Option(..., "--out", help="Folder to write WAVs
 
 
 @data_app.command("check")
-def data_check(folder: Path = typer.Argument(..., help="Dataset folder with metadata.csv and WAVs.")):
-    """Validate a dataset folder (metadata.csv + 16 kHz mono WAVs); names the first bad row."""
-    from ondevice.data.dataset import check_dataset
-    _print_json(check_dataset(folder))
+def data_check(folder: str = typer.Argument(..., help="Dataset: metadata.csv + WAVs folder, .npz folder, "
+                                                     "or path.py:make_dataset."),
+               model: Optional[str] = typer.Option(None, "--model", help="path.py:build whose inputs the .npz "
+                                                                          "or make_dataset samples must fit.")):
+    """Validate a dataset against the model's inputs; names the first bad row or sample."""
+    from ondevice.data.user import check_data
+    _print_json(check_data(folder, model))
 
 
 @app.command()
@@ -81,17 +84,19 @@ def lint(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
 @app.command()
 def slim(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in recipe (default: mitsis)."),
          model: Optional[str] = typer.Option(None, "--model", help="User model as path.py:build_fn."),
-         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (metadata.csv + WAVs)."),
+         data: Optional[str] = typer.Option(None, "--data", help="Dataset: metadata.csv + WAVs folder, "
+                                                                  ".npz folder, or path.py:make_dataset."),
          out: Path = typer.Option(..., "--out", help="Run folder, e.g. runs/mitsis."),
          epochs: Optional[int] = typer.Option(None, "--epochs", help="FP32 epochs (recipe default)."),
          qat_epochs: Optional[int] = typer.Option(None, "--qat-epochs", help="INT8 QAT epochs (recipe default)."),
          target: List[str] = typer.Option(["all"], "--target", help="Targets whose constraints must hold."),
          fix: bool = typer.Option(False, "--fix", help="Apply safe lint fixes before training."),
-         seed: int = typer.Option(0, "--seed")):
+         seed: int = typer.Option(0, "--seed"),
+         ptq: bool = typer.Option(False, "--ptq", help="No training: calibrate the model's own weights (INT8 PTQ).")):
     """Lint, train FP32, then INT8 QAT (PT2E); writes a checkpoint and slim_report.json. torchrun-able."""
     from ondevice.slim.train import slim as run
     run(recipe=recipe, model=model, data=data, out=out, epochs=epochs, qat_epochs=qat_epochs,
-        targets=target, fix=fix, seed=seed)
+        targets=target, fix=fix, seed=seed, ptq=ptq)
 
 
 @app.command()

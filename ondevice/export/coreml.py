@@ -47,12 +47,12 @@ def _w8a8(run):
     m = copy.deepcopy(run.float_model()).eval()
     ex = tuple(run.example_input())
     prepared = prepare_pt2e(torch.export.export(m, ex).module(), CoreMLQuantizer(qcfg))
-    calib = run.calibration()
+    calib = run.calibration_inputs()
     with torch.no_grad():
-        for i in range(calib.shape[0]):
-            prepared(calib[i:i + 1])
+        for i in range(calib[0].shape[0]):
+            prepared(*(c[i:i + 1] for c in calib))
     conv = convert_pt2e(prepared)
-    return torch.export.export(conv, ex).run_decompositions({}), int(calib.shape[0])
+    return torch.export.export(conv, ex).run_decompositions({}), int(calib[0].shape[0])
 
 
 def _qat_graph(run):
@@ -86,15 +86,20 @@ def _weights_int8(mlmodel):
         return cto.linear_quantize_weights(mlmodel, config=cfg)
 
 
-def rename_io(mlmodel, input_name: str, output_name: str = "output"):
-    """Give the first input/output stable names (converters call them x / dequantize_per_tensor_8)."""
+def rename_io(mlmodel, input_name, output_name: str = "output"):
+    """Give the inputs and the first output stable names (converters call them x / dequantize_per_tensor_8).
+
+    ``input_name`` is one name (the first input) or a list, one per input in order."""
     import coremltools as ct
     spec = mlmodel.get_spec()
-    old_in, old_out = spec.description.input[0].name, spec.description.output[0].name
-    if old_in == input_name and old_out == output_name:
+    names = [input_name] if isinstance(input_name, str) else list(input_name)
+    old_ins = [f.name for f in spec.description.input][:len(names)]
+    old_out = spec.description.output[0].name
+    if old_ins == names[:len(old_ins)] and old_out == output_name:
         return mlmodel
-    if old_in != input_name:
-        ct.utils.rename_feature(spec, old_in, input_name)
+    for old, new in zip(old_ins, names):
+        if old != new:
+            ct.utils.rename_feature(spec, old, new)
     if old_out != output_name:
         ct.utils.rename_feature(spec, old_out, output_name)
     return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=platform.system() != "Darwin")
@@ -158,7 +163,8 @@ class CoreMLExporter(Exporter):
             record.update(mode="W8", source="float", w8a8_error=reason, method=(
                 "run.float_model() (QAT-trained weights) converted, then coremltools linear_quantize_weights "
                 "(int8 symmetric); activations stay float16 because W8A8 did not convert"))
-        ml = rename_io(ml, (getattr(run, "recipe", None) or {}).get("input", {}).get("name") or "input")
+        want = [s.name for s in run.input_specs()] if hasattr(run, "input_specs") else []
+        ml = rename_io(ml, want or (getattr(run, "recipe", None) or {}).get("input", {}).get("name") or "input")
         inputs, outputs, ops = spec_summary(ml)
         n_quant = sum(v for k, v in ops.items() if k in ("quantize", "dequantize", "constexpr_affine_dequantize",
                                                           "constexpr_blockwise_shift_scale"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ondevice.errors import ExportError
-from ondevice.export.manifest import build_manifest, write_manifest
+from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import normalisation, quantization_record
 from ondevice.fsutil import atomic_path
@@ -106,14 +106,14 @@ def bundle(et, run, n: int = BUNDLED_CASES) -> tuple[bytes, float]:
     from executorch.devtools.bundled_program.serialize import serialize_from_bundled_program_to_flatbuffer
 
     qat = run.qat_module()
-    xs = run.calibration()[:n]
+    xs = [c[:n] for c in run.calibration_inputs()]
     cases = []
     with torch.no_grad():
-        for i in range(xs.shape[0]):
-            x = xs[i:i + 1].contiguous()
-            y = qat(x)
+        for i in range(xs[0].shape[0]):
+            x = [c[i:i + 1].contiguous() for c in xs]
+            y = qat(*x)
             y = y[0] if isinstance(y, (tuple, list)) else y
-            cases.append(MethodTestCase(inputs=[x], expected_outputs=[y.detach().clone()]))
+            cases.append(MethodTestCase(inputs=x, expected_outputs=[y.detach().clone()]))
     bp = BundledProgram(et, [MethodTestSuite(method_name="forward", test_cases=cases)])
     step = output_scale(qat) or 1e-2
     return serialize_from_bundled_program_to_flatbuffer(bp), BUNDLED_ATOL_STEPS * step
@@ -135,12 +135,9 @@ class ExecuTorchExporter(Exporter):
         loaded = ExecuTorchModel(pte, dest.name, bundled=False)
         bl = ExecuTorchModel(bpte, bdest.name, bundled=True)
         bl.self_check(BUNDLED_CASES, rtol=0.0, atol=atol)
-        x = run.example_input()[0].detach().numpy().astype(np.float32)
-        loaded.run([x])
-        # the program's I/O carry no names; use the recipe's input name so every target's manifest agrees
-        in_name = (getattr(run, "recipe", None) or {}).get("input", {}).get("name")
-        if in_name and len(loaded.inputs) == 1:
-            loaded.inputs[0].name = in_name
+        loaded.run([x.detach().numpy().astype(np.float32) for x in run.example_inputs()])
+        # the program's I/O carry no names; use the model's input names so every target's manifest agrees
+        name_inputs(run, loaded.inputs)
         ops = {**deleg["not_delegated"]}
         for op, n in deleg["delegated"].items():
             ops[op] = ops.get(op, 0) + n

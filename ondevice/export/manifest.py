@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import numpy as np
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,6 +78,35 @@ def build_manifest(artifact: str | Path, *, run, target: str, quant: str, inputs
     }
     m.update(extra)
     return m
+
+
+def name_inputs(run, specs: list) -> list:
+    """Name an artifact's input specs after the model's inputs (forward's parameters), checking the order.
+
+    Converters call them ``args_0``, ``x``, ...; the manifest, verify, profile and the apps name them as the model
+    does. A converter that reordered its inputs is refused rather than silently fed the wrong tensor.
+    """
+    import re
+
+    from ondevice.errors import ExportError
+    want = run.input_specs() if hasattr(run, "input_specs") else []
+    if len(want) != len(specs):
+        return specs
+    def get(s, k):
+        return s[k] if isinstance(s, dict) else getattr(s, k)
+    idx = [re.search(r"args_(\d+)", get(s, "name") or "") for s in specs]
+    if all(idx) and [int(m.group(1)) for m in idx] != list(range(len(specs))):
+        raise ExportError(f"the converter reordered the inputs ({[get(s, 'name') for s in specs]})",
+                          "report this with the model; the artifact would be fed the wrong tensors")
+    for s, w in zip(specs, want):
+        if int(np.prod(get(s, "shape"))) != int(np.prod(w.shape)):
+            raise ExportError(f"artifact input {get(s, 'name')} {list(get(s, 'shape'))} does not match model input "
+                              f"{w.name} {list(w.shape)}", "report this with the model; inputs may have been reordered")
+        if isinstance(s, dict):
+            s["name"] = w.name
+        else:
+            s.name = w.name
+    return specs
 
 
 def _spec(s) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ondevice.export.manifest import build_manifest, write_manifest
+from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import normalisation, quantization_record
 from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph
@@ -30,7 +30,7 @@ class MCUExporter(Exporter):
             flash = measure_flash(tmp)
             manifest = build_manifest(
                 tmp, run=run, target=self.name, quant=self.quant,
-                inputs=summary["inputs"], outputs=summary["outputs"], ops=summary["ops"],
+                inputs=name_inputs(run, summary["inputs"]), outputs=summary["outputs"], ops=summary["ops"],
                 delegation={"delegated": summary["ops"], "not_delegated": {},
                             "note": "every op is a generated call into the ondevice int8 kernels"},
                 arena_bytes=summary["arena_bytes"], arena_source="static plan (generated code)",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ondevice.export.manifest import build_manifest, write_manifest
+from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph, tensor_specs
 from ondevice.fsutil import atomic_path
@@ -27,6 +27,10 @@ def quantization_record(run) -> dict:
 
 def normalisation(run) -> dict:
     """How raw features become the float input (the app needs it to feed the int8 input)."""
+    recipe = getattr(run, "recipe", None) or {}
+    if "inputs" in recipe and not recipe.get("frontend"):
+        return {"feature": "none: the model's own float tensors, as given to forward()",
+                "float_input": "as is (quantize with each input's scale and zero_point)"}
     try:
         from ondevice.features import FEATURE_SCALE
         return {"feature": "uint16 log-mel from ondevice.features", "float_input": f"feature * {FEATURE_SCALE}"}
@@ -40,6 +44,7 @@ def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, *
     graph = read_graph(data, dest.name)
     check_full_int8(graph, dest.name)
     inputs, outputs = tensor_specs(data, dest.name)
+    inputs = name_inputs(run, inputs)
     ops = graph.op_counts()
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)

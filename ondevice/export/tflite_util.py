@@ -179,6 +179,6 @@ def tensor_specs(data: bytes, name: str):
     return m.inputs, m.outputs
 
 
-def example_int8(run, spec) -> np.ndarray:
-    """The run's example input quantized with the artifact's input qparams."""
-    return spec.quantize(np.asarray(run.example_input()[0].detach().numpy(), np.float32))
+def example_int8(run, spec, k: int = 0) -> np.ndarray:
+    """The run's example input ``k`` quantized with the artifact's input qparams."""
+    return spec.quantize(np.asarray(run.example_input()[k].detach().numpy(), np.float32).reshape(spec.shape))

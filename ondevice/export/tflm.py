@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from ondevice.errors import UnsupportedOpError
-from ondevice.export.manifest import build_manifest, write_manifest
+from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import METADATA_NOTE, normalisation, quantization_record
 from ondevice.export.tflite_util import check_full_int8, convert_tflite, example_int8, read_graph
@@ -102,8 +102,8 @@ def measure_arena(data: bytes, name: str, run) -> tuple[int, list, list]:
     """Load in the tflite-micro interpreter, invoke once on the example input, read the arena total."""
     from ondevice.runtimes.tflm import TFLMModel
     m = TFLMModel(data, name)
-    m.run([example_int8(run, m.inputs[0])] + [s.quantize(0) for s in m.inputs[1:]])
-    return m.arena_bytes(), m.inputs, m.outputs
+    m.run([example_int8(run, s, k) for k, s in enumerate(m.inputs)])
+    return m.arena_bytes(), name_inputs(run, m.inputs), m.outputs
 
 
 @register("tflm", extension="", quant="int8")

@@ -59,10 +59,28 @@ class Run:
         return gm
 
     def example_input(self) -> tuple[torch.Tensor, ...]:
-        return (self.calibration()[:1].clone(),)
+        """Old name of :meth:`example_inputs` (kept for callers written for one-input runs)."""
+        return self.example_inputs()
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        """One batch-1 float tensor per model input, in forward-parameter order."""
+        return tuple(c[:1].clone() for c in self.calibration_inputs())
+
+    def input_specs(self) -> list:
+        """Float32 input specs as the QAT model takes them (batch 1), named after forward's parameters."""
+        from ondevice.runtimes.base import TensorSpec
+        specs = self.recipe.get("inputs") or [self.recipe["input"]]
+        return [TensorSpec(name=s["name"], shape=[int(d) for d in s["shape"]], dtype=s.get("dtype", "float32"))
+                for s in specs]
+
+    def calibration_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The calibration set, one [N, ...] tensor per model input."""
+        c = torch.load(self.path / "calib.pt", map_location="cpu", weights_only=True)
+        return tuple(c) if isinstance(c, (list, tuple)) else (c,)
 
     def calibration(self) -> torch.Tensor:
-        return torch.load(self.path / "calib.pt", map_location="cpu", weights_only=True)
+        """The first input's calibration tensor [N, ...] (one-input callers)."""
+        return self.calibration_inputs()[0]
 
     def quantizer(self):
         from ondevice.slim.quantizer import make_quantizer
@@ -79,7 +97,7 @@ def build_model(recipe: dict) -> torch.nn.Module:
     if recipe.get("user_model"):
         from ondevice.slim.lint import reapply_fixes
         from ondevice.slim.usermodel import load_user_model
-        module = load_user_model(recipe["user_model"]).module
+        module = load_user_model(recipe["user_model"], n_classes=len(recipe["labels"])).module
         # --fix swaps keep the state_dict keys: without re-applying them the weights would load into GELUs
         reapply_fixes(module, recipe.get("lint_fixes_applied", []))
         return module
@@ -108,16 +126,21 @@ def load_run(path: str | Path | None = None) -> Run:
 
 
 def save_run(out: str | Path, recipe: dict, float_model: torch.nn.Module, converted: torch.fx.GraphModule,
-             calib: torch.Tensor, report: dict) -> Path:
-    """Write a complete run folder atomically: all files go to a temp folder that is renamed at the end."""
+             calib, report: dict) -> Path:
+    """Write a complete run folder atomically: all files go to a temp folder that is renamed at the end.
+
+    ``calib`` is one [N, ...] tensor, or a tuple of them for a model with several inputs (saved as a list).
+    """
     out = Path(out)
-    example = (calib[:1].clone(),)
+    calibs = tuple(calib) if isinstance(calib, (list, tuple)) else (calib,)
+    example = tuple(c[:1].clone() for c in calibs)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         (tmp / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
         torch.save(float_model.state_dict(), tmp / "weights.pt")
         torch.export.save(torch.export.export(converted, example), str(tmp / "qat.pt2"))
-        torch.save(calib.contiguous().clone(), tmp / "calib.pt")
+        saved = [c.contiguous().clone() for c in calibs]
+        torch.save(saved[0] if len(saved) == 1 else saved, tmp / "calib.pt")
         write_json_atomic(tmp / "slim_report.json", report)
         # keep files from a previous run that are not ours (e.g. a user's notes)
         if out.is_dir():

@@ -31,7 +31,7 @@ def count_macs(model: nn.Module, example: tuple[torch.Tensor, ...]) -> int:
 
     def conv_hook(mod, inp, out):
         nonlocal total
-        k = mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
+        k = mod.weight[0].numel()  # in-channels/groups x kernel, for 1-D and 2-D convs
         total += out.numel() * k
 
     def lin_hook(mod, inp, out):
@@ -40,7 +40,7 @@ def count_macs(model: nn.Module, example: tuple[torch.Tensor, ...]) -> int:
 
     hooks = []
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(lin_hook))

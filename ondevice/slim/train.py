@@ -65,8 +65,18 @@ class _Dist:
 
 # ----------------------------------------------------------------------------------------------- data
 class Arrays:
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, kw: torch.Tensor):
-        self.x, self.y, self.kw = x, y, kw
+    """One split: ``xs`` one [N, ...] tensor per model input, labels ``y`` and keywords ``kw`` ([N] long)."""
+
+    def __init__(self, x, y: torch.Tensor, kw: torch.Tensor):
+        self.xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+        self.y, self.kw = y, kw
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.xs[0]
+
+    def take(self, idx) -> tuple[torch.Tensor, ...]:
+        return tuple(t[idx] for t in self.xs)
 
     def __len__(self):
         return len(self.y)
@@ -105,23 +115,30 @@ def augment(x: torch.Tensor, g: torch.Generator, freq_mask: int, time_shift: int
 
 
 # ----------------------------------------------------------------------------------------------- training
-def predict(model: nn.Module, x: torch.Tensor, batch: int = 32) -> np.ndarray:
-    """Argmax predictions in fixed-size batches (the last one padded): QAT graphs are traced at one batch size."""
-    outs = []
+def _xs(x) -> tuple[torch.Tensor, ...]:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def predict(model: nn.Module, x, batch: int = 32) -> np.ndarray:
+    """Argmax predictions in fixed-size batches (the last one padded): QAT graphs are traced at one batch size.
+
+    ``x`` is one [N, ...] tensor or a tuple of them (one per model input)."""
+    xs, outs = _xs(x), []
     with torch.no_grad():
-        for i in range(0, len(x), batch):
-            xb = x[i:i + batch]
-            n = len(xb)
+        for i in range(0, len(xs[0]), batch):
+            xb = [t[i:i + batch] for t in xs]
+            n = len(xb[0])
             if n < batch:
-                xb = torch.cat([xb, xb[:1].expand(batch - n, *xb.shape[1:])])
-            outs.append(model(xb)[:n].argmax(-1).numpy())
+                xb = [torch.cat([t, t[:1].expand(batch - n, *t.shape[1:])]) for t in xb]
+            outs.append(model(*xb)[:n].argmax(-1).numpy())
     return np.concatenate(outs) if outs else np.zeros(0, dtype=np.int64)
 
 
-def predict_b1(model, x: torch.Tensor) -> np.ndarray:
+def predict_b1(model, x) -> np.ndarray:
     """One sample at a time: converted batch-1 graphs are static-shaped."""
+    xs = _xs(x)
     with torch.no_grad():
-        return np.array([int(model(x[i:i + 1]).argmax(-1)) for i in range(len(x))])
+        return np.array([int(model(*(t[i:i + 1] for t in xs)).argmax(-1)) for i in range(len(xs[0]))])
 
 
 def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: int, epochs: int, lr: float,
@@ -139,7 +156,7 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
     y_val = getattr(val, target)
     if score is None:
         def score(m):
-            return macro_f1(y_val.numpy(), predict(m, val.x, cfg.batch_size), n_classes) if len(val) else 0.0
+            return macro_f1(y_val.numpy(), predict(m, val.xs, cfg.batch_size), n_classes) if len(val) else 0.0
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"{desc}: nothing to train (all parameters frozen)")
@@ -168,8 +185,10 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, target: str, n_classes: in
             order = np.resize(order, steps_per_epoch * cfg.batch_size)  # every step a full batch
             for i in range(steps_per_epoch):
                 idx = torch.as_tensor(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
-                xb = augment(train.x[idx], g, cfg.freq_mask, cfg.time_shift)
-                loss = loss_fn(wrapped(xb), y_all[idx])
+                xb = train.take(idx)
+                if len(xb) == 1 and xb[0].dim() == 4:  # SpecAugment is for the one log-mel input
+                    xb = (augment(xb[0], g, cfg.freq_mask, cfg.time_shift),)
+                loss = loss_fn(wrapped(*xb), y_all[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -195,24 +214,27 @@ def _pt2e_mode(model, train: bool):
     (move_exported_model_to_train if train else move_exported_model_to_eval)(model)
 
 
-def _convert_b1(model: nn.Module, prepared, calib: torch.Tensor):
+def _convert_b1(model: nn.Module, prepared, calib):
     """Copy the QAT weights of ``prepared`` into ``model`` (in place) and convert a batch-1 INT8 graph from it.
 
     The batch-1 graph differs from the training graph (the attention block runs on 2-D tensors at batch 1, as the
     Edge TPU needs), so its activation ranges are re-observed on ``calib`` with the same quantizer; PT2E QAT
-    observers are min/max, not learned, so this loses nothing QAT learned.
+    observers are min/max, not learned, so this loses nothing QAT learned. ``prepared`` None is plain PTQ
+    (``--ptq``): the model's own weights, calibrated on ``calib`` (a tensor or one tensor per input).
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from ondevice.slim.quantizer import make_quantizer
-    qat_state = {k: v for k, v in prepared.state_dict().items() if k in model.state_dict()}
-    model.load_state_dict(qat_state, strict=False)
+    if prepared is not None:
+        qat_state = {k: v for k, v in prepared.state_dict().items() if k in model.state_dict()}
+        model.load_state_dict(qat_state, strict=False)
     model.eval()
-    gm1 = torch.export.export(model, (calib[:1],)).module()
+    calib = _xs(calib)
+    gm1 = torch.export.export(model, tuple(t[:1] for t in calib)).module()
     p1 = prepare_pt2e(gm1, make_quantizer(is_qat=False))
     with torch.no_grad():
-        for i in range(len(calib)):
-            p1(calib[i:i + 1])
+        for i in range(len(calib[0])):
+            p1(*(t[i:i + 1] for t in calib))
     converted = convert_pt2e(p1, fold_quantize=False)
     _pt2e_mode(converted, False)
     return converted
@@ -229,22 +251,18 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     from ondevice.slim.quantizer import make_quantizer
+    from ondevice.slim.usermodel import set_softmax
     model = copy.deepcopy(model)
-    softmax = getattr(model, "softmax", None)
-    if softmax is not None:
-        model.softmax = False
+    set_softmax(model, False)
     model.train()
-    example = (arrays["train"].x[:cfg.batch_size].clone(),)
+    example = tuple(t[:cfg.batch_size].clone() for t in arrays["train"].xs)
     gm = torch.export.export(model, example).module()
     prepared = prepare_qat_pt2e(gm, make_quantizer(is_qat=True))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     for n, p in prepared.named_parameters():
         p.requires_grad_(n in trainable)
-    if softmax is not None:
-        model.softmax = softmax
-    g = torch.Generator().manual_seed(seed + 2)
-    pick = torch.randperm(len(arrays["train"]), generator=g)[:calib_n]
-    calib = arrays["train"].x[pick].clone()
+    set_softmax(model, True)
+    calib = _calib(arrays, seed, calib_n)
     # Warm the fake-quant observers (moving averages) on clean train batches before the first update, so QAT
     # does not start from one batch's ranges.
     _pt2e_mode(prepared, True)
@@ -252,12 +270,12 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
     with torch.no_grad():
         for _ in range(min(50, max(1, len(arrays["train"]) // cfg.batch_size))):
             idx = torch.randint(0, len(arrays["train"]), (cfg.batch_size,), generator=g)
-            prepared(arrays["train"].x[idx])
+            prepared(*arrays["train"].take(idx))
     val = arrays["val"]
 
     def int8_val_f1(prep) -> float:
         conv = _convert_b1(copy.deepcopy(model), prep, calib)
-        return macro_f1(val.y.numpy(), predict_b1(conv, val.x), n_classes) if len(val) else 0.0
+        return macro_f1(val.y.numpy(), predict_b1(conv, val.xs), n_classes) if len(val) else 0.0
 
     scores: list[float] = []
     if epochs > 0:
@@ -286,7 +304,7 @@ def pretrain_keyword_encoder(encoder: nn.Module, arrays: dict[str, Arrays], n_ke
     clf = nn.Sequential(encoder, nn.Linear(encoder.out_dim, n_keywords))
     fit(clf, sub["train"], sub["val"], "kw", n_keywords, cfg.pretrain_epochs, cfg.lr, cfg, dist_,
         "keyword branch", seed + 10)
-    acc = float(np.mean(predict(clf, sub["test"].x, cfg.batch_size) == sub["test"].kw.numpy()))
+    acc = float(np.mean(predict(clf, sub["test"].xs, cfg.batch_size) == sub["test"].kw.numpy()))
     return encoder, acc
 
 
@@ -297,12 +315,15 @@ def _lint(model: nn.Module, example, targets: Sequence[str], fix: bool):
     fixed: list[str] = []
     if fix and not all(report.ok(t) for t in targets):
         fixed = apply_fixes(model, report)
+        for f in fixed:
+            log.info(f"fixed: {f}")
         report = lint(model, example, targets, quant_check=True)
     bad = [t for t in targets if not report.ok(t)]
     if bad:
         log.out.print(report.format())
         raise ConstraintError(f"the model breaks device constraints for {', '.join(bad)}",
-                              "apply the fixes listed above, or run with --fix for the safe ones")
+                              "--fix applied the safe fixes; change the model as listed above for the rest" if fix
+                              else "apply the fixes listed above, or run with --fix for the safe ones")
     return report, fixed
 
 
@@ -316,51 +337,78 @@ def _resolve_targets(targets: Sequence[str]) -> list[str]:
     return ts
 
 
+def _source(recipe, model, data):
+    """(recipe, build, arrays, labels, keywords, input specs or None for the log-mel input, user model)."""
+    from ondevice.data.user import is_user_data
+    from ondevice.models import INPUT_SHAPE, get_recipe
+    from ondevice.slim import usermodel as um_
+    tensors = is_user_data(data)
+    if not model:
+        if tensors:
+            raise ConfigError(f"--data {data} is tensor data (.npz or make_dataset), but the recipes take audio",
+                              "pass your model with --model path.py:build, or an audio corpus folder")
+        rec = get_recipe(recipe or "mitsis")
+        arrays, labels, keywords = load_arrays(data)
+        if rec.task == "keyword":  # a keyword spotter: the classes are the keywords
+            labels = keywords
+            arrays = {k: Arrays(a.x, a.kw, a.kw) for k, a in arrays.items()}
+        return rec, rec.build, arrays, labels, keywords, None, None
+    user = um_.load_user_model(model)
+    if tensors:
+        arrays, labels = um_.user_arrays(data, user)
+        keywords = []
+        user = um_.load_user_model(model, n_classes=len(labels))  # build(n_classes=...) sizes its head
+    else:
+        um_.check_audio_input(user, INPUT_SHAPE)
+        arrays, labels, keywords = load_arrays(data)
+    train = get_recipe("mitsis").train
+    if tensors:  # SpecAugment is for log-mel features; other tensors are taken as they are
+        train = replace(train, freq_mask=0, time_shift=0)
+    rec = replace(get_recipe("mitsis"), name=Path(str(model).split(":")[0]).stem, fusion=False, arch={}, train=train)
+    return rec, (lambda **kw: user.module), arrays, labels, keywords, (user.input_specs() if tensors else None), user
+
+
 def slim(recipe: str | None = None, model: str | None = None, data: str | Path | None = None,
          out: str | Path = "runs/mitsis", epochs: int | None = None, qat_epochs: int | None = None,
          targets: Sequence[str] = ("all",), fix: bool = False, seed: int = 0, ablations: bool = True,
-         pretrain_epochs: int | None = None) -> dict:
-    """Lint, FP32-train, INT8-QAT and write ``out/`` (see docs/CONTRACTS.md §3). Returns the slim report."""
-    from ondevice.models import get_recipe
+         pretrain_epochs: int | None = None, ptq: bool = False) -> dict:
+    """Lint, FP32-train, INT8-QAT and write ``out/`` (see docs/CONTRACTS.md §3). Returns the slim report.
+
+    ``data`` is an audio corpus folder, a folder of .npz samples or ``path.py:make_dataset`` (the last two need a
+    ``model``). ``ptq``: no training; the model's own weights are calibrated and converted (post-training quant).
+    """
     from ondevice.slim.checkpoint import save_run
+    from ondevice.slim.usermodel import check_output, set_softmax
     t_start = time.time()
     if recipe and model:
         raise ConfigError("pass either --recipe or --model, not both")
     if data is None:
         raise ConfigError("--data is required", "make a corpus with `ondevice data synth --out data/synth`, "
-                                                "or point at your own metadata.csv + WAV folder")
-    data = Path(data)
+                                                "point at your own metadata.csv + WAV folder, or (with --model) a "
+                                                "folder of .npz samples or path.py:make_dataset")
+    data = data if ".py:" in str(data) else Path(data)
     targets = _resolve_targets(targets)
     # Small convs gain nothing from intra-op threads, and OpenMP spin-waits make a loaded or DDP machine
     # ~10x slower (measured: 0.47 s/step at 1 thread vs 4.5 s/step at 2 under load). OMP_NUM_THREADS overrides.
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     dist_ = _Dist()
     torch.manual_seed(seed)  # same init on every rank; DDP also broadcasts it
-    arrays, labels, keywords = load_arrays(data)
-
-    user = None
-    if model:
-        from ondevice.slim.usermodel import load_user_model
-        user = load_user_model(model)
-        rec = get_recipe("mitsis")
-        rec = replace(rec, name=Path(str(model).split(":")[0]).stem, fusion=False, arch={})
-        build = lambda **kw: user.module  # noqa: E731
-    else:
-        rec = get_recipe(recipe or "mitsis")
-        build = rec.build
-    if rec.task == "keyword":  # a keyword spotter: the classes are the keywords
-        labels = keywords
-        arrays = {k: Arrays(a.x, a.kw, a.kw) for k, a in arrays.items()}
+    rec, build, arrays, labels, keywords, specs, user = _source(recipe, model, data)
     n_classes = len(labels)
     cfg = replace(rec.train, epochs=epochs if epochs is not None else rec.train.epochs,
                   qat_epochs=qat_epochs if qat_epochs is not None else rec.train.qat_epochs,
                   pretrain_epochs=pretrain_epochs if pretrain_epochs is not None else rec.train.pretrain_epochs)
+    if ptq:
+        cfg = replace(cfg, epochs=0, qat_epochs=0)
     net = build(n_classes=n_classes, **rec.arch)
-    example = (arrays["test"].x[:1].clone(),)
+    example = tuple(t[:1].clone() for t in arrays["test"].xs)
+    if user is not None:
+        check_output(net, example, n_classes, f"{user.name}")
     lint_report, fixed = _lint(net, example, targets, fix)
 
     report: dict = {"recipe": rec.name, "seed": seed, "world_size": dist_.world, "targets": targets,
-                    "train_config": asdict(cfg), "data": {"folder": str(data), **{k: len(v) for k, v in arrays.items()}}}
+                    "train_config": asdict(cfg), "mode": "ptq" if ptq else "qat",
+                    "data": {"folder": str(data), **{k: len(v) for k, v in arrays.items()}}}
     if fixed:
         report["lint_fixes_applied"] = fixed
     kw_acc = None
@@ -369,35 +417,30 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
         kw_state = copy.deepcopy(enc.state_dict())
         net = build(n_classes=n_classes, **rec.arch)
         net.encoders["keyword"].load_state_dict(kw_state)
-    if hasattr(net, "softmax"):
-        net.softmax = False
-    net = fit(net, arrays["train"], arrays["val"], "y", n_classes, cfg.epochs, cfg.lr, cfg, dist_, "FP32", seed)
-    if hasattr(net, "softmax"):
-        net.softmax = True  # the deployed model outputs probabilities
-    fp32_pred = predict(net, arrays["test"].x)
+    set_softmax(net, False)
+    if not ptq:
+        net = fit(net, arrays["train"], arrays["val"], "y", n_classes, cfg.epochs, cfg.lr, cfg, dist_, "FP32", seed)
+    set_softmax(net, True)  # the deployed model outputs probabilities
+    net.eval()
+    fp32_pred = predict(net, arrays["test"].xs)
     y_test = arrays["test"].y.numpy()
     report["fp32_macro_f1"] = macro_f1(y_test, fp32_pred, n_classes)
     report["fused_macro_f1"] = report["fp32_macro_f1"] if rec.fusion else None
-
     if rec.fusion and ablations:
-        for branch in ("audio", "keyword"):
-            torch.manual_seed(seed)
-            single = build(n_classes=n_classes, **{**rec.arch, "branches": (branch,)})
-            if branch == "keyword":
-                single.encoders["keyword"].load_state_dict(kw_state)
-            single.softmax = False
-            single = fit(single, arrays["train"], arrays["val"], "y", n_classes, cfg.epochs, cfg.lr, cfg, dist_,
-                         f"{branch}-only", seed)
-            name = "audio_only_macro_f1" if branch == "audio" else "keyword_only_macro_f1"
-            report[name] = macro_f1(y_test, predict(single, arrays["test"].x), n_classes)
+        report.update(_ablations(build, rec, kw_state, arrays, n_classes, cfg, dist_, seed, y_test))
         report["fusion_gain_pt"] = 100 * (report["fused_macro_f1"] - max(report["audio_only_macro_f1"],
                                                                          report["keyword_only_macro_f1"]))
     if kw_acc is not None:
         report["keyword_branch_test_accuracy"] = kw_acc
 
-    float_model, converted, calib, report["qat_selection"] = qat(net, arrays, n_classes, cfg, dist_, cfg.qat_epochs,
-                                                                 seed)
-    int8_pred = predict_b1(converted, arrays["test"].x)
+    if ptq:
+        float_model, calib = net, _calib(arrays, seed)
+        converted = _convert_b1(copy.deepcopy(net), None, calib)
+        report["qat_selection"] = {"score": "none: --ptq calibrates the given weights, no training"}
+    else:
+        float_model, converted, calib, report["qat_selection"] = qat(net, arrays, n_classes, cfg, dist_,
+                                                                     cfg.qat_epochs, seed)
+    int8_pred = predict_b1(converted, arrays["test"].xs)
     report["int8_macro_f1"] = macro_f1(y_test, int8_pred, n_classes)
     report["int8_minus_fp32_pt"] = 100 * (report["int8_macro_f1"] - report["fp32_macro_f1"])
     if rec.fusion:
@@ -414,15 +457,44 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     report["train_seconds"] = round(time.time() - t_start, 1)
 
     if dist_.main:
-        recipe_json = {"name": rec.name, "labels": labels, "keywords": keywords,
-                       "input": {"name": "mel", "shape": [1, 1, 49, 40], "dtype": "float32"},
-                       "arch": rec.arch, "quantizer": "ondevice-int8",
-                       **({"user_model": str(model), "lint_fixes_applied": fixed} if model else {})}
-        save_run(out, recipe_json, float_model, converted, calib, report)
+        save_run(out, _recipe_json(rec, labels, keywords, specs, model, fixed, data), float_model, converted,
+                 calib, report)
         print_summary(report, Path(out))
     dist_.barrier()
     dist_.close()
     return report
+
+
+def _calib(arrays: dict, seed: int, n: int = 128) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed + 2)
+    pick = torch.randperm(len(arrays["train"]), generator=g)[:n]
+    return tuple(t.clone() for t in arrays["train"].take(pick))
+
+
+def _recipe_json(rec, labels, keywords, specs, model, fixed, data) -> dict:
+    """recipe.json: ``input`` (the first input, for one-input readers) and ``inputs`` (every input, in order)."""
+    ins = ([{"name": s.name, "shape": list(s.shape), "dtype": "float32"} for s in specs] if specs
+           else [{"name": "mel", "shape": [1, 1, 49, 40], "dtype": "float32"}])
+    return {"name": rec.name, "labels": labels, "keywords": keywords, "input": ins[0], "inputs": ins,
+            "frontend": None if specs else "log-mel", "arch": rec.arch, "quantizer": "ondevice-int8",
+            **({"data": str(data)} if specs else {}),
+            **({"user_model": str(model), "lint_fixes_applied": fixed} if model else {})}
+
+
+def _ablations(build, rec, kw_state, arrays, n_classes, cfg, dist_, seed, y_test) -> dict:
+    """Each branch of the fusion recipe trained alone: the fusion gain is measured, not assumed."""
+    out = {}
+    for branch in ("audio", "keyword"):
+        torch.manual_seed(seed)
+        single = build(n_classes=n_classes, **{**rec.arch, "branches": (branch,)})
+        if branch == "keyword":
+            single.encoders["keyword"].load_state_dict(kw_state)
+        single.softmax = False
+        single = fit(single, arrays["train"], arrays["val"], "y", n_classes, cfg.epochs, cfg.lr, cfg, dist_,
+                     f"{branch}-only", seed)
+        name = "audio_only_macro_f1" if branch == "audio" else "keyword_only_macro_f1"
+        out[name] = macro_f1(y_test, predict(single, arrays["test"].xs), n_classes)
+    return out
 
 
 def _versions() -> dict:

@@ -3,12 +3,14 @@
 The build function takes no arguments and returns either an ``nn.Module`` or ``(module, example_inputs)``.
 Example inputs may instead come from ``module.example_inputs`` (a tuple, or a method returning one) or from a
 top-level ``example_inputs`` in the same file; without any, the project's feature input ``[1, 1, 49, 40]``
-is used (what ``ondevice.features.to_model_input`` produces).
+is used (what ``ondevice.features.to_model_input`` produces) for a forward with one parameter; a forward with
+several must declare them. Inputs are named after the forward's parameters (``input_<k>`` for ``*args``).
 """
 from __future__ import annotations
 
 import difflib
 import importlib.util
+import inspect
 import sys
 import traceback
 from dataclasses import dataclass
@@ -31,6 +33,13 @@ class UserModel:
     name: str
     source: Path
     default_inputs: bool = False   # True when no example_inputs were given and DEFAULT_INPUT_SHAPE was used
+    input_names: tuple = ()
+
+    def input_specs(self) -> list:
+        """One float32 TensorSpec per input (batch 1), named after the forward's parameters."""
+        from ondevice.runtimes.base import TensorSpec
+        return [TensorSpec(name=n, shape=list(t.shape), dtype="float32")
+                for n, t in zip(self.input_names, self.example_inputs)]
 
 
 def parse_spec(spec: str) -> tuple[Path, str]:
@@ -77,17 +86,13 @@ def _as_inputs(obj, where: str) -> tuple:
     return tuple(obj)
 
 
-def load_user_model(spec: str) -> UserModel:
-    """Import ``path.py``, call ``build_fn()`` and return the module with its example inputs.
-
-    Raises ConfigError (with the file and line) for a missing file, a missing or non-callable function,
-    a build that raises, or a build that does not return an ``nn.Module``.
-    """
+def load_function(spec: str, returns: str = "what is asked for"):
+    """(function, "file.py:fn") for ``path.py:fn``; ConfigError naming the file for every way it can be wrong."""
     path, fn_name = parse_spec(spec)
     if not path.is_file():
-        raise ConfigError(f"model file {path} does not exist", "check the path before the ':' in --model")
+        raise ConfigError(f"file {path} does not exist", "check the path before the ':'")
     if path.suffix != ".py":
-        raise ConfigError(f"model file {path} is not a .py file", "point --model at the Python file, e.g. net.py:build")
+        raise ConfigError(f"{path} is not a .py file", "point at the Python file, e.g. net.py:build")
     mod = _import_file(path)
     fn = getattr(mod, fn_name, None)
     if fn is None:
@@ -98,9 +103,25 @@ def load_user_model(spec: str) -> UserModel:
         raise ConfigError(f"{path.name} has no function {fn_name!r}", hint)
     if not callable(fn):
         raise ConfigError(f"{path.name}:{fn_name} is a {type(fn).__name__}, not a function",
-                          "point --model at a function that returns an nn.Module")
+                          f"point at a function that returns {returns}")
+    return fn, f"{path.name}:{fn_name}"
+
+
+def load_user_model(spec: str, n_classes: int | None = None) -> UserModel:
+    """Import ``path.py``, call ``build_fn()`` and return the module with its example inputs.
+
+    Raises ConfigError (with the file and line) for a missing file, a missing or non-callable function,
+    a build that raises, or a build that does not return an ``nn.Module``. ``n_classes`` (the class count of the
+    data) is passed on when the build function takes an ``n_classes`` parameter.
+    """
+    fn, where = load_function(spec, "an nn.Module")
+    path, fn_name = parse_spec(spec)
     try:
-        built = fn()
+        takes = "n_classes" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes = False
+    try:
+        built = fn(n_classes=n_classes) if takes and n_classes is not None else fn()
     except Exception as e:  # noqa: BLE001 - the user's build failed; report where
         raise ConfigError(f"{path.name}:{fn_name}() raised{_user_line(e, path)}: {type(e).__name__}: {e}",
                           "fix the build function; it is called with no arguments") from e
@@ -112,10 +133,104 @@ def load_user_model(spec: str) -> UserModel:
         raise ConfigError(f"{path.name}:{fn_name}() returned {type(built).__name__}, not a torch.nn.Module",
                           "return the model object (or (model, example_inputs))")
     default = False
+    params = forward_params(built)
     if example is None and getattr(built, "example_inputs", None) is not None:
         example = _as_inputs(built.example_inputs, f"{type(built).__name__}.example_inputs")
+    mod = sys.modules[fn.__module__]
     if example is None and getattr(mod, "example_inputs", None) is not None:
         example = _as_inputs(mod.example_inputs, f"{path.name}:example_inputs")
+    if example is None and params is not None and len(params) != 1:
+        raise ConfigError(f"{path.name}:{fn_name}() gives no example inputs for a forward taking "
+                          f"{len(params) if params else 'any number of'} inputs",
+                          "add `def example_inputs(): return (torch.zeros(1, ...), ...)` to the file, "
+                          "one batch-1 tensor per forward parameter")
     if example is None:
         example, default = (torch.zeros(DEFAULT_INPUT_SHAPE),), True
-    return UserModel(module=built, example_inputs=example, name=path.stem, source=path, default_inputs=default)
+    elif getattr(built, "example_inputs", None) is None and callable(getattr(mod, "example_inputs", None)):
+        _check_static(example, _as_inputs(mod.example_inputs, "example_inputs"), path.name)
+    names = _check_signature(example, params, path.name)
+    return UserModel(module=built, example_inputs=example, name=path.stem, source=path, default_inputs=default,
+                     input_names=names)
+
+
+def forward_params(module: nn.Module) -> list[str] | None:
+    """The forward's positional parameter names; None when it takes ``*args``."""
+    try:
+        sig = inspect.signature(module.forward)
+    except (TypeError, ValueError):
+        return None
+    names = []
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            names.append(p.name)
+    return names
+
+
+def _check_static(a: tuple, b: tuple, where: str) -> None:
+    if [tuple(t.shape) for t in a] != [tuple(t.shape) for t in b]:
+        raise ConfigError(f"{where}: example_inputs() returns different shapes on each call "
+                          f"({[list(t.shape) for t in a]} then {[list(t.shape) for t in b]})",
+                          "devices need static shapes: return fixed-size tensors")
+
+
+def _check_signature(example: tuple, params: list[str] | None, where: str) -> tuple[str, ...]:
+    """Names for the inputs; refuses a count that does not match forward, or a batch other than 1."""
+    if params is not None and len(params) != len(example):
+        raise ConfigError(f"{where}: {len(example)} example input(s) for a forward taking {len(params)} "
+                          f"({', '.join(params)})", "give one batch-1 example tensor per forward parameter, in order")
+    for k, t in enumerate(example):
+        if t.dim() == 0 or t.shape[0] != 1 or 0 in t.shape:
+            raise ConfigError(f"{where}: example input {k} has shape {list(t.shape)}, not batch 1 with fixed sizes",
+                              "give each example input a leading batch dimension of 1, e.g. torch.zeros(1, 6, 64)")
+    return tuple(params) if params is not None else tuple(f"input_{k}" for k in range(len(example)))
+
+
+# ------------------------------------------------------------------------------------------- slim helpers
+def set_softmax(net: nn.Module, on: bool) -> None:
+    """Softmax on (deployed probabilities) or off (training on logits), on the model and every LateFusion in it."""
+    from ondevice.slim.fusion import LateFusion
+    for m in net.modules():
+        if isinstance(m, LateFusion) or (m is net and hasattr(m, "softmax") and isinstance(m.softmax, bool)):
+            m.softmax = on
+
+
+def check_output(net: nn.Module, example: tuple, n_classes: int, where: str) -> None:
+    """The model must map batch-1 inputs to [1, n_classes] scores (what verify and the devices read)."""
+    from ondevice.errors import ConstraintError
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            y = net(*example)
+    except Exception as e:  # noqa: BLE001 - the user's forward failed on its own example inputs
+        raise ConfigError(f"{where}: forward on the example inputs raised {type(e).__name__}: {str(e)[:160]}",
+                          "call the model on example_inputs() in Python to see the traceback") from None
+    finally:
+        net.train(was)
+    shape = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+    if shape != [1, n_classes]:
+        raise ConstraintError(f"{where}: output is {shape}, expected [1, {n_classes}] for the {n_classes} classes "
+                              "in the data",
+                              "return one [batch, classes] tensor; let build(n_classes=...) size the head from the data")
+
+
+def user_arrays(data, um: UserModel) -> tuple[dict, list[str]]:
+    """({split: Arrays}, class names) from an .npz folder or ``path.py:make_dataset`` for this model's inputs."""
+    from ondevice.data.user import load_user_data
+    from ondevice.slim.train import Arrays
+    splits, labels = load_user_data(data, um.input_specs())
+    out = {}
+    for k, s in splits.items():
+        y = torch.as_tensor(s.y, dtype=torch.long)
+        out[k] = Arrays(tuple(torch.from_numpy(x) for x in s.xs), y, y)
+    return out, labels
+
+
+def check_audio_input(um: UserModel, shape: tuple) -> None:
+    """An audio corpus feeds one log-mel input; a model declaring other inputs needs tensor data."""
+    got = [list(t.shape) for t in um.example_inputs]
+    if got != [list(shape)]:
+        raise ConfigError(f"{um.name} takes inputs {got}, but an audio corpus gives one {list(shape)} log-mel input",
+                          "give --data a folder of .npz samples or path.py:make_dataset (see `ondevice data check`)")
