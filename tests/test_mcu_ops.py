@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import require_tool
-from tflite_ops import ACT, PAD, OpCase, op_inputs
+from tflite_ops import ACT, PAD, OpCase, every_int8, lut_sweep, op_inputs
 from ondevice.errors import UnsupportedOpError
 from ondevice.mcu.library import write_library
 from ondevice.mcu.verify import verify_host
@@ -91,3 +91,48 @@ def test_op_family_bit_exact_vs_tflm_on_host(family, tmp_path):
     assert rep["vectors"] == 4 and rep["elements_compared"] > 0
     assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
     assert rep["bit_exact_vs_tflm"] is True
+
+
+def _lut_params(seed: int):
+    """Random parameter sets per table op, spanning input scales from 1e-3 to 1 and every zero point range."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for op in ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU"):
+        for _ in range(8):
+            # Output/input scale ratios 0.8 and 1.25 make exact .5 ties: they show float vs double setup.
+            ratio = float(rng.choice([0.8, 1.25, 0.5, rng.uniform(0.3, 1.5)]))
+            out.append((op, float(10 ** rng.uniform(-3, 0)), int(rng.integers(-128, 128)), ratio))
+    return out
+
+
+def test_table_activations_exhaustive_vs_tflm(tmp_path):
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU: all 256 int8 inputs for 8 parameter sets each, bit for bit."""
+    require_tool("gcc")
+    c = OpCase(seed=11)
+    lut_sweep(c, _lut_params(5))
+    summary = write_library(c.build(), tmp_path / "lut_mcu_int8", name="lut")
+    assert summary["ops"] == {"LOGISTIC": 8, "TANH": 8, "HARD_SWISH": 8, "LEAKY_RELU": 8}
+    rep = verify_host(tmp_path / "lut_mcu_int8", every_int8(summary["inputs"]))
+    assert rep["elements_compared"] == 2 * 32 * 256
+    assert rep["bit_exact_vs_tflm"] is True, rep
+
+
+def test_all_op_families_bit_exact_under_qemu(tmp_path):
+    """Every family and an exhaustive table sweep in one firmware image, one QEMU boot (mps2-an386)."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu.verify import verify_qemu
+    c = _case(list(FAMILIES))
+    lut_sweep(c, _lut_params(6)[::3])
+    summary = write_library(c.build(), tmp_path / "ops_mcu_int8", name="ops")
+    for op in ("QUANTIZE", "DEQUANTIZE", "LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "PRELU", "MEAN", "PAD",
+               "PADV2", "MAX_POOL_2D", "RESIZE_NEAREST_NEIGHBOR", "SPLIT", "SPLIT_V", "CONCATENATION",
+               "BATCH_MATMUL"):
+        assert summary["ops"].get(op, 0) > 0, op
+    assert "SHAPE" not in summary["ops"] and "PACK" not in summary["ops"]  # folded
+    vectors = op_inputs(summary["inputs"], n=2, seed=4)
+    ramp = every_int8(summary["inputs"])[0]
+    vectors.append([r if s["shape"] == [256] else v for r, v, s in zip(ramp, vectors[0], summary["inputs"])])
+    rep = verify_qemu(tmp_path / "ops_mcu_int8", vectors, "mps2-an386")
+    assert rep["vectors"] == 3
+    assert rep["bit_exact_vs_tflm"] is True, rep

@@ -164,3 +164,24 @@ def op_inputs(specs: list[dict], n: int, seed: int) -> list[list[np.ndarray]]:
 
 
 __all__ = ["ACT", "PAD", "OpCase", "op_inputs"]
+
+
+def lut_sweep(c: OpCase, params) -> None:
+    """One [256] activation per (op, input scale, input zp, extra): fed with every int8 value, it checks the
+    whole table of that op's parameters."""
+    for op, scale, zp, extra in params:
+        x = c.act_in([256], scale=scale, zp=zp)
+        if op == "LOGISTIC":
+            y = c.act_out([256], 1.0 / 256, -128)
+        elif op == "TANH":
+            y = c.act_out([256], 1.0 / 128, 0)
+        else:
+            y = c.act_out([256], scale * extra, int(c.rng.integers(-110, 20)))
+        opts = options("LeakyReluOptions", alpha=extra / 3) if op == "LEAKY_RELU" else None
+        c.b.op(op, [x], [y], opts)
+
+
+def every_int8(specs: list[dict]) -> list[list[np.ndarray]]:
+    """Vectors that put every int8 value through each [256] input (and its reverse)."""
+    ramp = np.arange(-128, 128, dtype=np.int8)
+    return [[ramp.copy() for _ in specs], [ramp[::-1].copy() for _ in specs]]

@@ -225,10 +225,9 @@ def hard_swish_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -
 
 
 def leaky_relu_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int, alpha: float) -> np.ndarray:
-    """reference_ops::QuantizeLeakyRelu with LeakyReluPrepare's float32 multipliers."""
-    f32 = np.float32
-    m_a, s_a = quant.quantize_multiplier(float(f32(in_scale) * f32(alpha) / f32(out_scale)))
-    m_i, s_i = quant.quantize_multiplier(float(f32(in_scale) / f32(out_scale)))
+    """reference_ops::QuantizeLeakyRelu; the multipliers are set up in double (exact-tie tests decide it)."""
+    m_a, s_a = quant.quantize_multiplier(quant.f64(in_scale) * quant.f64(alpha) / quant.f64(out_scale))
+    m_i, s_i = quant.quantize_multiplier(quant.f64(in_scale) / quant.f64(out_scale))
 
     def one(q: int) -> int:
         x = q - in_zp

@@ -84,9 +84,9 @@ def _prelu(e: Emitter, op: Op) -> Lowered:
     si, zi = ti.qparams()
     sa, za = ta.qparams()
     so, zo = to.qparams()
-    f32 = np.float32
-    m1, s1 = quant.quantize_multiplier(float(f32(si) / f32(so)))
-    m2, s2 = quant.quantize_multiplier(float(f32(si) * f32(sa) / f32(so)))
+    # TFLM divides in double here (an exact 1.25 in float32 is 1.2499999... in double: it decides ties).
+    m1, s1 = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
+    m2, s2 = quant.quantize_multiplier(quant.f64(si) * quant.f64(sa) / quant.f64(so))
     out5 = codegen._ext5(to.shape)
     p = e.struct("od_prelu_params_t", f"od_p{op.index}", dict(
         out_shape=out5, in_strides=codegen._broadcast_strides(ti.shape, out5),
