@@ -96,6 +96,7 @@ static uint8_t wire_dtype(uint8_t api_dtype)
     case OD_DTYPE_INT16: return OD_WIRE_INT16;
     case OD_DTYPE_INT32: return OD_WIRE_INT32;
     case OD_DTYPE_UINT8: return OD_WIRE_UINT8;
+    case OD_DTYPE_FLOAT32: return OD_WIRE_FLOAT32;
     default: return 0xFF;
     }
 }

@@ -22,6 +22,7 @@ typedef enum { OD_OK = 0, OD_ERR_BAD_PARAM, OD_ERR_UNSUPPORTED, OD_ERR_INTERNAL 
 #define OD_DTYPE_INT16 1
 #define OD_DTYPE_INT32 2
 #define OD_DTYPE_UINT8 3
+#define OD_DTYPE_FLOAT32 4 /* float I/O (QUANTIZE/DEQUANTIZE inside the model): cast the pointer to float * */
 
 typedef struct {
     const char *name;
@@ -30,7 +31,7 @@ typedef struct {
     float scale;
     int32_t zero_point;
     uint32_t bytes;
-    uint8_t dtype; /* 0=int8, 1=int16, 2=int32, 3=uint8 */
+    uint8_t dtype; /* 0=int8, 1=int16, 2=int32, 3=uint8, 4=float32; scale 0 when not quantized */
 } od_tensor_info_t;
 
 typedef struct {
@@ -45,7 +46,7 @@ typedef struct {
 } od_model_info_t;
 
 const od_model_info_t *od_model_info(void);
-int8_t *od_model_input(int idx);   /* points into the static arena; NULL if idx is out of range */
+int8_t *od_model_input(int idx);   /* static arena, 16-byte aligned; NULL if idx is out of range */
 int8_t *od_model_output(int idx);  /* points into the static arena; NULL if idx is out of range */
 /* Runs every op in order. Inputs may be overwritten (in-place reuse): refill them before each invoke. */
 od_status_t od_model_invoke(void);

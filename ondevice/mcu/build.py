@@ -16,7 +16,7 @@ import numpy as np
 from ondevice.errors import ExportError, ToolMissingError, VerifyError
 from ondevice.fsutil import atomic_path
 
-_DTYPES = {0: "int8", 1: "int16", 2: "int32", 3: "uint8"}
+_DTYPES = {0: "int8", 1: "int16", 2: "int32", 3: "uint8", 4: "float32"}
 _STATUS = {0: "OD_OK", 1: "OD_ERR_BAD_PARAM", 2: "OD_ERR_UNSUPPORTED", 3: "OD_ERR_INTERNAL"}
 
 
@@ -110,7 +110,7 @@ class HostModel:
         return [self._lib.od_model_op_name(k).decode() for k in range(self.n_ops)]
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Copy inputs into the arena, invoke, copy outputs out (arrays in the model's int8 dtype)."""
+        """Copy inputs into the arena, invoke, copy outputs out (arrays in each tensor's dtype)."""
         if len(inputs) != len(self.inputs):
             raise VerifyError(f"model takes {len(self.inputs)} inputs, got {len(inputs)}", "pass one array per input")
         for k, (spec, x) in enumerate(zip(self.inputs, inputs)):

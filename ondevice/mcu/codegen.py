@@ -14,11 +14,12 @@ import numpy as np
 
 from ondevice.errors import ExportError, UnsupportedOpError
 from ondevice.mcu import quant
+from ondevice.mcu.fold import fold_constants
 from ondevice.mcu.planner import MemoryPlan
 from ondevice.mcu.reader import Graph, Op, Tensor
 from ondevice.registry import Registry
 
-_DTYPE_CODES = {"int8": 0, "int16": 1, "int32": 2, "uint8": 3}
+_DTYPE_CODES = {"int8": 0, "int16": 1, "int32": 2, "uint8": 3, "float32": 4}
 _C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t"}
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 # Ops whose output element i depends only on input element i: the output may overwrite that input.
@@ -140,6 +141,8 @@ class Emitter:
     def require_int8(self, op: Op, *idxs: int) -> None:
         for i in idxs:
             t = self.t(i)
+            if t.dtype == "int16":
+                raise Unsupported(f"tensor {t.name!r} is int16: int16 activations are not supported (int8 only)")
             if t.dtype != "int8":
                 raise Unsupported(f"tensor {t.name!r} is {t.dtype}; the MCU kernels are int8")
             if t.scale is None:
@@ -528,7 +531,7 @@ def _pool(e: Emitter, op: Op) -> Lowered:
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.act(o)})", macs=n * oh * ow * c * kh * kw)
 
 
-@lowering("QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1")
+@lowering("RELU", "RELU6", "RELU_N1_TO_1")  # QUANTIZE: ops_ext (float or int8 input)
 def _requant(e: Emitter, op: Op) -> Lowered:
     i, o = op.inputs[0], op.outputs[0]
     e.require_int8(op, i, o)
@@ -692,18 +695,19 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
 def generate(g: Graph, model_name: str | None = None) -> Generated:
     """Lower every op of ``g`` to kernel calls and return the C source of the model library."""
     name = model_name or g.name
+    fold_constants(g)
     _fold_aliases(g)
     for i in list(g.inputs) + list(g.outputs):
         t = g.tensors[i]
-        if t.dtype not in ("int8",) or t.scale is None:
+        if not (t.dtype == "int8" and t.scale is not None) and t.dtype != "float32":
             raise UnsupportedOpError(
-                f"model {'input' if i in g.inputs else 'output'} {t.name!r} is {t.dtype}; the MCU engine needs "
-                "int8 inputs and outputs", "export with full-integer quantization (int8 in and out)")
+                f"model {'input' if i in g.inputs else 'output'} {t.name!r} is {t.dtype}; the MCU engine takes "
+                "int8 or float32 inputs and outputs", "export with full-integer quantization (int8 inside)")
     problems: list[str] = []
     compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
     for op in compute:
         if op.opcode not in LOWERINGS:
-            problems.append(f"{op.opcode} (op {op.index}): no MCU kernel")
+            problems.append(f"{_where(g, op)}: no MCU kernel")
     if problems:
         raise UnsupportedOpError("the MCU engine cannot lower: " + "; ".join(problems),
                                  "rewrite those layers with supported ops: "
@@ -719,7 +723,7 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
         try:
             low = LOWERINGS.get(op.opcode)(e, op)
         except Unsupported as ex:
-            problems.append(f"{op.opcode} (op {op.index}): {ex}")
+            problems.append(f"{_where(g, op)}: {ex}")
             continue
         macs += low.macs
         op_macs.append(low.macs)
@@ -734,9 +738,15 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
     return Generated(src, plan.arena_bytes, e.weight_bytes, macs, len(calls), [c[1] for c in calls], op_macs, counts, plan)
 
 
+def _where(g: Graph, op: Op) -> str:
+    """How a refusal names an op: opcode, index, and its location (the converter's output tensor name)."""
+    loc = g.tensors[op.outputs[0]].name if op.outputs and op.outputs[0] >= 0 else "?"
+    return f"{op.opcode} (op {op.index} at {loc!r})"
+
+
 def _tensor_info(g: Graph, idx: int) -> str:
     t = g.tensors[idx]
-    s, zp = t.qparams()
+    s, zp = t.qparams() if t.scale is not None else (0.0, 0)  # float32 I/O: not quantized
     shape = list(t.shape) + [0] * (5 - len(t.shape))
     nm = t.name.replace("\\", "\\\\").replace('"', '\\"')
     return (f'{{"{nm}", {len(t.shape)}, {{{", ".join(map(str, shape))}}}, {float(np.float32(s))!r}f, {zp}, '
@@ -757,6 +767,7 @@ def _render(g: Graph, name: str, e: Emitter, plan: MemoryPlan, calls, macs: int)
 #include <stdint.h>
 
 #include "od_kernels.h"
+#include "od_kernels_ext.h"
 #include "od_model_api.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -819,3 +830,6 @@ od_status_t od_model_invoke(void) {{
     return OD_OK;
 }}
 """
+
+
+from ondevice.mcu import ops_ext  # noqa: E402,F401  registers the remaining lowerings

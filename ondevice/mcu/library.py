@@ -20,7 +20,7 @@ def _io(g: Graph, idxs) -> list[dict]:
     out = []
     for i in idxs:
         t = g.tensors[i]
-        s, zp = t.qparams()
+        s, zp = t.qparams() if t.scale is not None else (0.0, 0)  # float32 I/O is not quantized
         out.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "scale": s, "zero_point": zp})
     return out
 
@@ -75,7 +75,7 @@ def read_summary(lib_dir: str | Path) -> dict:
 def _readme(summary: dict) -> str:
     """How to build and call this generated library (written into the artifact folder)."""
     def io(specs):
-        return "\n".join(f"| {k} | `{s['name']}` | {s['shape']} | int8 | {s['scale']:.9g} | {s['zero_point']} |"
+        return "\n".join(f"| {k} | `{s['name']}` | {s['shape']} | {s['dtype']} | {s['scale']:.9g} | {s['zero_point']} |"
                          for k, s in enumerate(specs))
     ops = ", ".join(f"{k} x{v}" for k, v in summary["ops"].items())
     return f"""# {summary['model']}: generated int8 model library
@@ -98,7 +98,7 @@ results, bit for bit).
 ```c
 #include "od_model_api.h"
 
-int8_t *in = od_model_input(0);            /* fill with int8: q = round(x / scale) + zero_point */
+int8_t *in = od_model_input(0);            /* int8: q = round(x / scale) + zero_point; float32: cast to float * */
 /* ... copy your quantized features into in ... */
 if (od_model_invoke() != OD_OK) {{ /* a kernel rejected its parameters */ }}
 const int8_t *out = od_model_output(0);    /* x = (q - zero_point) * scale */

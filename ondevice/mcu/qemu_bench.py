@@ -46,7 +46,8 @@ def _vectors_c(vectors: Sequence[Sequence[np.ndarray]]) -> str:
     parts, names = [], []
     for k, vec in enumerate(vectors):
         for i, arr in enumerate(vec):
-            vals = ", ".join(str(int(x)) for x in np.asarray(arr, np.int8).reshape(-1))
+            # Raw bytes of the array in its own dtype (int8 or float32 I/O): the runner memcpys them.
+            vals = ", ".join(str(int(x)) for x in np.ascontiguousarray(arr).view(np.int8).reshape(-1))
             parts.append(f"static const int8_t od_bench_v{k}_{i}[] = {{{vals}}};")
             names.append(f"od_bench_v{k}_{i}")
     ptrs = ", ".join(names)
@@ -57,7 +58,7 @@ def _vectors_c(vectors: Sequence[Sequence[np.ndarray]]) -> str:
 
 def build_bench_elf(lib_dir: str | Path, vectors: Sequence[Sequence[np.ndarray]], out: str | Path,
                     board: str = "mps2-an386", variant: str = "opt") -> Path:
-    """Link the runner, the generated model and ``vectors`` (one int8 array per model input) into an ELF."""
+    """Link the runner, the generated model and ``vectors`` (one array per model input, in its dtype) into an ELF."""
     gcc = "arm-none-eabi-gcc"
     if shutil.which(gcc) is None:
         raise ToolMissingError(f"{gcc} not found", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
@@ -106,7 +107,7 @@ def run_bench_elf(elf: str | Path, board: str, variant: str, output_specs: list[
         stack = max(stack, int(mv.group(3)))
         outs = []
         for spec, hexs in zip(output_specs, mv.group(4).split(",")):
-            outs.append(np.frombuffer(bytes.fromhex(hexs), np.int8).reshape(spec["shape"]).copy())
+            outs.append(np.frombuffer(bytes.fromhex(hexs), spec.get("dtype", "int8")).reshape(spec["shape"]).copy())
         outputs.append(outs)
     ops = [(mo.group(1), round(int(mo.group(2)) * ipt))
            for mo in re.finditer(r"OD_BENCH op=\d+ name=(\S+) ticks=(\d+)", text)]

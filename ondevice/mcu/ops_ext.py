@@ -1,0 +1,201 @@
+"""More MCU lowerings: float I/O at the graph edges, table activations, PRELU, SPLIT, RESIZE, BATCH_MATMUL.
+
+Registered into ``codegen.LOWERINGS`` on import (codegen imports this module at its end). Quantization setup
+mirrors the TFLM prepare step of each op; the kernels live in firmware/kernels/od_*_s8.c (od_kernels_ext.h).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ondevice.mcu import codegen, fixedpoint, quant
+from ondevice.mcu.codegen import Emitter, Lowered, Unsupported, lowering
+from ondevice.mcu.reader import Op
+
+LUT_OPS = ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU")
+codegen.INPLACE_OPS.update(LUT_OPS)
+
+
+def _f32_ptr(e: Emitter, idx: int, const: bool) -> str:
+    return f"({'const ' if const else ''}float *)(void *){e.act(idx)}"
+
+
+@lowering("QUANTIZE")
+def _quantize(e: Emitter, op: Op) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    if e.t(i).dtype != "float32":
+        return codegen._requant(e, op)  # int8 -> int8 requantize
+    e.require_int8(op, o)
+    if e.t(o).scale is not None and len(e.t(o).scale) > 1:
+        raise Unsupported("per-channel QUANTIZE")
+    so, zo = e.t(o).qparams()
+    return Lowered(f"od_quantize_f32_s8({e.t(o).size}, {quant.f64(so)!r}, {zo}, {_f32_ptr(e, i, True)}, {e.act(o)})")
+
+
+@lowering("DEQUANTIZE")
+def _dequantize(e: Emitter, op: Op) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    e.require_int8(op, i)
+    if e.t(o).dtype != "float32":
+        raise Unsupported(f"DEQUANTIZE to {e.t(o).dtype}; the MCU engine dequantizes int8 to float32 only")
+    si, zi = e.t(i).qparams()
+    # The exact product scale * (q - zp) fits a double, so one float32 multiply rounds like TFLM's double one.
+    return Lowered(f"od_dequantize_s8_f32({e.t(i).size}, {quant.f64(si)!r}f, {zi}, {e.act(i)}, "
+                   f"{_f32_ptr(e, o, False)})")
+
+
+def lut_for(e: Emitter, op: Op) -> np.ndarray:
+    """The 256-entry table of TFLM's int8 arithmetic for one LUT op."""
+    si, zi = e.t(op.inputs[0]).qparams()
+    so, zo = e.t(op.outputs[0]).qparams()
+    if op.opcode == "LOGISTIC":
+        if zo != -128:
+            raise Unsupported(f"LOGISTIC output zero point must be -128 (got {zo})")
+        return fixedpoint.logistic_lut(si, zi)
+    if op.opcode == "TANH":
+        if zo != 0:
+            raise Unsupported(f"TANH output zero point must be 0 (got {zo})")
+        return fixedpoint.tanh_lut(si, zi)
+    if op.opcode == "HARD_SWISH":
+        try:
+            return fixedpoint.hard_swish_lut(si, zi, so, zo)
+        except ValueError as ex:
+            raise Unsupported(str(ex)) from None
+    return fixedpoint.leaky_relu_lut(si, zi, so, zo, op.options.get("alpha", 0.0))
+
+
+@lowering(*LUT_OPS)
+def _lut(e: Emitter, op: Op) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    e.require_int8(op, i, o)
+    table = f"od_lut{op.index}"
+    e.consts.append(codegen._c_array(table, "int8_t", lut_for(e, op)))
+    e.weight_bytes += 256
+    return Lowered(f"od_lut_s8({e.t(o).size}, {table}, {e.act(i)}, {e.act(o)})")
+
+
+@lowering("PRELU")
+def _prelu(e: Emitter, op: Op) -> Lowered:
+    i, a = op.inputs[:2]
+    o = op.outputs[0]
+    e.require_int8(op, i, a, o)
+    ti, ta, to = e.t(i), e.t(a), e.t(o)
+    si, zi = ti.qparams()
+    sa, za = ta.qparams()
+    so, zo = to.qparams()
+    # TFLM divides in double here (an exact 1.25 in float32 is 1.2499999... in double: it decides ties).
+    m1, s1 = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
+    m2, s2 = quant.quantize_multiplier(quant.f64(si) * quant.f64(sa) / quant.f64(so))
+    out5 = codegen._ext5(to.shape)
+    p = e.struct("od_prelu_params_t", f"od_p{op.index}", dict(
+        out_shape=out5, in_strides=codegen._broadcast_strides(ti.shape, out5),
+        alpha_strides=codegen._broadcast_strides(ta.shape, out5), input_offset=-zi, alpha_offset=-za,
+        output_offset=zo, mult1=m1, shift1=s1, mult2=m2, shift2=s2))
+    return Lowered(f"od_prelu_s8(&{p}, {e.act(i)}, {e.act(a)}, {e.act(o)})", macs=to.size)
+
+
+def _copy_group(e: Emitter, op: Op, parts: list[tuple[int, int, list[int], list[int], int]]) -> Lowered:
+    """One helper function running a strided copy per (src, dst, out_shape, in_strides, base)."""
+    calls = []
+    for k, (src, dst, shape, strides, base) in enumerate(parts):
+        shape, strides = codegen._ext5(shape), [0] * (5 - len(strides)) + list(strides)
+        p = e.struct("od_strided_copy_params_t", f"od_p{op.index}_{k}", dict(
+            out_shape=shape, in_strides=strides, base=base))
+        calls.append(f"od_strided_copy_s8(&{p}, {e.act(src)}, {e.act(dst)})")
+    fn = f"od_split{op.index}"
+    body = "".join(f"    if ((st = {c}) != OD_OK) return st;\n" for c in calls)
+    e.consts.append(f"static od_status_t {fn}(void) {{\n    od_status_t st;\n{body}    return OD_OK;\n}}")
+    return Lowered(f"{fn}()")
+
+
+@lowering("SPLIT", "SPLIT_V")
+def _split(e: Emitter, op: Op) -> Lowered:
+    data, axis_t = (op.inputs[1], op.inputs[0]) if op.opcode == "SPLIT" else (op.inputs[0], op.inputs[2])
+    e.require_int8(op, data, *op.outputs)
+    if not e.t(axis_t).is_const:
+        raise Unsupported("split axis must be constant")
+    ti = e.t(data)
+    for o in op.outputs:
+        if e.t(o).qparams() != ti.qparams():
+            raise Unsupported("outputs quantized differently from the input (TFLM copies bytes)")
+    axis = int(np.asarray(e.t(axis_t).data).reshape(-1)[0]) % len(ti.shape)
+    st = codegen._strides(ti.shape)
+    parts, off = [], 0
+    for o in op.outputs:
+        shape = list(e.t(o).shape)
+        parts.append((data, o, shape, st, off * st[axis]))
+        off += shape[axis]
+    if off != ti.shape[axis]:
+        raise Unsupported(f"split sizes add up to {off}, not {ti.shape[axis]}")
+    return _copy_group(e, op, parts)
+
+
+def nearest_map(in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> list[int]:
+    """TFLite GetNearestNeighbor, in its float32 arithmetic."""
+    f32 = np.float32
+    scale = (f32(in_size - 1) / f32(out_size - 1) if align_corners and out_size > 1
+             else f32(in_size) / f32(out_size))
+    offset = f32(0.5 if half_pixel else 0.0)
+    res = []
+    for v in range(out_size):
+        x = (f32(v) + offset) * scale
+        idx = int(quant.tflite_round(float(x))) if align_corners else int(math.floor(float(x)))
+        idx = min(idx, in_size - 1)
+        res.append(max(0, idx) if half_pixel else idx)
+    return res
+
+
+@lowering("RESIZE_NEAREST_NEIGHBOR")
+def _resize_nearest(e: Emitter, op: Op) -> Lowered:
+    i, o = op.inputs[0], op.outputs[0]
+    e.require_int8(op, i, o)
+    ti, to = e.t(i), e.t(o)
+    if len(ti.shape) != 4 or ti.qparams() != to.qparams():
+        raise Unsupported("needs a 4-D NHWC input quantized like its output")
+    n, ih, iw, c = ti.shape
+    _, oh, ow, _ = to.shape
+    ac, hp = bool(op.options.get("alignCorners", False)), bool(op.options.get("halfPixelCenters", False))
+    ym = e.table(f"od_ym{op.index}", "int32_t", nearest_map(ih, oh, ac, hp))
+    xm = e.table(f"od_xm{op.index}", "int32_t", nearest_map(iw, ow, ac, hp))
+    p = e.struct("od_resize_params_t", f"od_p{op.index}", dict(
+        batches=n, in_h=ih, in_w=iw, channels=c, out_h=oh, out_w=ow))
+    return Lowered(f"od_resize_nearest_s8(&{p}, {ym}, {xm}, {e.act(i)}, {e.act(o)})")
+
+
+def _batch_strides(shape, batch_out: list[int]) -> list[int]:
+    """Strides over the (up to 3) broadcast batch dims of one BATCH_MATMUL operand."""
+    bshape = list(shape[:-2])
+    mat = int(shape[-1]) * int(shape[-2])
+    bshape = [1] * (3 - len(bshape)) + bshape
+    st = [s * mat for s in codegen._strides(bshape)]
+    return [st[d] if bshape[d] == batch_out[d] else 0 for d in range(3)]
+
+
+@lowering("BATCH_MATMUL")
+def _batch_matmul(e: Emitter, op: Op) -> Lowered:
+    a, b = op.inputs[:2]
+    o = op.outputs[0]
+    e.require_int8(op, a, b, o)
+    ta, tb, to = e.t(a), e.t(b), e.t(o)
+    if min(len(ta.shape), len(tb.shape)) < 2 or max(len(ta.shape), len(tb.shape)) > 5:
+        raise Unsupported("operands must have rank 2 to 5")
+    adj_x, adj_y = bool(op.options.get("adjX", False)), bool(op.options.get("adjY", False))
+    rows, depth = (ta.shape[-1], ta.shape[-2]) if adj_x else (ta.shape[-2], ta.shape[-1])
+    cols = tb.shape[-2] if adj_y else tb.shape[-1]
+    batch = [int(x) for x in np.broadcast_shapes(tuple(ta.shape[:-2]), tuple(tb.shape[:-2]))]
+    batch = [1] * (3 - len(batch)) + batch
+    if len(batch) > 3:
+        raise Unsupported("more than 3 batch dims")
+    sa, za = ta.qparams()
+    sb, zb = tb.qparams()
+    so, zo = to.qparams()
+    m, s = quant.quantize_multiplier(quant.f64(sa) * quant.f64(sb) / quant.f64(so))
+    p = e.struct("od_batch_matmul_params_t", f"od_p{op.index}", dict(
+        batch_shape=batch, lhs_bstrides=_batch_strides(ta.shape, batch), rhs_bstrides=_batch_strides(tb.shape, batch),
+        rows=rows, cols=cols, depth=depth,
+        lhs_rs=1 if adj_x else depth, lhs_cs=rows if adj_x else 1,
+        rhs_rs=1 if adj_y else cols, rhs_cs=depth if adj_y else 1,
+        lhs_offset=-za, rhs_offset=-zb, output_offset=zo, mult=m, shift=s))
+    return Lowered(f"od_batch_matmul_s8(&{p}, {e.act(a)}, {e.act(b)}, {e.act(o)})",
+                   macs=int(np.prod(batch)) * rows * cols * depth)

@@ -1,0 +1,138 @@
+"""MCU engine op coverage: every op published TinyML models use is bit-exact with the TFLM interpreter, on the
+host build and under QEMU, or refused in one line naming the op, its index and its location.
+
+Single-op graphs come from tests/tflite_ops.py (many independent single ops per graph: one build, one boot).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from tflite_ops import ACT, PAD, OpCase, every_int8, lut_sweep, op_inputs
+from ondevice.errors import UnsupportedOpError
+from ondevice.mcu.library import write_library
+from ondevice.mcu.verify import verify_host
+
+
+def _float_io(c: OpCase):
+    c.quantize_float([2, 40], 0.25, 3)          # exact .5 ties: round half away from zero
+    c.quantize_float([1, 5, 7], 0.0473, -17)
+    c.dequantize([3, 9])
+    c.requantize([2, 30], 1.7, 5)                # int8 -> int8 QUANTIZE
+    c.requantize([4, 8], 0.45, -20)
+
+
+def _shape_chain(c: OpCase):
+    c.shape_chain([1, 4, 5, 6])
+    c.shape_chain([2, 3, 7])
+
+
+def _activations(c: OpCase):
+    for s in (0.01, 0.05, 0.2):
+        c.activation("LOGISTIC", [2, 33], in_scale=s)
+        c.activation("TANH", [3, 17], in_scale=s)
+    c.activation("HARD_SWISH", [1, 6, 6, 5], out_ratio=0.6)
+    c.activation("HARD_SWISH", [40], in_scale=0.2, out_ratio=1.3)
+    c.activation("LEAKY_RELU", [4, 21], alpha=0.2)
+    c.activation("LEAKY_RELU", [64], alpha=0.01, out_ratio=0.7)
+    c.prelu([1, 5, 4, 6], [1, 1, 6])
+    c.prelu([2, 3, 9], [9])
+    c.prelu([1, 4, 3, 2], [4, 3, 2])
+
+
+def _mean_pad_pool(c: OpCase):
+    c.reduce("MEAN", [1, 6, 5, 8], [1, 2], True)
+    c.reduce("MEAN", [1, 7, 9], [1], False)
+    c.pad([1, 5, 5, 3], [[0, 0], [1, 2], [2, 1], [0, 0]])
+    c.padv2([1, 4, 3, 2], [[0, 0], [2, 0], [1, 1], [0, 1]], -77)
+    c.padv2([5, 6], [[1, 1], [0, 3]], 12)
+    c.pool("MAX_POOL_2D", [1, 9, 9, 6], 3, 2, padding=PAD.SAME)
+    c.pool("MAX_POOL_2D", [1, 8, 7, 3], 2, 2, padding=PAD.VALID, act=ACT.RELU)
+
+
+def _movement(c: OpCase):
+    c.resize_nearest([1, 3, 4, 5], [6, 8])
+    c.resize_nearest([1, 5, 5, 2], [7, 3], align=True)
+    c.resize_nearest([2, 4, 3, 3], [9, 5], half=True)
+    c.split([1, 6, 4, 6], axis=3, n=3)
+    c.split([4, 10], axis=1, sizes=[3, 5, 2])
+    c.squeeze([1, 5, 1, 7], [0, 2])
+    c.concat([[2, 9]], axis=1)
+    c.concat([[2, 3, 4], [2, 5, 4], [2, 1, 4]], axis=1)
+    c.concat([[1, 2, 3, k] for k in range(1, 11)], axis=3)  # TFLM's limit: 10 inputs
+
+
+def _batch_matmul(c: OpCase):
+    c.batch_matmul([2, 4, 6], [2, 6, 5])
+    c.batch_matmul([3, 5, 7], [7, 4])                   # broadcast rhs
+    c.batch_matmul([1, 2, 3, 8], [2, 1, 5, 8], adj_y=True)
+    c.batch_matmul([2, 6, 4], [2, 6, 3], adj_x=True)
+    c.batch_matmul([4, 9], [9, 3], const_b=True)
+
+
+FAMILIES = {"float_io": _float_io, "shape_chain": _shape_chain, "activations": _activations,
+            "mean_pad_pool": _mean_pad_pool, "movement": _movement, "batch_matmul": _batch_matmul}
+
+
+def _case(families) -> OpCase:
+    c = OpCase(seed=sum(map(ord, "".join(families))))
+    for f in families:
+        FAMILIES[f](c)
+    return c
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_op_family_bit_exact_vs_tflm_on_host(family, tmp_path):
+    require_tool("gcc")
+    summary = write_library(_case([family]).build(), tmp_path / f"{family}_mcu_int8", name=family)
+    vectors = op_inputs(summary["inputs"], n=4, seed=3)
+    rep = verify_host(tmp_path / f"{family}_mcu_int8", vectors)
+    assert rep["vectors"] == 4 and rep["elements_compared"] > 0
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
+    assert rep["bit_exact_vs_tflm"] is True
+
+
+def _lut_params(seed: int):
+    """Random parameter sets per table op, spanning input scales from 1e-3 to 1 and every zero point range."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for op in ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU"):
+        for _ in range(8):
+            # Output/input scale ratios 0.8 and 1.25 make exact .5 ties: they show float vs double setup.
+            ratio = float(rng.choice([0.8, 1.25, 0.5, rng.uniform(0.3, 1.5)]))
+            out.append((op, float(10 ** rng.uniform(-3, 0)), int(rng.integers(-128, 128)), ratio))
+    return out
+
+
+def test_table_activations_exhaustive_vs_tflm(tmp_path):
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU: all 256 int8 inputs for 8 parameter sets each, bit for bit."""
+    require_tool("gcc")
+    c = OpCase(seed=11)
+    lut_sweep(c, _lut_params(5))
+    summary = write_library(c.build(), tmp_path / "lut_mcu_int8", name="lut")
+    assert summary["ops"] == {"LOGISTIC": 8, "TANH": 8, "HARD_SWISH": 8, "LEAKY_RELU": 8}
+    rep = verify_host(tmp_path / "lut_mcu_int8", every_int8(summary["inputs"]))
+    assert rep["elements_compared"] == 2 * 32 * 256
+    assert rep["bit_exact_vs_tflm"] is True, rep
+
+
+def test_all_op_families_bit_exact_under_qemu(tmp_path):
+    """Every family and an exhaustive table sweep in one firmware image, one QEMU boot (mps2-an386)."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu.verify import verify_qemu
+    c = _case(list(FAMILIES))
+    lut_sweep(c, _lut_params(6)[::3])
+    summary = write_library(c.build(), tmp_path / "ops_mcu_int8", name="ops")
+    for op in ("QUANTIZE", "DEQUANTIZE", "LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "PRELU", "MEAN", "PAD",
+               "PADV2", "MAX_POOL_2D", "RESIZE_NEAREST_NEIGHBOR", "SPLIT", "SPLIT_V", "CONCATENATION",
+               "BATCH_MATMUL"):
+        assert summary["ops"].get(op, 0) > 0, op
+    assert "SHAPE" not in summary["ops"] and "PACK" not in summary["ops"]  # folded
+    vectors = op_inputs(summary["inputs"], n=2, seed=4)
+    ramp = every_int8(summary["inputs"])[0]
+    vectors.append([r if s["shape"] == [256] else v for r, v, s in zip(ramp, vectors[0], summary["inputs"])])
+    rep = verify_qemu(tmp_path / "ops_mcu_int8", vectors, "mps2-an386")
+    assert rep["vectors"] == 3
+    assert rep["bit_exact_vs_tflm"] is True, rep
