@@ -30,6 +30,7 @@ typedef struct {
     int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
     int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, depth_multiplier;
     int32_t input_offset, output_offset, act_min, act_max;
+    int32_t requant_fast; /* 1: codegen proved |acc| < 2^30 and shift <= -1 for every channel (od_requant_fast) */
 } od_conv_params_t;
 
 od_status_t od_conv2d_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
@@ -50,6 +51,7 @@ typedef struct {
     int32_t batches, in_depth, out_depth;
     int32_t input_offset, filter_offset, output_offset, act_min, act_max;
     int32_t per_channel;
+    int32_t requant_fast; /* as od_conv_params_t.requant_fast */
 } od_fc_params_t;
 
 od_status_t od_fully_connected_s8(const od_fc_params_t *p, const int8_t *in, const int8_t *filter,

@@ -192,13 +192,18 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
     no_border = (conv_fields["pad_h"] == 0 and conv_fields["pad_w"] == 0
                  and (oh - 1) * sh + (kh - 1) * dh + 1 <= ih and (ow - 1) * sw + (kw - 1) * dw + 1 <= iw)
+    axes = (0, 1, 2) if depthwise else (1, 2, 3)
+    wsum = tf.data.astype(np.int64).sum(axis=axes)
+    bias_vals = _bias_values(e, b, oc)
     if no_border:  # every tap is inside the input: the input offset folds into the bias
-        wsum = tf.data.astype(np.int64).sum(axis=(0, 1, 2) if depthwise else (1, 2, 3))
         bias = _folded_bias(e, op, b, wsum, -in_zp)
+        bias_vals = bias_vals + (-in_zp) * wsum
         conv_fields["input_offset"] = 0
         in_zp = 0
     else:
         bias = e.const(b) if b >= 0 else "NULL"
+    conv_fields["requant_fast"] = _requant_fast(
+        shifts, bias_vals, np.abs(tf.data.astype(np.int64)).sum(axis=axes), conv_fields["input_offset"])
     if op.index in e.plan.inplace:
         tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
         if depthwise:
@@ -208,11 +213,24 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         # A 1x1 stride-1 conv is a matmul over pixels: run it as in-place FULLY_CONNECTED rows.
         fc = e.struct("od_fc_params_t", f"od_q{op.index}", dict(
             batches=n * oh * ow, in_depth=ic, out_depth=oc, input_offset=-in_zp, filter_offset=0,
-            output_offset=out_zp, act_min=lo, act_max=hi, per_channel=1))
+            output_offset=out_zp, act_min=lo, act_max=hi, per_channel=1,
+            requant_fast=conv_fields["requant_fast"]))
         return Lowered(f"od_matmul_s8_inplace(&{fc}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
     p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
     fn = "od_depthwise_conv2d_s8" if depthwise else "od_conv2d_s8"
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
+
+
+def _bias_values(e: Emitter, b: int, n: int) -> np.ndarray:
+    return e.t(b).data.astype(np.int64).reshape(-1) if b >= 0 else np.zeros(n, np.int64)
+
+
+def _requant_fast(shifts, bias_vals: np.ndarray, wabs: np.ndarray, in_off: int) -> int:
+    """1 when od_requant_fast (od_simd.h) is exact on every channel for any int8 input: each shift <= -1 and
+    |accumulator + bias| < 2^30 (bound: |bias| + sum|w| * max|x + in_off|)."""
+    xmax = max(abs(-128 + in_off), abs(127 + in_off))
+    bound = np.abs(bias_vals) + wabs * xmax
+    return int(bool(np.all(np.asarray(shifts) <= -1)) and int(bound.max(initial=0)) < 2**30)
 
 
 def _folded_bias(e: Emitter, op: Op, b: int, wsum: np.ndarray, in_off: int) -> str:
@@ -256,15 +274,19 @@ def _fc(e: Emitter, op: Op) -> Lowered:
     mults, shifts = quant.per_channel_multipliers(in_s, tf.scale, out_s, out_d if per_channel else 1)
     lo, hi = quant.activation_range(op.options.get("fusedActivationFunction", "NONE"), out_s, out_zp)
     in_off = -in_zp
+    bias_vals = _bias_values(e, b, out_d)
     if int(tf.zero_point[0]) == 0:  # fold the input offset into the bias (exact, see _folded_bias)
         bias = _folded_bias(e, op, b, tf.data.astype(np.int64).sum(axis=1), in_off)
+        bias_vals = bias_vals + in_off * tf.data.astype(np.int64).sum(axis=1)
         in_off = 0
     else:
         bias = e.const(b) if b >= 0 else "NULL"
+    fast = 0 if int(tf.zero_point[0]) else _requant_fast(
+        shifts, bias_vals, np.abs(tf.data.astype(np.int64)).sum(axis=1), in_off)
     p = e.struct("od_fc_params_t", f"od_p{op.index}", dict(
         batches=batches, in_depth=in_d, out_depth=out_d, input_offset=in_off,
         filter_offset=-int(tf.zero_point[0]), output_offset=out_zp, act_min=lo, act_max=hi,
-        per_channel=int(per_channel)))
+        per_channel=int(per_channel), requant_fast=fast))
     m = e.table(f"od_m{op.index}", "int32_t", mults)
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
     if op.index in e.plan.inplace:
