@@ -127,6 +127,12 @@ class Emitter:
         self._const_names[idx] = name
         return name
 
+    def reordered_const(self, name: str, values: np.ndarray) -> str:
+        """int8 weights in a kernel-specific layout (one copy per op that reads it)."""
+        self.consts.append(_c_array(name, "int8_t", values, align=16))
+        self.weight_bytes += int(np.asarray(values).nbytes)
+        return name
+
     def table(self, name: str, ctype: str, values) -> str:
         self.consts.append(_c_array(name, ctype, values))
         self.weight_bytes += len(np.asarray(values).reshape(-1)) * 4
@@ -217,8 +223,35 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
             requant_fast=conv_fields["requant_fast"]))
         return Lowered(f"od_matmul_s8_inplace(&{fc}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
     p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
+    if not depthwise and uses_im2col(e.g, op):
+        w = e.reordered_const(f"od_wr{op.index}", im2col_filter(tf.data))
+        tmp = f"(int16_t *)OD_ARENA({e.plan.offset(('scratch', op.index))})"
+        return Lowered(f"od_conv2d_s8_im2col(&{p}, {e.act(i)}, {w}, {bias}, {m}, {s}, {e.act(o)}, {tmp})",
+                       macs=macs)
     fn = "od_depthwise_conv2d_s8" if depthwise else "od_conv2d_s8"
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
+
+
+def uses_im2col(g: Graph, op: Op) -> bool:
+    """CONV_2D runs as im2col + blocked matmul (od_conv_im2col_s8.c) unless dilated."""
+    o = op.options
+    return (op.opcode == "CONV_2D" and int(o.get("dilationHFactor", 1) or 1) == 1
+            and int(o.get("dilationWFactor", 1) or 1) == 1 and len(g.tensors[op.inputs[0]].shape) == 4)
+
+
+def im2col_scratch_bytes(g: Graph, op: Op) -> int:
+    """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
+    _, kh, kw, c = g.tensors[op.inputs[1]].shape
+    return 4 * ((kh * kw * c + 1) & ~1)
+
+
+def im2col_filter(w: np.ndarray) -> np.ndarray:
+    """Each filter row's full groups of four weights stored as [w0 w2 w1 w3] (SXTB16 pairs, see the kernel)."""
+    rows = np.asarray(w, np.int8).reshape(w.shape[0], -1).copy()
+    g4 = rows.shape[1] // 4 * 4
+    blk = rows[:, :g4].reshape(rows.shape[0], -1, 4)
+    rows[:, :g4] = blk[:, :, [0, 2, 1, 3]].reshape(rows.shape[0], g4)
+    return rows
 
 
 def _bias_values(e: Emitter, b: int, n: int) -> np.ndarray:
@@ -706,6 +739,8 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
             plan.add(o, t.nbytes, *life)
         if op.opcode in ("MEAN", "SUM"):
             plan.add(("scratch", op.index), reduce_scratch_bytes(g, op), op.index, op.index)
+        elif op.index not in plan.inplace and uses_im2col(g, op):
+            plan.add(("scratch", op.index), im2col_scratch_bytes(g, op), op.index, op.index)
     plan.place()
     plan.check()
     return plan
