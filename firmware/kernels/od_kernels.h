@@ -30,6 +30,7 @@ typedef struct {
     int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
     int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, depth_multiplier;
     int32_t input_offset, output_offset, act_min, act_max;
+    int32_t requant_fast; /* 1: codegen proved |acc| < 2^30 and shift <= -1 for every channel (od_requant_fast) */
 } od_conv_params_t;
 
 od_status_t od_conv2d_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
@@ -45,11 +46,22 @@ od_status_t od_depthwise_conv2d_s8_ref(const od_conv_params_t *p, const int8_t *
 od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 
+/* CONV_2D (dilation 1) as im2col + 2x2-blocked matrix multiply over int16 receptive fields (od_conv_im2col_s8.c).
+ * The filter rows are stored by the code generator with each group of four weights as [w0 w2 w1 w3];
+ * scratch (4-byte aligned) holds od_conv2d_im2col_scratch_bytes(k_h, k_w, in_c) bytes. */
+int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c);
+od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                                int16_t *scratch);
+od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+
 /* FULLY_CONNECTED ([batches, in_depth] x [out_depth, in_depth]^T); per_channel selects mult/shift[o] vs [0]. */
 typedef struct {
     int32_t batches, in_depth, out_depth;
     int32_t input_offset, filter_offset, output_offset, act_min, act_max;
     int32_t per_channel;
+    int32_t requant_fast; /* as od_conv_params_t.requant_fast */
 } od_fc_params_t;
 
 od_status_t od_fully_connected_s8(const od_fc_params_t *p, const int8_t *in, const int8_t *filter,

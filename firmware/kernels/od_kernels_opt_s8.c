@@ -16,11 +16,6 @@ static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8
 /* Depth-multiplier path: windows up to this many taps are gathered on the stack (4 + 4 bytes per tap). */
 #define OD_DW_MAX_TAPS 48
 
-static inline int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_t m, int32_t s, int32_t out_off,
-                             int32_t lo, int32_t hi) {
-    if (bias) acc += bias[c];
-    return (int8_t)od_clamp_i32(od_mbqm(acc, m, s) + out_off, lo, hi);
-}
 
 /* Two rows x (input offset) against two filter rows: a[r][k] += sum_d w_k[d] * (x_r[d] + off). */
 /* use_off is a literal at every call site, so the compiler drops the SADD16s when the code generator has
@@ -30,6 +25,14 @@ static inline int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_
 #else
 #define OD_INLINE static inline
 #endif
+
+/* fast is a literal on the hot paths: the code generator set requant_fast after proving od_requant_fast exact. */
+OD_INLINE int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_t m, int32_t s, int32_t out_off,
+                         int32_t lo, int32_t hi, int fast) {
+    if (bias) acc += bias[c];
+    const int32_t v = fast ? od_requant_fast(acc, m, -s) : od_mbqm(acc, m, s);
+    return (int8_t)od_clamp_i32(v + out_off, lo, hi);
+}
 
 OD_INLINE void dot2x2_s8(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n,
                          uint32_t off2, int32_t off, int use_off, int32_t *a00, int32_t *a01, int32_t *a10,
@@ -112,7 +115,8 @@ static inline int32_t dot1_s8(const int8_t *x, const int8_t *w, int32_t n, uint3
 /* rows x [D] times [O x D]^T, two rows and two output channels per pass (a matrix multiply). */
 OD_INLINE void matmul_rows_impl(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
-                                int32_t in_off, int use_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out) {
+                                int32_t in_off, int use_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out,
+                                int fast) {
     const uint32_t off2 = od_dup16(in_off);
     int32_t r = 0;
     for (; r + 2 <= rows; r += 2) {
@@ -124,15 +128,15 @@ OD_INLINE void matmul_rows_impl(const int8_t *in, int32_t rows, int32_t D, const
             dot2x2_s8(x0, x1, filter + o * D, filter + (o + 1) * D, D, off2, in_off, use_off, &a00, &a01, &a10,
                       &a11);
             const int32_t c0 = per_channel ? o : 0, c1 = per_channel ? o + 1 : 0;
-            y0[o] = requant(a00, bias, o, mult[c0], shift[c0], out_off, lo, hi);
-            y0[o + 1] = requant(a01, bias, o + 1, mult[c1], shift[c1], out_off, lo, hi);
-            y1[o] = requant(a10, bias, o, mult[c0], shift[c0], out_off, lo, hi);
-            y1[o + 1] = requant(a11, bias, o + 1, mult[c1], shift[c1], out_off, lo, hi);
+            y0[o] = requant(a00, bias, o, mult[c0], shift[c0], out_off, lo, hi, fast);
+            y0[o + 1] = requant(a01, bias, o + 1, mult[c1], shift[c1], out_off, lo, hi, fast);
+            y1[o] = requant(a10, bias, o, mult[c0], shift[c0], out_off, lo, hi, fast);
+            y1[o + 1] = requant(a11, bias, o + 1, mult[c1], shift[c1], out_off, lo, hi, fast);
         }
         for (; o < O; ++o) {
             const int32_t c = per_channel ? o : 0;
-            y0[o] = requant(dot1_s8(x0, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c], out_off, lo, hi);
-            y1[o] = requant(dot1_s8(x1, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c], out_off, lo, hi);
+            y0[o] = requant(dot1_s8(x0, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c], out_off, lo, hi, fast);
+            y1[o] = requant(dot1_s8(x1, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c], out_off, lo, hi, fast);
         }
     }
     for (; r < rows; ++r) {
@@ -140,7 +144,7 @@ OD_INLINE void matmul_rows_impl(const int8_t *in, int32_t rows, int32_t D, const
         for (int32_t o = 0; o < O; ++o) {
             const int32_t c = per_channel ? o : 0;
             out[r * O + o] = requant(dot1_s8(x, filter + o * D, D, off2, in_off, 0), bias, o, mult[c], shift[c],
-                                     out_off, lo, hi);
+                                     out_off, lo, hi, fast);
         }
     }
 }
@@ -174,22 +178,27 @@ static int32_t mve_dot_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t o
 
 static void matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
                            const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
-                           int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out) {
+                           int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out, int fast) {
 #if OD_HAVE_MVE
     for (int32_t r = 0; r < rows; ++r) {
         const int8_t *x = in + r * D;
         for (int32_t o = 0; o < O; ++o) {
             const int32_t c = per_channel ? o : 0;
             out[r * O + o] = requant(mve_dot_s8(x, filter + o * D, D, in_off), bias, o, mult[c], shift[c], out_off,
-                                     lo, hi);
+                                     lo, hi, fast);
         }
     }
     return;
 #endif
-    if (in_off == 0)
-        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, 0, 0, out_off, lo, hi, out);
+    /* Literal use_off / fast per instantiation: the compiler drops the unused arithmetic. */
+    if (in_off == 0 && fast)
+        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, 0, 0, out_off, lo, hi, out, 1);
+    else if (in_off == 0)
+        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, 0, 0, out_off, lo, hi, out, 0);
+    else if (fast)
+        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, in_off, 1, out_off, lo, hi, out, 1);
     else
-        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, in_off, 1, out_off, lo, hi, out);
+        matmul_rows_impl(in, rows, D, filter, O, bias, mult, shift, per_channel, in_off, 1, out_off, lo, hi, out, 0);
 }
 
 od_status_t od_fully_connected_s8_opt(const od_fc_params_t *p, const int8_t *in, const int8_t *filter,
@@ -200,26 +209,17 @@ od_status_t od_fully_connected_s8_opt(const od_fc_params_t *p, const int8_t *in,
     OD_CHECK_PTR(filter);
     OD_CHECK_PTR(out);
     matmul_rows_s8(in, p->batches, p->in_depth, filter, p->out_depth, bias, mult, shift, p->per_channel,
-                   p->input_offset, p->output_offset, p->act_min, p->act_max, out);
+                   p->input_offset, p->output_offset, p->act_min, p->act_max, out, p->requant_fast);
     return OD_OK;
 }
 
-od_status_t od_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
-                             const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
-    OD_CHECK_PTR(p);
-    OD_CHECK_PTR(in);
-    OD_CHECK_PTR(filter);
-    OD_CHECK_PTR(out);
+/* Any kernel size and stride: one contiguous run of (kx1 - kx0) * C bytes per filter row, two channels a pass. */
+OD_INLINE void conv_generic(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                            const int32_t *mult, const int32_t *shift, int8_t *out, int fast) {
     const int32_t N = p->batches, IH = p->in_h, IW = p->in_w, C = p->in_c, OH = p->out_h, OW = p->out_w;
     const int32_t OC = p->out_c, KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w;
     const int32_t PH = p->pad_h, PW = p->pad_w, in_off = p->input_offset, out_off = p->output_offset;
     const int32_t lo = p->act_min, hi = p->act_max;
-    if (p->dil_h != 1 || p->dil_w != 1) return od_conv2d_s8_ref(p, in, filter, bias, mult, shift, out);
-    if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && IH == OH && IW == OW) {
-        /* Pointwise: every pixel is a row of a matrix multiply. */
-        matmul_rows_s8(in, N * OH * OW, C, filter, OC, bias, mult, shift, 1, in_off, out_off, lo, hi, out);
-        return OD_OK;
-    }
     const uint32_t off2 = od_dup16(in_off);
     const int32_t fstride = KH * KW * C; /* one output channel's filter */
     for (int32_t b = 0; b < N; ++b) {
@@ -241,19 +241,42 @@ od_status_t od_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *in, const 
                         const int32_t run = (kx1 - kx0) * C;
                         dot1x2_s8(ip, fp, fp + fstride, run, off2, in_off, &a0, &a1);
                     }
-                    y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
-                    y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi);
+                    y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi, fast);
+                    y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi, fast);
                 }
                 for (; oc < OC; ++oc) {
                     int32_t acc = 0;
                     for (int32_t ky = ky0; ky < ky1; ++ky)
                         acc = dot1_s8(in + ibase + (ky * IW + kx0) * C, filter + oc * fstride + (ky * KW + kx0) * C,
                                       (kx1 - kx0) * C, off2, in_off, acc);
-                    y[oc] = requant(acc, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
+                    y[oc] = requant(acc, bias, oc, mult[oc], shift[oc], out_off, lo, hi, fast);
                 }
             }
         }
     }
+}
+
+od_status_t od_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                             const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+    OD_CHECK_PTR(p);
+    OD_CHECK_PTR(in);
+    OD_CHECK_PTR(filter);
+    OD_CHECK_PTR(out);
+    const int32_t N = p->batches, IH = p->in_h, IW = p->in_w, C = p->in_c, OH = p->out_h, OW = p->out_w;
+    const int32_t OC = p->out_c, KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w;
+    const int32_t PH = p->pad_h, PW = p->pad_w, in_off = p->input_offset, out_off = p->output_offset;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    if (p->dil_h != 1 || p->dil_w != 1) return od_conv2d_s8_ref(p, in, filter, bias, mult, shift, out);
+    if (KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && IH == OH && IW == OW) {
+        /* Pointwise: every pixel is a row of a matrix multiply. */
+        matmul_rows_s8(in, N * OH * OW, C, filter, OC, bias, mult, shift, 1, in_off, out_off, lo, hi, out,
+                       p->requant_fast);
+        return OD_OK;
+    }
+    if (p->requant_fast)
+        conv_generic(p, in, filter, bias, mult, shift, out, 1);
+    else
+        conv_generic(p, in, filter, bias, mult, shift, out, 0);
     return OD_OK;
 }
 
@@ -269,6 +292,7 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
     const int32_t OC = p->out_c, KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w;
     const int32_t PH = p->pad_h, PW = p->pad_w, DM = p->depth_multiplier;
     const int32_t in_off = p->input_offset, out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const int fast = p->requant_fast;
     OD_CHECK(OC == IC * DM);
     if (DM == 1) {
         /* Channel blocks outer, pixels inner: each block's taps are widened once. */
@@ -289,7 +313,7 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
                                 acc += (int32_t)filter[(ky * KW + kx) * OC + c] *
                                        ((int32_t)in[ibase + (ky * IW + kx) * IC + c] + in_off);
                         out[((b * OH + oy) * OW + ox) * OC + c] =
-                            requant(acc, bias, c, mult[c], shift[c], out_off, lo, hi);
+                            requant(acc, bias, c, mult[c], shift[c], out_off, lo, hi, fast);
                     }
                 }
         }
@@ -335,10 +359,10 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
                                 a1 = od_smlabb(xx, fb, a1);
                                 a3 = od_smlatt(xx, fb, a3);
                             }
-                            y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
-                            y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi);
-                            y[oc + 2] = requant(a2, bias, oc + 2, mult[oc + 2], shift[oc + 2], out_off, lo, hi);
-                            y[oc + 3] = requant(a3, bias, oc + 3, mult[oc + 3], shift[oc + 3], out_off, lo, hi);
+                            y[oc] = requant(a0, bias, oc, mult[oc], shift[oc], out_off, lo, hi, fast);
+                            y[oc + 1] = requant(a1, bias, oc + 1, mult[oc + 1], shift[oc + 1], out_off, lo, hi, fast);
+                            y[oc + 2] = requant(a2, bias, oc + 2, mult[oc + 2], shift[oc + 2], out_off, lo, hi, fast);
+                            y[oc + 3] = requant(a3, bias, oc + 3, mult[oc + 3], shift[oc + 3], out_off, lo, hi, fast);
                         }
                         for (; m < DM; ++m) {
                             const int32_t oc = ic * DM + m;
@@ -347,7 +371,7 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
                                 for (int32_t kx = kx0; kx < kx1; ++kx)
                                     acc += (int32_t)filter[(ky * KW + kx) * OC + oc] *
                                            ((int32_t)in[ibase + (ky * IW + kx) * IC + ic] + in_off);
-                            y[oc] = requant(acc, bias, oc, mult[oc], shift[oc], out_off, lo, hi);
+                            y[oc] = requant(acc, bias, oc, mult[oc], shift[oc], out_off, lo, hi, fast);
                         }
                     }
                 }
@@ -360,8 +384,9 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
 /* Four depthwise output channels (c..c+3, depth multiplier 1) for every pixel, into dst[pixel * dst_stride + k].
  * Interior pixels of a 3x3 filter take an unrolled path: the block's filter taps are widened once (18 words),
  * and the input offset is added once per channel as off * sum(taps), which is exact for an all-inside window. */
-static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                         const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst, int32_t dst_stride) {
+OD_INLINE void dw_block4_impl(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                              const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst,
+                              int32_t dst_stride, int fast) {
     const int32_t N = p->batches, IH = p->in_h, IW = p->in_w, C = p->in_c, OH = p->out_h, OW = p->out_w;
     const int32_t KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w, PH = p->pad_h, PW = p->pad_w;
     const int32_t in_off = p->input_offset, out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
@@ -435,12 +460,20 @@ static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8
                         }
                     }
                 }
-                dst[0] = requant(a0, bias, c, m0, s0, out_off, lo, hi);
-                dst[1] = requant(a1, bias, c + 1, m1, s1, out_off, lo, hi);
-                dst[2] = requant(a2, bias, c + 2, m2, s2, out_off, lo, hi);
-                dst[3] = requant(a3, bias, c + 3, m3, s3, out_off, lo, hi);
+                dst[0] = requant(a0, bias, c, m0, s0, out_off, lo, hi, fast);
+                dst[1] = requant(a1, bias, c + 1, m1, s1, out_off, lo, hi, fast);
+                dst[2] = requant(a2, bias, c + 2, m2, s2, out_off, lo, hi, fast);
+                dst[3] = requant(a3, bias, c + 3, m3, s3, out_off, lo, hi, fast);
             }
         }
+}
+
+static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                         const int32_t *mult, const int32_t *shift, int32_t c, int8_t *dst, int32_t dst_stride) {
+    if (p->requant_fast)
+        dw_block4_impl(p, in, filter, bias, mult, shift, c, dst, dst_stride, 1);
+    else
+        dw_block4_impl(p, in, filter, bias, mult, shift, c, dst, dst_stride, 0);
 }
 
 od_status_t od_depthwise_conv2d_s8_inplace_opt(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
@@ -475,7 +508,7 @@ od_status_t od_matmul_s8_inplace_opt(const od_fc_params_t *p, int8_t *buf, const
         const int32_t n = p->batches - r >= 2 ? 2 : 1;
         /* Rows r, r+1 are read completely before their outputs land at or before them. */
         matmul_rows_s8(buf + r * D, n, D, filter, O, bias, mult, shift, p->per_channel, p->input_offset,
-                       p->output_offset, p->act_min, p->act_max, tmp);
+                       p->output_offset, p->act_min, p->act_max, tmp, p->requant_fast);
         memcpy(buf + r * O, tmp, (size_t)(n * O));
     }
     return OD_OK;

@@ -35,6 +35,11 @@ static inline int32_t od_smlad(uint32_t a, uint32_t b, int32_t acc) {
     __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
+static inline int32_t od_smmulr(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 static inline int32_t od_smlabb(uint32_t a, uint32_t b, int32_t acc) {
     int32_t r;
     __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
@@ -57,8 +62,17 @@ static inline int32_t od_smlad(uint32_t a, uint32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(od_lo16(a) * od_lo16(b)) + (uint32_t)(od_hi16(a) * od_hi16(b)));
 }
 static inline int32_t od_smlabb(uint32_t a, uint32_t b, int32_t acc) { return acc + od_lo16(a) * od_lo16(b); }
+static inline int32_t od_smmulr(int32_t a, int32_t b) { return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32); }
 static inline int32_t od_smlatt(uint32_t a, uint32_t b, int32_t acc) { return acc + od_hi16(a) * od_hi16(b); }
 #endif
+
+/* TFLite MultiplyByQuantizedMultiplier for shift <= -1 and |x| < 2^30 (the code generator proves both per layer):
+ * SMMULR(2x, m) = floor((x*m + 2^30) / 2^31) is gemmlowp's rounding doubling high multiply, and
+ * floor((y + 2^(r-1) - [y < 0]) / 2^r) is RoundingDivideByPOT's round half away from zero (r = -shift >= 1). */
+static inline int32_t od_requant_fast(int32_t x, int32_t m, int32_t r) {
+    const int32_t y = od_smmulr(x * 2, m);
+    return (y + (1 << (r - 1)) + (y >> 31)) >> r;
+}
 
 /* (v, v) as two int16 lanes */
 static inline uint32_t od_dup16(int32_t v) { return ((uint32_t)(uint16_t)v) | ((uint32_t)(uint16_t)v << 16); }

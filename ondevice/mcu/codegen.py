@@ -128,6 +128,12 @@ class Emitter:
         self._const_names[idx] = name
         return name
 
+    def reordered_const(self, name: str, values: np.ndarray) -> str:
+        """int8 weights in a kernel-specific layout (one copy per op that reads it)."""
+        self.consts.append(_c_array(name, "int8_t", values, align=16))
+        self.weight_bytes += int(np.asarray(values).nbytes)
+        return name
+
     def table(self, name: str, ctype: str, values) -> str:
         self.consts.append(_c_array(name, ctype, values))
         self.weight_bytes += len(np.asarray(values).reshape(-1)) * 4
@@ -195,13 +201,18 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
     no_border = (conv_fields["pad_h"] == 0 and conv_fields["pad_w"] == 0
                  and (oh - 1) * sh + (kh - 1) * dh + 1 <= ih and (ow - 1) * sw + (kw - 1) * dw + 1 <= iw)
+    axes = (0, 1, 2) if depthwise else (1, 2, 3)
+    wsum = tf.data.astype(np.int64).sum(axis=axes)
+    bias_vals = _bias_values(e, b, oc)
     if no_border:  # every tap is inside the input: the input offset folds into the bias
-        wsum = tf.data.astype(np.int64).sum(axis=(0, 1, 2) if depthwise else (1, 2, 3))
         bias = _folded_bias(e, op, b, wsum, -in_zp)
+        bias_vals = bias_vals + (-in_zp) * wsum
         conv_fields["input_offset"] = 0
         in_zp = 0
     else:
         bias = e.const(b) if b >= 0 else "NULL"
+    conv_fields["requant_fast"] = _requant_fast(
+        shifts, bias_vals, np.abs(tf.data.astype(np.int64)).sum(axis=axes), conv_fields["input_offset"])
     if op.index in e.plan.inplace:
         tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
         if depthwise:
@@ -211,11 +222,51 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         # A 1x1 stride-1 conv is a matmul over pixels: run it as in-place FULLY_CONNECTED rows.
         fc = e.struct("od_fc_params_t", f"od_q{op.index}", dict(
             batches=n * oh * ow, in_depth=ic, out_depth=oc, input_offset=-in_zp, filter_offset=0,
-            output_offset=out_zp, act_min=lo, act_max=hi, per_channel=1))
+            output_offset=out_zp, act_min=lo, act_max=hi, per_channel=1,
+            requant_fast=conv_fields["requant_fast"]))
         return Lowered(f"od_matmul_s8_inplace(&{fc}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
     p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
+    if not depthwise and uses_im2col(e.g, op):
+        w = e.reordered_const(f"od_wr{op.index}", im2col_filter(tf.data))
+        tmp = f"(int16_t *)OD_ARENA({e.plan.offset(('scratch', op.index))})"
+        return Lowered(f"od_conv2d_s8_im2col(&{p}, {e.act(i)}, {w}, {bias}, {m}, {s}, {e.act(o)}, {tmp})",
+                       macs=macs)
     fn = "od_depthwise_conv2d_s8" if depthwise else "od_conv2d_s8"
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
+
+
+def uses_im2col(g: Graph, op: Op) -> bool:
+    """CONV_2D runs as im2col + blocked matmul (od_conv_im2col_s8.c) unless dilated."""
+    o = op.options
+    return (op.opcode == "CONV_2D" and int(o.get("dilationHFactor", 1) or 1) == 1
+            and int(o.get("dilationWFactor", 1) or 1) == 1 and len(g.tensors[op.inputs[0]].shape) == 4)
+
+
+def im2col_scratch_bytes(g: Graph, op: Op) -> int:
+    """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
+    _, kh, kw, c = g.tensors[op.inputs[1]].shape
+    return 4 * ((kh * kw * c + 1) & ~1)
+
+
+def im2col_filter(w: np.ndarray) -> np.ndarray:
+    """Each filter row's full groups of four weights stored as [w0 w2 w1 w3] (SXTB16 pairs, see the kernel)."""
+    rows = np.asarray(w, np.int8).reshape(w.shape[0], -1).copy()
+    g4 = rows.shape[1] // 4 * 4
+    blk = rows[:, :g4].reshape(rows.shape[0], -1, 4)
+    rows[:, :g4] = blk[:, :, [0, 2, 1, 3]].reshape(rows.shape[0], g4)
+    return rows
+
+
+def _bias_values(e: Emitter, b: int, n: int) -> np.ndarray:
+    return e.t(b).data.astype(np.int64).reshape(-1) if b >= 0 else np.zeros(n, np.int64)
+
+
+def _requant_fast(shifts, bias_vals: np.ndarray, wabs: np.ndarray, in_off: int) -> int:
+    """1 when od_requant_fast (od_simd.h) is exact on every channel for any int8 input: each shift <= -1 and
+    |accumulator + bias| < 2^30 (bound: |bias| + sum|w| * max|x + in_off|)."""
+    xmax = max(abs(-128 + in_off), abs(127 + in_off))
+    bound = np.abs(bias_vals) + wabs * xmax
+    return int(bool(np.all(np.asarray(shifts) <= -1)) and int(bound.max(initial=0)) < 2**30)
 
 
 def _folded_bias(e: Emitter, op: Op, b: int, wsum: np.ndarray, in_off: int) -> str:
@@ -259,15 +310,19 @@ def _fc(e: Emitter, op: Op) -> Lowered:
     mults, shifts = quant.per_channel_multipliers(in_s, tf.scale, out_s, out_d if per_channel else 1)
     lo, hi = quant.activation_range(op.options.get("fusedActivationFunction", "NONE"), out_s, out_zp)
     in_off = -in_zp
+    bias_vals = _bias_values(e, b, out_d)
     if int(tf.zero_point[0]) == 0:  # fold the input offset into the bias (exact, see _folded_bias)
         bias = _folded_bias(e, op, b, tf.data.astype(np.int64).sum(axis=1), in_off)
+        bias_vals = bias_vals + in_off * tf.data.astype(np.int64).sum(axis=1)
         in_off = 0
     else:
         bias = e.const(b) if b >= 0 else "NULL"
+    fast = 0 if int(tf.zero_point[0]) else _requant_fast(
+        shifts, bias_vals, np.abs(tf.data.astype(np.int64)).sum(axis=1), in_off)
     p = e.struct("od_fc_params_t", f"od_p{op.index}", dict(
         batches=batches, in_depth=in_d, out_depth=out_d, input_offset=in_off,
         filter_offset=-int(tf.zero_point[0]), output_offset=out_zp, act_min=lo, act_max=hi,
-        per_channel=int(per_channel)))
+        per_channel=int(per_channel), requant_fast=fast))
     m = e.table(f"od_m{op.index}", "int32_t", mults)
     s = e.table(f"od_s{op.index}", "int32_t", shifts)
     if op.index in e.plan.inplace:
@@ -687,6 +742,8 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
             plan.add(o, t.nbytes, *life)
         if op.opcode in ("MEAN", "SUM"):
             plan.add(("scratch", op.index), reduce_scratch_bytes(g, op), op.index, op.index)
+        elif op.index not in plan.inplace and uses_im2col(g, op):
+            plan.add(("scratch", op.index), im2col_scratch_bytes(g, op), op.index, op.index)
     plan.place()
     plan.check()
     return plan

@@ -1,0 +1,73 @@
+"""The cheaper requantization (od_requant_fast) equals TFLite's MultiplyByQuantizedMultiplier wherever the code
+generator enables it, and the code generator enables it only where its preconditions hold."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+
+from conftest import require_tool
+from mcu_cases import Case
+from ondevice.mcu.codegen import _requant_fast, generate
+from ondevice.mcu.library import FIRMWARE_DIR
+from ondevice.mcu.reader import read_tflite
+
+HARNESS = r"""
+#include <stdio.h>
+#include "od_fixedpoint.h"
+#include "od_simd.h"
+static uint64_t st = 88172645463325252ull;
+static uint64_t rnd(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return st; }
+int main(void) {
+    long bad = 0, n = 0;
+    for (int s = -31; s <= -1; ++s) {
+        for (int k = 0; k < 200000; ++k, ++n) {
+            /* multipliers as QuantizeMultiplier makes them, [2^30, 2^31); inputs inside |x| < 2^30, biased
+             * toward small magnitudes and exact rounding ties of both steps */
+            const int32_t m = (int32_t)((1u << 30) + (uint32_t)(rnd() % (1u << 30)));
+            int32_t x;
+            switch (k % 4) {
+                case 0: x = (int32_t)(rnd() % ((2u << 29) * 2 - 1)) - ((1 << 30) - 1); break;
+                case 1: x = (int32_t)(rnd() % 200001) - 100000; break;
+                case 2: x = (int32_t)((rnd() % 2 ? 1 : -1) * (int32_t)(rnd() % 4096) << (rnd() % 18)); break;
+                default: x = (k & 8) ? (1 << 30) - 1 - (int32_t)(rnd() % 64) : -(1 << 30) + 1 + (int32_t)(rnd() % 64);
+            }
+            if (od_requant_fast(x, m, -s) != od_mbqm(x, m, s)) ++bad;
+        }
+        /* exhaustive small accumulators at one multiplier per shift */
+        for (int32_t x = -70000; x <= 70000; ++x, ++n)
+            if (od_requant_fast(x, 1518500250, -s) != od_mbqm(x, 1518500250, s)) ++bad;
+    }
+    printf("%ld %ld\n", bad, n);
+    return 0;
+}
+"""
+
+
+def test_requant_fast_equals_tflite_multiply_by_quantized_multiplier(tmp_path):
+    require_tool("gcc")
+    src = tmp_path / "h.c"
+    src.write_text(HARNESS)
+    exe = tmp_path / "h"
+    k = FIRMWARE_DIR / "kernels"
+    for portable in (True, False):  # the C twin of SMMULR and (on x86 gcc) the same code path both ways
+        flags = ["-DOD_SIMD_PORTABLE"] if portable else []
+        subprocess.run(["gcc", "-O2", "-std=c99", *flags, f"-I{k}", f"-I{FIRMWARE_DIR / 'include'}", str(src),
+                        "-o", str(exe)], check=True)
+        bad, n = map(int, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split())
+        assert n > 10_000_000 and bad == 0
+
+
+def test_codegen_enables_fast_requant_only_when_proved():
+    shifts = np.array([-3, -7])
+    w = np.array([1000, 2000])
+    assert _requant_fast(shifts, np.array([10, -10]), w, 0) == 1
+    assert _requant_fast(np.array([-3, 0]), np.array([10, -10]), w, 0) == 0        # a channel without right shift
+    assert _requant_fast(shifts, np.array([2**30 - 1000 * 128, 0]), w, 0) == 0     # |acc| can reach 2^30
+    assert _requant_fast(shifts, np.array([0, 0]), np.array([5_000_000, 1]), 0) == 1
+    assert _requant_fast(shifts, np.array([0, 0]), np.array([5_000_000, 1]), 127) == 0  # x + off up to 254
+    c = Case(seed=3)
+    c.conv([1, 6, 6, 8], 8, 3)
+    c.fc(1, 32, 8)
+    src = generate(read_tflite(c.build())).source
+    assert src.count(".requant_fast = 1") == 2
