@@ -20,14 +20,39 @@ _state = {"debug": False}
 
 
 def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    parts = [f"ondevice {__version__}"]
-    for dist in ("torch", "executorch", "litert-torch", "coremltools"):
+    """ondevice, every package of the pinned stack (from our own metadata, so it follows pyproject.toml), and the
+    toolchains flash/profile call. No backend is imported: this stays fast."""
+    import re
+    import shutil
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, requires, version
+    lines = [f"ondevice {__version__}"]
+    try:
+        reqs = requires("ondevice") or []
+    except PackageNotFoundError:
+        reqs = []
+    for req in reqs:
+        m = re.match(r"([A-Za-z0-9_.\-]+)\s*(==\s*([^;\s]+))?[^;]*(;.*extra == \"(\w+)\")?", req)
+        if not m or (m.group(5) or "") not in ("", "ios", "reference"):
+            continue
+        name, pin, extra = m.group(1), m.group(3), m.group(5)
         try:
-            parts.append(f"{dist} {version(dist)}")
+            have = version(name)
+            note = f" (pinned {pin})" if pin and have.split("+")[0] != pin else ""
         except PackageNotFoundError:
-            parts.append(f"{dist} (not installed)")
-    return "\n".join(parts)
+            have, note = "(not installed)", f" [optional: ondevice[{extra}]]" if extra else ""
+        lines.append(f"{name} {have}{note}")
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "edgetpu_compiler"):
+        path = shutil.which(tool)
+        first = "(not on PATH)"
+        if path:
+            try:
+                out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+                first = (out.strip().splitlines() or ["(no version)"])[0]
+            except (OSError, subprocess.SubprocessError):
+                first = "(version unknown)"
+        lines.append(f"{tool}: {first}")
+    return "\n".join(lines)
 
 
 def _version_cb(value: bool):
@@ -39,9 +64,19 @@ def _version_cb(value: bool):
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version_cb, is_eager=True,
                                        help="Print ondevice and backend versions, then exit."),
-          debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors.")):
+          debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors."),
+          verbose: bool = typer.Option(False, "--verbose", "-v",
+                                       help="Show third-party warnings and banners (otherwise in OUT/ondevice.log).")):
     """ondevice: slim, export, verify, flash and profile on-device models."""
     _state["debug"] = debug or bool(os.environ.get("ONDEVICE_DEBUG"))
+    from ondevice import log
+    log.set_verbose(verbose or log.verbose)
+
+
+def _quiet(folder, command: str, create: bool = True):
+    """Third-party noise of one command goes to FOLDER/ondevice.log (see ondevice.log.quiet)."""
+    from ondevice import log
+    return log.quiet(folder, command, create)
 
 
 def _print_json(obj) -> None:
@@ -106,7 +141,8 @@ def export(target: List[str] = typer.Option(["all"], "--target",
            out: Path = typer.Option(Path("artifacts"), "--out", help="Artifact folder.")):
     """Export one QAT run to device artifacts, each with a .manifest.json beside it."""
     from ondevice.export.api import export as run
-    run(model=model, targets=target, out=out)
+    with _quiet(out, "export"):
+        run(model=model, targets=target, out=out)
 
 
 @app.command()
@@ -116,7 +152,9 @@ def verify(artifacts: Path = typer.Argument(Path("artifacts"), help="Folder of e
            out: Optional[Path] = typer.Option(None, "--out", help="Where to write verify_report.json.")):
     """Run every artifact on its real host runtime and compare it with the QAT PyTorch model."""
     from ondevice.verify import verify as run
-    run(artifacts, data=data, model=model, out=out)
+    with _quiet(out.parent if out is not None and out.suffix == ".json" else (out or artifacts), "verify",
+                create=out is not None):
+        run(artifacts, data=data, model=model, out=out)
 
 
 @app.command()
@@ -139,8 +177,9 @@ def profile(artifact: Path = typer.Argument(..., help="Artifact file (or folder 
                                                              "(default 10; raise it for slower models).")):
     """Measure latency (p50/p90/p99), peak RAM, flash and energy on a device over the framed protocol."""
     from ondevice.profiling.session import profile_cli
-    profile_cli(artifact=artifact, device=device, runs=runs, warmup=warmup, power=power, board=board, out=out,
-                mode=mode, timeout=timeout, retries=retries, run_timeout=run_timeout)
+    with _quiet(out, "profile"):
+        profile_cli(artifact=artifact, device=device, runs=runs, warmup=warmup, power=power, board=board, out=out,
+                    mode=mode, timeout=timeout, retries=retries, run_timeout=run_timeout)
 
 
 @app.command()

@@ -70,7 +70,8 @@ def sim_runtimes() -> list[dict]:
     out = []
     for name in runtime_names():
         rt = get_runtime(name)
-        ok, why = rt.available()
+        # installed() where a runtime has it: available() may import torch, and listing must stay fast
+        ok, why = getattr(rt, "installed", rt.available)()
         runs = f"runs {', '.join(rt.extensions)}" if rt.extensions else "host runtime (pick it explicitly)"
         out.append({"url": f"sim://{name}", "kind": "sim", "available": ok, "detail": runs if ok else why,
                     "extensions": list(rt.extensions)})

@@ -94,6 +94,13 @@ class ExecuTorchRuntime(Runtime):
             return False, f"executorch pybindings are not installed ({e})"
         return True, ""
 
+    def installed(self) -> tuple[bool, str]:
+        """Like available() without importing the pybindings (they import torch): `ondevice devices` stays fast."""
+        import importlib.util
+        if importlib.util.find_spec("executorch.extension.pybindings.portable_lib") is None:
+            return False, "executorch pybindings are not installed"
+        return True, ""
+
     def load(self, path: str | Path) -> ExecuTorchModel:
         path = Path(path)
         if not path.is_file():

@@ -60,17 +60,19 @@ def export(model=None, targets=("all",), out: str | Path = "artifacts") -> dict[
 
 
 def _export(names: list[str], model, out) -> dict[str, Path]:
-    run = load_source(model)
+    with log.step("loading the model"):
+        run = load_source(model)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file", "give a folder for the artifacts")
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, Path] = {}
-    for name in names:
+    for i, name in enumerate(names, 1):
         exp = get_exporter(name)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            path = exp.export(run, out)
+            with log.step(f"exporting {name} ({i}/{len(names)})"):
+                path = exp.export(run, out)
         except OndeviceError as e:
             if not e.message.startswith(f"[{name}]"):
                 e.message = f"[{name}] {e.message}"
