@@ -234,7 +234,8 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
     if softmax is not None:
         model.softmax = False
     model.train()
-    example = (arrays["train"].x[:cfg.batch_size].clone(),)
+    # exported at the batch size training and warm-up use, even when the train split is smaller than one batch
+    example = (arrays["train"].x[torch.arange(cfg.batch_size) % len(arrays["train"])].clone(),)
     gm = torch.export.export(model, example).module()
     prepared = prepare_qat_pt2e(gm, make_quantizer(is_qat=True))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
