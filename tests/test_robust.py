@@ -161,3 +161,118 @@ def test_wav_rate_and_channels_are_both_reported(tmp_path):
                                         r"sample rate 44100 Hz, expected 16000") as e:
         check_dataset(d)
     assert "-r 16000 -c 1" in e.value.hint
+
+
+# ---------------------------------------------------------------------------------------------- output paths
+
+@pytest.mark.parametrize("args", [
+    ["slim", "--recipe", "kws-dscnn", "--data", "DATA", "--out", "FILE"],
+    ["export", "--target", "tflite", "--out", "FILE"],
+    ["verify", "ARTS", "--out", "FILE"],
+    ["profile", "ART", "--device", "sim://litert", "--out", "FILE"],
+    ["lint", "--recipe", "kws-dscnn", "--target", "tflm", "--out", "DIR"],
+    ["export", "--target", "tflite", "--out", "FILE/sub"],
+], ids=["slim", "export", "verify", "profile", "lint-dir", "export-under-file"])
+def test_bad_out_fails_before_any_work(tmp_path, capsys, args):
+    """Once: slim trained fully and then lost the run; verify crashed after 13 s of work."""
+    from ondevice.cli import main
+    (tmp_path / "FILE").write_text("not a folder\n")
+    (tmp_path / "DIR").mkdir()
+    make_corpus(tmp_path / "DATA", {"train": 2, "val": 1, "test": 1})
+    (tmp_path / "ARTS").mkdir()
+    (tmp_path / "ART").write_bytes(tiny_tflite().read_bytes())
+    argv = [str(tmp_path / a) if a in ("FILE", "DIR", "DATA", "ARTS", "ART", "FILE/sub") else a for a in args]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == ConfigError.exit_code, err
+    assert "Traceback" not in err and err.count("error:") == 1
+    assert "is a file" in err or "is a folder" in err
+    assert (tmp_path / "FILE").read_text() == "not a folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ART", "ARTS", "DATA", "DIR", "FILE"]
+
+
+# ------------------------------------------------------------------------------------------------ interrupts
+
+def _sigint_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    import time
+    t0 = time.monotonic()
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < timeout, "never got ready"
+        time.sleep(0.2)
+    proc.send_signal(2)
+
+
+def test_ctrl_c_in_profile_keeps_runs_and_says_so(tmp_path):
+    """Once: nothing printed, and profile.json left "running"."""
+    out = tmp_path / "p"
+    art = tmp_path / "tiny.tflite"
+    art.write_bytes(tiny_tflite().read_bytes())
+
+    def some_runs() -> bool:
+        try:
+            return json.loads((out / "profile.json").read_text())["runs"] > 0
+        except (OSError, ValueError):
+            return False
+    proc = subprocess.Popen([sys.executable, "-m", "ondevice", "profile", str(art), "--device", "sim://litert",
+                             "--runs", "1000000", "--warmup", "0", "--out", str(out)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _sigint_when(proc, some_runs)
+    _, err = proc.communicate(timeout=120)
+    prof = json.loads((out / "profile.json").read_text())
+    assert proc.returncode == 130, err
+    assert error_lines(err)[-1] == f"interrupted; {prof['runs']} runs kept in {out / 'profile.json'}"
+    assert "Traceback" not in err
+    assert prof["status"] == "interrupted" and prof["runs"] == len(prof["timings"]["values"]) > 0
+    assert prof["metrics"]["latency_p50_ms"]["value"] > 0
+
+
+def test_drop_provisional_flash_keeps_its_meaning():
+    """An interrupted firmware profile has only the model file's size: it must not pass for the image's."""
+    from ondevice.profiling.session import _drop_provisional
+    flash = {"value": 2032, "unit": "bytes", "source": "measured", "note": "model file size"}
+    fw = {"metrics": {"flash_bytes": dict(flash)}, "device": {"board_kind": "emulated",
+                                                              "capabilities": ["MEMORY_STATS"]}}
+    _drop_provisional(fw)
+    assert "flash_bytes" not in fw["metrics"]
+    sim = {"metrics": {"flash_bytes": dict(flash)}, "device": {"board_kind": "host", "capabilities": ["MEMORY_STATS"]}}
+    _drop_provisional(sim)  # the host sim reports no image size: the file's size is its final figure too
+    assert sim["metrics"]["flash_bytes"] == flash
+
+
+SPIN = r'''
+import sys, time
+from ondevice.cli import app, main
+
+def busy(s):
+    t = time.monotonic()
+    while time.monotonic() - t < s:
+        pass
+
+class Slow:
+    def __del__(self):  # where a Ctrl-C used to be swallowed ("Exception ignored in ... __del__")
+        print("in __del__", flush=True)
+        busy(1.0)
+
+@app.command("spin")
+def spin():
+    for _ in range(10):
+        Slow()
+        busy(0.2)
+    print("finished", flush=True)
+
+sys.exit(main(["spin"]))
+'''
+
+
+def test_ctrl_c_inside_a_finalizer_is_not_swallowed(tmp_path):
+    import time
+    proc = subprocess.Popen([sys.executable, "-c", SPIN], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "in __del__"
+    time.sleep(0.3)
+    proc.send_signal(2)  # lands inside the finalizer
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "finished" not in out and "in __del__" not in out and "Exception ignored" not in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted"

@@ -331,6 +331,8 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
         raise ConfigError("--data is required", "make a corpus with `ondevice data synth --out data/synth`, "
                                                 "or point at your own metadata.csv + WAV folder")
     data = Path(data)
+    from ondevice.fsutil import check_out
+    check_out(out)  # before training: a bad --out once lost a finished run
     targets = _resolve_targets(targets)
     # Small convs gain nothing from intra-op threads, and OpenMP spin-waits make a loaded or DDP machine
     # ~10x slower (measured: 0.47 s/step at 1 thread vs 4.5 s/step at 2 under load). OMP_NUM_THREADS overrides.
