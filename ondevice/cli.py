@@ -1,8 +1,11 @@
 """The `ondevice` command line. Option parsing only: every command calls one library function."""
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -111,6 +114,9 @@ def lint(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
          fix: bool = typer.Option(False, "--fix", help="Apply the safe fixes (e.g. ReLU/GELU -> ReLU6)."),
          out: Optional[Path] = typer.Option(None, "--out", help="Write the lint report JSON here.")):
     """Check a model against each target's device constraints and say exactly what to change."""
+    if out is not None:
+        from ondevice.fsutil import check_out
+        check_out(out, "file")
     from ondevice.slim.lint import lint_cli
     ok = lint_cli(recipe=recipe, model=model, targets=target, fix=fix, out=out)
     raise typer.Exit(0 if ok else 4)
@@ -138,11 +144,13 @@ def slim(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
 def export(target: List[str] = typer.Option(["all"], "--target",
                                             help="executorch, tflite, edgetpu, coreml, tflm, mcu or all."),
            model: Optional[Path] = typer.Option(None, "--model", help="Slim run folder (default: shipped mitsis)."),
-           out: Path = typer.Option(Path("artifacts"), "--out", help="Artifact folder.")):
+           out: Path = typer.Option(Path("artifacts"), "--out", help="Artifact folder."),
+           allow_cpu_ops: bool = typer.Option(False, "--allow-cpu-ops",
+                                              help="Keep an Edge TPU model whose compiler runs ops on the CPU.")):
     """Export one QAT run to device artifacts, each with a .manifest.json beside it."""
     from ondevice.export.api import export as run
     with _quiet(out, "export"):
-        run(model=model, targets=target, out=out)
+        run(model=model, targets=target, out=out, allow_cpu_ops=allow_cpu_ops)
 
 
 @app.command()
@@ -212,10 +220,72 @@ def serve(board: str = typer.Option("qemu-mps2-an386", "--board", help="Emulated
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: expected errors become one line plus a hint and a non-zero exit code."""
+    """Entry point: expected errors become one line plus a hint and a non-zero exit code; Ctrl-C exits 130."""
+    with _interrupts() as interrupted:
+        rc = _main(argv)
+    if interrupted and rc != 130:  # a Ctrl-C that some library swallowed still stops with 130
+        print("interrupted", file=sys.stderr)
+        return 130
+    return rc
+
+
+def _in_finalizer(frame, depth: int = 64) -> bool:
+    while frame is not None and depth > 0:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame, depth = frame.f_back, depth - 1
+    return False
+
+
+@contextlib.contextmanager
+def _interrupts():
+    """Record every SIGINT; one that lands in a finalizer (where Python can only print ``Exception ignored in:
+    StorageWeakRef.__del__`` and go on) is delivered again just after it, so that it stops the command."""
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    prev_alarm: list = []
+
+    def later():
+        if not prev_alarm:
+            prev_alarm.append(signal.signal(signal.SIGALRM, on_sigint))
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+
+    def on_sigint(signum, frame):
+        if signum == signal.SIGINT:
+            seen.append(True)
+        if _in_finalizer(frame):
+            later()
+            return
+        raise KeyboardInterrupt
+
+    def on_unraisable(u):  # raised in a finalizer some other way (e.g. a C callback): deliver it again
+        if isinstance(u.exc_value, KeyboardInterrupt):
+            seen.append(True)
+            later()
+            return
+        prev_hook(u)
+
+    prev_sig, prev_hook = signal.signal(signal.SIGINT, on_sigint), sys.unraisablehook
+    sys.unraisablehook = on_unraisable
     try:
-        rc = app(args=argv, standalone_mode=False)
-        # with standalone_mode=False click returns typer.Exit's code instead of raising it
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, prev_sig)
+        sys.unraisablehook = prev_hook
+        if prev_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, prev_alarm[0])
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        # typer's own main() turns Ctrl-C into a silent exit 130; invoking the command ourselves keeps the
+        # KeyboardInterrupt, and with it what the command kept
+        cmd = typer.main.get_command(app)
+        with cmd.make_context("ondevice", sys.argv[1:] if argv is None else list(argv)) as ctx:
+            rc = cmd.invoke(ctx)
         return rc if isinstance(rc, int) else 0
     except OndeviceError as e:
         if _state["debug"]:
@@ -227,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # the library says what it kept, e.g. "512 runs kept in profile/profile.json"
+        print(f"interrupted; {e}" if str(e) else "interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # usage errors: typer 0.29 raises its own vendored click's exceptions
         for mod in _click_exception_modules():

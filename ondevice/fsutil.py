@@ -64,3 +64,28 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_out(path: str | os.PathLike, kind: str = "dir", option: str = "--out") -> Path:
+    """Fail before any work starts if ``path`` cannot take the output; returns it as a Path.
+
+    ``kind``: ``"dir"`` (a folder, made later), ``"file"`` (a file, replaced atomically) or ``"file_or_dir"``
+    (a ``.json`` path is a file, anything else a folder). Nothing is created here.
+    """
+    from ondevice.errors import ConfigError
+    p = Path(path)
+    if kind == "file_or_dir":
+        kind = "file" if p.suffix == ".json" else "dir"
+    if kind == "dir" and p.exists() and not p.is_dir():
+        raise ConfigError(f"{option} {p} is a file, not a folder", f"give a folder (new or existing), e.g. {p}.d")
+    if kind == "file" and p.is_dir():
+        raise ConfigError(f"{option} {p} is a folder, not a file", f"give a file path, e.g. {p / 'report.json'}")
+    # the nearest existing ancestor must be a folder we can write in (parents are made later)
+    anc = p if kind == "dir" else p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ConfigError(f"{option} {p} is under {anc}, which is a file", "give a path under a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {p}: cannot write in {anc}", "give a folder you can write to")
+    return p

@@ -16,7 +16,7 @@ import numpy as np
 from ondevice import log
 from ondevice.errors import ConfigError, OndeviceError, VerifyError
 from ondevice.export.manifest import find_artifacts, read_manifest, versions
-from ondevice.fsutil import write_json_atomic
+from ondevice.fsutil import check_out, write_json_atomic
 
 GOAL_TOP1_AGREEMENT = 0.99
 # Beyond this many output quantization steps an artifact is "mismatched" and gets a layer localisation.
@@ -316,6 +316,8 @@ def verify(artifacts: str | Path = "artifacts", data: str | Path | None = None, 
     VerifyError after writing the report if an artifact failed to load or missed the agreement goal.
     """
     from ondevice.export.api import one_thread
+    if out is not None:
+        check_out(out, "file_or_dir")  # before any work: a bad --out once failed after all of it
     with one_thread():
         return _verify(Path(artifacts), data, model, out)
 

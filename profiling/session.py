@@ -23,7 +23,7 @@ import numpy as np
 from ondevice import log
 from ondevice.errors import (ConfigError, DeviceError, DeviceProtocolError, DeviceResetError, OndeviceError,
                              ProtocolError, TransportError)
-from ondevice.fsutil import write_json_atomic
+from ondevice.fsutil import check_out, write_json_atomic
 from ondevice.profiling import protocol as P
 from ondevice.profiling import validation as V
 from ondevice.profiling.protocol import ErrorCode, MsgType as T
@@ -622,6 +622,8 @@ def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, pow
         raise ConfigError("runs must be >= 1 and warmup >= 0", "e.g. --runs 100 --warmup 10")
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}", f"use one of: {', '.join(MODES)}")
+    if out is not None:
+        check_out(out)
     if device == "all":
         return profile_all(artifact, runs=runs, warmup=warmup, power=power, board=board, out=out, seed=seed,
                            timeout=timeout, retries=retries, run_timeout=run_timeout, report=report, mode=mode,
@@ -642,7 +644,13 @@ def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, pow
         result["status"] = "failed"
         result["error"] = {"type": type(e).__name__, "message": e.message, "hint": e.hint}
         raise
+    except KeyboardInterrupt:
+        result["status"] = "interrupted"
+        kept = f"{result['runs']} runs kept in {out / 'profile.json'}" if out is not None else f"{result['runs']} runs"
+        raise KeyboardInterrupt(kept) from None
     finally:
+        if result["status"] != "ok":
+            _drop_provisional(result)
         s = session_box[0] if session_box else None
         if s is not None:
             result["link"] = {"retries": s.retried, "stale_frames": s.link.stale, "corrupt_frames": s.corrupt,
@@ -651,6 +659,15 @@ def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, pow
         if out is not None:
             _write(result, out, report)
     return result
+
+
+def _drop_provisional(result: dict) -> None:
+    """A device that reports its own flash image size (firmware, not the host sim) would have replaced the model
+    file's size at the end; an unfinished profile leaves the figure out rather than change its meaning."""
+    flash, dev = result["metrics"].get("flash_bytes"), result["device"]
+    if (flash and flash.get("note") == "model file size" and dev.get("board_kind") != "host"
+            and "MEMORY_STATS" in dev.get("capabilities", [])):
+        del result["metrics"]["flash_bytes"]
 
 
 def _utc() -> str:

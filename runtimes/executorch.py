@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ondevice.errors import ConfigError, VerifyError
+from ondevice.runtimes._guard import guarded_load
 from ondevice.runtimes.base import RUNTIMES, LoadedModel, Runtime, TensorSpec
 
 # ExecuTorch ScalarType codes (c10 numbering) -> numpy dtype names.
@@ -105,4 +106,6 @@ class ExecuTorchRuntime(Runtime):
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path} does not exist", "run `ondevice export --target executorch` first")
-        return ExecuTorchModel(path.read_bytes(), path.name, bundled=path.suffix == ".bpte")
+        data = path.read_bytes()
+        return guarded_load(lambda: ExecuTorchModel(data, path.name, bundled=path.suffix == ".bpte"), path.name,
+                            path.suffix, data, "ExecuTorch")

@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ondevice.errors import ConfigError, VerifyError
+from ondevice.runtimes._guard import guarded_load
 from ondevice.runtimes.base import RUNTIMES, LoadedModel, Runtime, TensorSpec
 
 
@@ -76,4 +77,6 @@ class LiteRTRuntime(Runtime):
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path} does not exist", "run `ondevice export --target tflite` first")
-        return LiteRTModel(path.read_bytes(), path.name, preserve_all_tensors, num_threads)
+        data = path.read_bytes()
+        return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads), path.name,
+                            ".tflite", data, "LiteRT")

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ondevice.errors import ConfigError, VerifyError
+from ondevice.runtimes._guard import guarded_load
 from ondevice.runtimes.base import RUNTIMES, LoadedModel, Runtime, TensorSpec
 
 ARENA_RE = re.compile(r"\[RecordingMicroAllocator\] Arena allocation total (\d+) bytes")
@@ -121,4 +122,5 @@ class TFLMRuntime(Runtime):
             path = cands[0]
         if not path.is_file():
             raise ConfigError(f"{path} does not exist", "run `ondevice export --target tflm` first")
-        return TFLMModel(path.read_bytes(), path.name, arena_size)
+        data = path.read_bytes()
+        return guarded_load(lambda: TFLMModel(data, path.name, arena_size), path.name, ".tflite", data, "TFLM")

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,7 @@ def read_metadata(folder: str | os.PathLike) -> list[Row]:
                         hint="make one with `ondevice data synth --out DIR`, or point --data at your folder")
     if not meta.is_file():
         raise DataError(f"{meta} is missing", hint=_FORMAT_HINT)
-    with open(meta, newline="", encoding="utf-8-sig") as f:  # tolerate the BOM spreadsheets write
+    with io.StringIO(_read_text(meta), newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         missing = [c for c in METADATA_COLUMNS if c not in header]
@@ -91,6 +92,18 @@ def read_metadata(folder: str | os.PathLike) -> list[Row]:
     return rows
 
 
+def _read_text(meta: Path) -> str:
+    """metadata.csv as text (a BOM tolerated); DataError naming the line of the first byte that is not UTF-8."""
+    data = meta.read_bytes()
+    try:
+        return data.decode("utf-8-sig")  # tolerate the BOM spreadsheets write
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{meta} line {line}, column {col}: byte 0x{data[e.start]:02x} is not UTF-8",
+                        hint=f"save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 {meta.name} > utf8.csv") from None
+
+
 def read_wav(folder: Path, row: Row) -> np.ndarray:
     """One clip as int16 [16000] (zero-padded or trimmed to 1 s); DataError naming the row if it is unusable."""
     path = folder / row.path
@@ -100,18 +113,19 @@ def read_wav(folder: Path, row: Row) -> np.ndarray:
         with wave.open(str(path), "rb") as w:
             ch, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             raw = w.readframes(n)
-    except (wave.Error, EOFError) as e:  # e.g. float or compressed WAV
+    except (wave.Error, EOFError, ValueError, struct.error) as e:  # e.g. float, compressed or damaged WAV
         raise DataError(f"{row.where()}: not a 16-bit PCM WAV ({e})",
                         hint="convert with: sox in.wav -r 16000 -c 1 -b 16 -e signed-integer out.wav") from None
-    if ch != 1:
-        raise DataError(f"{row.where()}: {ch} channels, expected mono",
-                        hint="convert with: sox in.wav -c 1 out.wav")
-    if width != 2:
-        raise DataError(f"{row.where()}: {8 * width}-bit samples, expected int16",
-                        hint="convert with: sox in.wav -b 16 -e signed-integer out.wav")
-    if rate != SAMPLE_RATE:
-        raise DataError(f"{row.where()}: sample rate {rate} Hz, expected {SAMPLE_RATE}",
-                        hint="resample with: sox in.wav -r 16000 out.wav")
+    # every mismatch at once, so one conversion fixes the file
+    wrong = [f"{ch} channels, expected mono" if ch != 1 else "",
+             f"{8 * width}-bit samples, expected int16" if width != 2 else "",
+             f"sample rate {rate} Hz, expected {SAMPLE_RATE}" if rate != SAMPLE_RATE else ""]
+    if any(wrong):
+        raise DataError(f"{row.where()}: " + "; ".join(w for w in wrong if w),
+                        hint="convert with: sox in.wav -r 16000 -c 1 -b 16 -e signed-integer out.wav")
+    if len(raw) < n * ch * width or n == 0:  # the header promises more audio than the file holds
+        raise DataError(f"{row.where()}: truncated WAV ({len(raw) // 2} of {n} samples present)",
+                        hint="the file was cut short (copy or download interrupted); restore or re-record it")
     x = np.frombuffer(raw, dtype="<i2")
     out = np.zeros(CLIP_SAMPLES, dtype=np.int16)
     out[:min(x.size, CLIP_SAMPLES)] = x[:CLIP_SAMPLES]

@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from ondevice import log  # noqa: E402
 from ondevice.errors import ConfigError, OndeviceError  # noqa: E402
 from ondevice.export.registry import get_exporter, resolve_targets  # noqa: E402
+from ondevice.fsutil import check_out  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -46,22 +47,43 @@ def _check_path(model) -> None:
                           "pass a folder written by `ondevice slim --out DIR`, or omit --model for the shipped recipe")
 
 
-def export(model=None, targets=("all",), out: str | Path = "artifacts") -> dict[str, Path]:
+def export(model=None, targets=("all",), out: str | Path = "artifacts", allow_cpu_ops: bool = False) -> dict[str, Path]:
     """Export one QAT run to each target; returns {target: artifact path}.
 
     ``model`` is a slim run folder, None for the shipped reference recipe, or a loaded Run. ``targets`` may hold
     names, comma lists or ``all``. Each artifact is written atomically with its ``.manifest.json`` beside it; the
     first failing target stops the export with its error (artifacts already written stay, each complete).
+    ``allow_cpu_ops`` keeps an Edge TPU model whose compiler puts ops on the CPU (refused by default).
     """
     names = resolve_targets(list(targets) if not isinstance(targets, str) else [targets])
+    check_out(out)
     _check_path(model)  # before torch is imported: a typo should fail in a blink
     with one_thread():
-        return _export(names, model, out)
+        return _export(names, model, out, allow_cpu_ops)
 
 
-def _export(names: list[str], model, out) -> dict[str, Path]:
+def check_run(run) -> None:
+    """Load every file of the run before any target starts: a damaged run fails all targets with one error,
+    instead of some targets falling back to another source (e.g. PTQ from the float weights)."""
+    parts = [("qat.pt2", "qat_module"), ("weights.pt", "float_model"), ("calib.pt", "calibration")]
+    for part, attr in parts:
+        if not hasattr(run, attr) or not hasattr(run, "path"):
+            continue
+        try:
+            getattr(run, attr)()
+        except OndeviceError as e:
+            raise ConfigError(f"run {run.path} is damaged ({e.message}); no target exported",
+                              e.hint or "re-run `ondevice slim` for this run folder") from None
+        except Exception as e:  # noqa: BLE001 - torch raises assorted types on truncated or foreign files
+            why = (str(e).splitlines() or [""])[0][:160]
+            raise ConfigError(f"run {run.path} is damaged (cannot load {part}: {type(e).__name__}: {why}); "
+                              "no target exported", "re-run `ondevice slim` for this run folder") from None
+
+
+def _export(names: list[str], model, out, allow_cpu_ops: bool = False) -> dict[str, Path]:
     with log.step("loading the model"):
         run = load_source(model)
+        check_run(run)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file", "give a folder for the artifacts")
@@ -69,10 +91,15 @@ def _export(names: list[str], model, out) -> dict[str, Path]:
     done: dict[str, Path] = {}
     for i, name in enumerate(names, 1):
         exp = get_exporter(name)
+        if allow_cpu_ops and hasattr(exp, "allow_cpu_fallback"):
+            exp.allow_cpu_fallback = True
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             with log.step(f"exporting {name} ({i}/{len(names)})"):
                 path = exp.export(run, out)
+        except KeyboardInterrupt:  # say what is complete: each artifact is written atomically
+            kept = ", ".join(p.name for p in done.values()) or "none"
+            raise KeyboardInterrupt(f"{len(done)} artifact(s) kept in {out} ({kept}); {name} not written") from None
         except OndeviceError as e:
             if not e.message.startswith(f"[{name}]"):
                 e.message = f"[{name}] {e.message}"

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from ondevice import log
-from ondevice.errors import UnsupportedOpError
+from ondevice.errors import ExportError, UnsupportedOpError
 from ondevice.export import edgetpu_rules as rules
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import write_tflite_artifact
@@ -131,12 +131,48 @@ def parse_compiler_log(text: str) -> dict:
 
 def run_compiler(tflite: Path, out_dir: Path, compiler: str) -> tuple[dict, Path | None]:
     """Run edgetpu_compiler on ``tflite``; returns (parsed report, compiled model path or None)."""
-    p = subprocess.run([compiler, "-s", "-o", str(out_dir), str(tflite)], capture_output=True, text=True,
-                       timeout=600)
+    try:
+        p = subprocess.run([compiler, "-s", "-o", str(out_dir), str(tflite)], capture_output=True, text=True,
+                           timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ExportError(f"edgetpu_compiler did not run: {type(e).__name__}: {e}",
+                          "check the compiler install (edgetpu_compiler --version)") from None
     rep = parse_compiler_log(p.stdout + "\n" + p.stderr)
     rep["returncode"] = p.returncode
     compiled = out_dir / (tflite.stem + "_edgetpu.tflite")
-    return rep, compiled if compiled.is_file() and p.returncode == 0 else None
+    if p.returncode != 0 or not compiled.is_file():
+        last = next((ln.strip() for ln in reversed((p.stdout + "\n" + p.stderr).splitlines()) if ln.strip()), "")
+        raise ExportError(f"edgetpu_compiler failed (exit {p.returncode}): {last[:200]}",
+                          "run it by hand on the .tflite for the full log; fix the model or drop --target edgetpu")
+    return rep, compiled
+
+
+def compiler_ops(rep: dict) -> dict:
+    """Per op type: how many run on the Edge TPU and how many on the CPU (with the compiler's reasons)."""
+    on_tpu, on_cpu, why = Counter(), Counter(), {}
+    for r in rep["ops"]:
+        if r["status"] == MAPPED:
+            on_tpu[r["op"]] += 1
+        else:
+            on_cpu[r["op"]] += 1
+            why.setdefault(r["op"], r["why"])
+    return {"edgetpu_ops": dict(on_tpu), "cpu_ops": dict(on_cpu), "cpu_reasons": why,
+            "edgetpu_op_count": rep.get("edgetpu_ops"), "cpu_op_count": rep.get("cpu_ops")}
+
+
+def check_compiler_vs_precheck(pre: dict, comp: dict, allow: bool) -> None:
+    """The compiler is the truth: fewer ops on the Edge TPU than the pre-check predicted fails, naming the ops."""
+    predicted = sum(1 for r in pre["ops"] if r["status"] != MAPPED)
+    cpu = comp["cpu_op_count"] if comp["cpu_op_count"] is not None else sum(comp["cpu_ops"].values())
+    if cpu <= predicted:
+        return
+    named = ", ".join(f"{op} x{n} ({comp['cpu_reasons'][op]})" for op, n in comp["cpu_ops"].items())
+    msg = f"edgetpu_compiler runs {cpu} op(s) on the CPU where the pre-check predicted {predicted}: {named}"
+    if allow:
+        log.warn(f"edgetpu: {msg}")
+        return
+    raise UnsupportedOpError(msg, "rewrite those layers in mappable ops, export --target tflite for a CPU-only "
+                                  "model, or pass --allow-cpu-ops to keep the partly mapped model")
 
 
 def format_report(rep: dict) -> str:
@@ -189,13 +225,17 @@ class EdgeTPUExporter(Exporter):
                 src = src.with_suffix(".tflite")
                 src.write_bytes(data)
                 compiler_rep, compiled = run_compiler(src, Path(d), compiler)
-                if compiled is not None:
-                    from ondevice.fsutil import write_bytes_atomic
-                    dest = out_dir / compiled.name
-                    write_bytes_atomic(dest, compiled.read_bytes())
-                    compiled_name = dest.name
-        delegation = {"mapped": rep["mapped"], "unmapped": rep["unmapped"],
-                      "mapped_fraction": rep["mapped_fraction"], "first_unmapped": rep["first_unmapped"]}
+                compiler_rep.update(compiler_ops(compiler_rep))
+                check_compiler_vs_precheck(rep, compiler_rep, allow)
+                from ondevice.fsutil import write_bytes_atomic
+                dest = out_dir / compiled.name
+                write_bytes_atomic(dest, compiled.read_bytes())
+                compiled_name = dest.name
+        # what the manifest calls mapped comes from the compiler when it ran, else from the pre-check
+        final = compiler_rep if compiler_rep is not None else rep
+        delegation = {"mapped": final["mapped"], "unmapped": final["unmapped"],
+                      "mapped_fraction": final["mapped_fraction"], "first_unmapped": final["first_unmapped"],
+                      "source": final["source"]}
         return write_tflite_artifact(
             self, run, out_dir, data, delegation=delegation, edgetpu_precheck=rep,
             edgetpu_compiler=compiler_rep if compiler_rep is not None else "not run: edgetpu_compiler not on PATH",

@@ -255,7 +255,8 @@ def qat(model: nn.Module, arrays: dict[str, Arrays], n_classes: int, cfg, dist_:
     model = copy.deepcopy(model)
     set_softmax(model, False)
     model.train()
-    example = tuple(t[:cfg.batch_size].clone() for t in arrays["train"].xs)
+    # exported at the batch size training and warm-up use, even when the train split is smaller than one batch
+    example = tuple(t[torch.arange(cfg.batch_size) % len(t)].clone() for t in arrays["train"].xs)
     gm = torch.export.export(model, example).module()
     prepared = prepare_qat_pt2e(gm, make_quantizer(is_qat=True))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -387,6 +388,8 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
                                                 "point at your own metadata.csv + WAV folder, or (with --model) a "
                                                 "folder of .npz samples or path.py:make_dataset")
     data = data if ".py:" in str(data) else Path(data)
+    from ondevice.fsutil import check_out
+    check_out(out)  # before training: a bad --out once lost a finished run
     targets = _resolve_targets(targets)
     # Small convs gain nothing from intra-op threads, and OpenMP spin-waits make a loaded or DDP machine
     # ~10x slower (measured: 0.47 s/step at 1 thread vs 4.5 s/step at 2 under load). OMP_NUM_THREADS overrides.
