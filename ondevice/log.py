@@ -69,8 +69,12 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
     import time
     from pathlib import Path
     path = Path(folder) / LOG_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    logf = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logf = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
+    except OSError:  # --out is a file or under one: the command's own --out check names it, before any work
+        yield None
+        return
     logf.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ondevice {command}\n")
     real_py, is_fd2 = sys.stderr, _stderr_is_fd2()
     if is_fd2:
