@@ -36,7 +36,8 @@ static uint8_t g_have_results;
 /* ------------------------------------------------------------------------------------------------------------ */
 /* output */
 
-static void put_s(const char *s)
+/* Not inlined: the dozens of calls would cost 2.6 KB of flash. */
+__attribute__((noinline)) static void put_s(const char *s)
 {
     if (!g_text_out) { /* start on a fresh line after the agent's binary frames (BOOT) */
         g_text_out = 1;
@@ -87,7 +88,7 @@ static void put_f6(float f)
     put_s(frac);
 }
 
-static void put_line(const char *s)
+__attribute__((noinline)) static void put_line(const char *s)
 {
     put_s(s);
     put_s("\r\n");
