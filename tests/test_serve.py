@@ -34,8 +34,11 @@ class Served:
         m = re.match(r"serving (\S+) on (\S+)", line)
         assert m, f"serve printed {line!r}; stderr: {self._stderr_now()}"
         self.address = m.group(2)
-        err = self.p.stderr.readline()
-        self.qemu_pid = int(re.search(r"QEMU pid (\d+)", err).group(1))
+        for _ in range(20):  # a "building firmware" line may come first
+            pid = re.search(r"QEMU pid (\d+)", self.p.stderr.readline())
+            if pid:
+                break
+        self.qemu_pid = int(pid.group(1))
 
     def _stderr_now(self) -> str:
         self.p.kill()
@@ -76,8 +79,17 @@ def tools():
 @pytest.fixture(scope="module")
 def served(tools, conv_library):  # noqa: F811
     s = Served("--board", "qemu-mps2-an386", "--artifact", str(conv_library), "--tcp", "127.0.0.1:0")
-    yield s
-    s.close()
+    try:
+        yield s
+        rc, err = s.interrupt()  # Ctrl-C: exit 0, QEMU gone, the port closed
+        assert rc == 0 and "Traceback" not in err, err
+        assert _gone(s.qemu_pid), "QEMU outlived serve"
+        import socket
+        host, port = s.address[len("socket://"):].rsplit(":", 1)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, int(port)), timeout=5)
+    finally:
+        s.close()
 
 
 def test_serve_tcp_eembc_runner_matches_run(served):

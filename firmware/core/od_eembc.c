@@ -28,7 +28,7 @@ static char g_line[OD_EEMBC_LINE_MAX];
 static uint16_t g_n;
 static uint8_t g_in_frame;  /* handing bytes to the agent until the next 0x00 */
 static uint8_t g_too_long;  /* the held line outgrew g_line: it is answered with an error at its '%' */
-static uint8_t g_text_out;  /* our text went out since the agent last spoke: a 0x00 must separate its next frame */
+static uint8_t g_text_out;  /* our text went out since the agent last got a byte: a 0x00 goes before its reply */
 static uint8_t g_db[OD_EEMBC_DB_BYTES];
 static uint32_t g_db_want, g_db_have;
 static uint8_t g_have_results;
