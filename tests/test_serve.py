@@ -175,3 +175,34 @@ def test_serve_refuses_non_loopback_in_one_line():
                             str(REPO / "firmware/core/testmodel"), "--tcp", "127.0.0.1:%d" % busy.getsockname()[1]],
                            capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
     assert r.returncode == 2 and r.stderr.startswith("error: cannot listen on 127.0.0.1:") and "in use" in r.stderr
+
+
+
+def test_serve_library_boots_the_flashed_image_and_stops_on_its_event(tools, tmp_path, monkeypatch):
+    """``ondevice.serve.serve`` in a thread: no artifact means the image ``ondevice flash`` wrote; ``stop`` ends it."""
+    import threading
+    from ondevice.flash import flash
+    from ondevice.profiling.transports import open_transport
+    from ondevice.serve import serve
+    monkeypatch.setenv("ONDEVICE_CACHE", str(tmp_path))
+    flash("qemu-mps2-an386", REPO / "firmware/core/testmodel")
+    ready, stop, info = threading.Event(), threading.Event(), {}
+
+    def on_ready(i: dict) -> None:
+        info.update(i)
+        ready.set()
+
+    th = threading.Thread(target=serve, args=("qemu-mps2-an386",), kwargs={"stop": stop, "on_ready": on_ready})
+    th.start()
+    try:
+        assert ready.wait(60), "serve never became ready"
+        assert info["banner"].endswith("qemu-mps2-an386 testmodel")
+        t = open_transport(info["address"])
+        try:
+            assert EembcHost(t, timeout=30).profile()["model"] == "testmodel"
+        finally:
+            t.close()
+    finally:
+        stop.set()
+        th.join(30)
+    assert not th.is_alive() and _gone(info["qemu_pid"])
