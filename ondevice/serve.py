@@ -107,17 +107,9 @@ def _serve_tcp(relay: _Relay, listener: socket.socket, stop: threading.Event) ->
         while not stop.is_set():
             rl = [relay.uart, listener] + ([client] if client else [])
             r, _, _ = select.select(rl, [], [], _POLL)
-            if listener in r:
-                conn, peer = listener.accept()
-                if client is not None:  # a UART has one other end: a second client is turned away
-                    conn.close()
-                    log.info(f"refused a second client from {peer[0]}:{peer[1]}")
-                else:
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    client = conn
             if relay.uart in r:
                 relay.from_uart(send if client else None)
-            if client is not None and client in r:
+            if client is not None and client in r:  # before accepting: a client that just left frees the line
                 try:
                     data = client.recv(65536)
                 except OSError:
@@ -127,6 +119,14 @@ def _serve_tcp(relay: _Relay, listener: socket.socket, stop: threading.Event) ->
                 else:
                     client.close()
                     client = None
+            if listener in r:
+                conn, peer = listener.accept()
+                if client is not None:  # a UART has one other end: a second client is turned away
+                    conn.close()
+                    log.info(f"refused a second client from {peer[0]}:{peer[1]}")
+                else:
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    client = conn
     finally:
         if client is not None:
             client.close()
@@ -186,6 +186,10 @@ def serve(board: str = "qemu-mps2-an386", artifact: str | Path | None = None, tc
     if not port.is_qemu:
         raise ConfigError(f"serve boots emulated boards; {board} is real hardware",
                           "a real board's UART is already a device: use serial:///dev/ttyACM0")
+    from ondevice.flash import flashed_image
+    if artifact is None and flashed_image(board) is None:
+        raise ConfigError(f"no firmware has been flashed to {board}",
+                          f"pass --artifact artifacts/<model>_mcu_int8, or run `ondevice flash --board {board}` first")
     _, elf = resolve_firmware(port.qemu_machine, {"artifact": str(artifact)} if artifact else {})
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)

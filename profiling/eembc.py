@@ -14,9 +14,11 @@ The firmware (firmware/core/od_eembc.c) prints each output element dequantized w
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -124,13 +126,15 @@ class EembcHost:
 
 
 def _f6(v: np.float32) -> str:
-    """The firmware's put_f6: 6 decimals, half away from zero, in double."""
-    d = float(v)
-    if d != d:
+    """The firmware's put_f6: the exact value of the float32, 6 decimals, half away from zero."""
+    v = np.float32(v)
+    if np.isnan(v):
         return "nan"
-    sign = "-" if d < 0 else ""
-    r = int(abs(d) * 1e6 + 0.5)
-    return f"{sign}{r // 1000000}.{r % 1000000:06d}"
+    sign = "-" if np.signbit(v) else ""
+    if np.isinf(v) or abs(float(v)) >= 2.0 ** 43:
+        return sign + "inf"
+    r = math.floor(Fraction(abs(float(v))) * 10 ** 6 + Fraction(1, 2))
+    return f"{sign if r else ''}{r // 1000000}.{r % 1000000:06d}"
 
 
 def expected_results(outputs: list[bytes], specs: list[dict]) -> list[str]:

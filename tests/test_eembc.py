@@ -152,6 +152,53 @@ def test_energy_mode_pulses_the_port_hook_instead_of_printing_laps(tmp_path):
     assert len(results) == 4
 
 
+_F6_HARNESS = r"""
+#include <stdio.h>
+#include "od_eembc.c"
+void port_putc(uint8_t c) { putchar(c); }
+uint64_t port_time_now(void) { return 0; }
+static const od_model_info_t g_info;
+const od_model_info_t *od_model_info(void) { return &g_info; }
+int8_t *od_model_input(int i) { return 0; }
+int8_t *od_model_output(int i) { return 0; }
+od_status_t od_model_invoke(void) { return OD_OK; }
+int main(void)
+{
+    unsigned b;
+    g_text_out = 1;
+    while (scanf("%x", &b) == 1) {
+        float f;
+        memcpy(&f, &b, 4);
+        put_f6(f);
+        putchar('\n');
+    }
+    return 0;
+}
+"""
+
+
+def test_result_formatting_c_and_python_agree_on_every_kind_of_float(tmp_path):
+    """put_f6 (C) against expected_results' formatter on 20k float32 bit patterns: ties, subnormals, huge, nan."""
+    require_tool("cc")
+    from _firmware_support import FW
+    from ondevice.profiling.eembc import _f6
+    (tmp_path / "h.c").write_text(_F6_HARNESS)
+    subprocess.run(["cc", "-O2", "-std=c11", f"-I{FW / 'core'}", f"-I{FW / 'include'}", f"-I{FW / 'ports' / 'host'}",
+                    str(tmp_path / "h.c"), "-o", str(tmp_path / "h")], check=True)
+    rng = np.random.default_rng(0)
+    # 1/128 * 1e6 = 7812.5 exactly: a true tie, rounded away from zero
+    special = np.array([0.0, -0.0, 2.0**-21, 2.0**-20, 1 / 128, -1 / 128, 0.1, -4.9e-7, 8.7e12, 9e12, 1e30,
+                        np.inf, -np.inf, np.nan, 1e-45, 127 * 0.00390625, -128 * 0.1], np.float32)
+    vals = np.concatenate([special, rng.standard_normal(10000).astype(np.float32) * 50,
+                           rng.integers(0, 2**32, 10000, dtype=np.uint64).astype(np.uint32).view(np.float32)])
+    r = subprocess.run([str(tmp_path / "h")], input="\n".join(f"{b:x}" for b in vals.view(np.uint32)),
+                       capture_output=True, text=True, check=True)
+    got = r.stdout.splitlines()
+    assert got == [_f6(v) for v in vals]
+    assert got[:11] == ["0.000000", "0.000000", "0.000000", "0.000001", "0.007813", "-0.007813", "0.100000",
+                        "0.000000", f"{int(np.float32(8.7e12))}.000000", "inf", "inf"]
+
+
 # ---- the real firmware under QEMU -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

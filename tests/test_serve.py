@@ -34,8 +34,11 @@ class Served:
         m = re.match(r"serving (\S+) on (\S+)", line)
         assert m, f"serve printed {line!r}; stderr: {self._stderr_now()}"
         self.address = m.group(2)
-        err = self.p.stderr.readline()
-        self.qemu_pid = int(re.search(r"QEMU pid (\d+)", err).group(1))
+        for _ in range(20):  # a "building firmware" line may come first
+            pid = re.search(r"QEMU pid (\d+)", self.p.stderr.readline())
+            if pid:
+                break
+        self.qemu_pid = int(pid.group(1))
 
     def _stderr_now(self) -> str:
         self.p.kill()
@@ -76,8 +79,17 @@ def tools():
 @pytest.fixture(scope="module")
 def served(tools, conv_library):  # noqa: F811
     s = Served("--board", "qemu-mps2-an386", "--artifact", str(conv_library), "--tcp", "127.0.0.1:0")
-    yield s
-    s.close()
+    try:
+        yield s
+        rc, err = s.interrupt()  # Ctrl-C: exit 0, QEMU gone, the port closed
+        assert rc == 0 and "Traceback" not in err, err
+        assert _gone(s.qemu_pid), "QEMU outlived serve"
+        import socket
+        host, port = s.address[len("socket://"):].rsplit(":", 1)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, int(port)), timeout=5)
+    finally:
+        s.close()
 
 
 def test_serve_tcp_eembc_runner_matches_run(served):
@@ -88,6 +100,10 @@ def test_serve_tcp_eembc_runner_matches_run(served):
     try:
         dut = EembcHost(t, timeout=120)
         assert dut.name() == "m-name-dut-[ondevice qemu-mps2-an386]"
+        import socket
+        host, port = served.address[len("socket://"):].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as second:  # a UART has one other end
+            assert second.recv(1) == b""
         dut.load(x)
         r = dut.infer(10, 1)
         assert r.elapsed_us > 0 and len(r.laps_us) == 2
@@ -99,11 +115,13 @@ def test_serve_tcp_eembc_runner_matches_run(served):
 
 
 def test_profile_cli_against_serve(served, conv_library, tmp_path):  # noqa: F811
+    # --timeout 5: the emulated UART crawls when the shared machine is busy (1 s replies time out, then retry storms)
     r = subprocess.run([sys.executable, "-m", "ondevice", "profile", str(conv_library), "--device", served.address,
-                        "--runs", "3", "--warmup", "1", "--out", str(tmp_path)], capture_output=True, text=True,
+                        "--runs", "3", "--warmup", "1", "--out", str(tmp_path),
+                        "--timeout", "5"], capture_output=True, text=True,
                        timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path / "profile.json").read_text())
+    assert r.returncode == 0, (r.stderr[-2000:], rep.get("link"))
     assert rep["status"] == "ok" and rep["device"]["board"] == "qemu-mps2-an386"
     assert len(rep["timings"]["values"]) == 3 and rep["timings"]["unit"] == "instructions"
 
@@ -157,3 +175,34 @@ def test_serve_refuses_non_loopback_in_one_line():
                             str(REPO / "firmware/core/testmodel"), "--tcp", "127.0.0.1:%d" % busy.getsockname()[1]],
                            capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
     assert r.returncode == 2 and r.stderr.startswith("error: cannot listen on 127.0.0.1:") and "in use" in r.stderr
+
+
+
+def test_serve_library_boots_the_flashed_image_and_stops_on_its_event(tools, tmp_path, monkeypatch):
+    """``ondevice.serve.serve`` in a thread: no artifact means the image ``ondevice flash`` wrote; ``stop`` ends it."""
+    import threading
+    from ondevice.flash import flash
+    from ondevice.profiling.transports import open_transport
+    from ondevice.serve import serve
+    monkeypatch.setenv("ONDEVICE_CACHE", str(tmp_path))
+    flash("qemu-mps2-an386", REPO / "firmware/core/testmodel")
+    ready, stop, info = threading.Event(), threading.Event(), {}
+
+    def on_ready(i: dict) -> None:
+        info.update(i)
+        ready.set()
+
+    th = threading.Thread(target=serve, args=("qemu-mps2-an386",), kwargs={"stop": stop, "on_ready": on_ready})
+    th.start()
+    try:
+        assert ready.wait(60), "serve never became ready"
+        assert info["banner"].endswith("qemu-mps2-an386 testmodel")
+        t = open_transport(info["address"])
+        try:
+            assert EembcHost(t, timeout=30).profile()["model"] == "testmodel"
+        finally:
+            t.close()
+    finally:
+        stop.set()
+        th.join(30)
+    assert not th.is_alive() and _gone(info["qemu_pid"])

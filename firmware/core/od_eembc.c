@@ -28,7 +28,7 @@ static char g_line[OD_EEMBC_LINE_MAX];
 static uint16_t g_n;
 static uint8_t g_in_frame;  /* handing bytes to the agent until the next 0x00 */
 static uint8_t g_too_long;  /* the held line outgrew g_line: it is answered with an error at its '%' */
-static uint8_t g_text_out;  /* our text went out since the agent last spoke: a 0x00 must separate its next frame */
+static uint8_t g_text_out;  /* our text went out since the agent last got a byte: a 0x00 goes before its reply */
 static uint8_t g_db[OD_EEMBC_DB_BYTES];
 static uint32_t g_db_want, g_db_have;
 static uint8_t g_have_results;
@@ -36,7 +36,8 @@ static uint8_t g_have_results;
 /* ------------------------------------------------------------------------------------------------------------ */
 /* output */
 
-static void put_s(const char *s)
+/* Not inlined: the dozens of calls would cost 2.6 KB of flash. */
+__attribute__((noinline)) static void put_s(const char *s)
 {
     if (!g_text_out) { /* start on a fresh line after the agent's binary frames (BOOT) */
         g_text_out = 1;
@@ -58,23 +59,25 @@ static void put_u64(uint64_t v)
     put_s(b + i);
 }
 
-/* Fixed 6 decimals, rounded half away from zero in double: the host formats its own values the same way. */
+/* Fixed 6 decimals, rounded half away from zero, exactly: the float is m * 2^e, so the digits come from integer
+ * shifts (no soft double; the host's expected_results() rounds the same exact value). */
 static void put_f6(float f)
 {
-    double d = (double)f;
-    if (d != d) { /* NaN from a float output */
-        put_s("nan");
+    uint32_t bits;
+    memcpy(&bits, &f, 4u);
+    uint32_t ex = (bits >> 23) & 0xFFu, man = bits & 0x7FFFFFu;
+    if (ex == 0xFFu) {
+        put_s(man ? "nan" : (bits >> 31) ? "-inf" : "inf");
         return;
     }
-    if (d < 0) {
-        put_s("-");
-        d = -d;
-    }
-    if (d >= 1.8e13) { /* past what the integer path holds: a bad scale; say so rather than print garbage */
-        put_s("inf");
+    int e = ex ? (int)ex - 150 : -149;
+    uint64_t m = ex ? (man | 0x800000u) : man, x = m * 1000000u; /* < 2^44 */
+    if (e > 19) { /* |f| >= 2^43: past what 64 bits hold; no dequantized output gets near it */
+        put_s((bits >> 31) ? "-inf" : "inf");
         return;
     }
-    uint64_t r = (uint64_t)(d * 1e6 + 0.5);
+    uint64_t r = e >= 0 ? x << e : (-e >= 45 ? 0u : (x + (1ull << (-e - 1))) >> -e);
+    if (r && (bits >> 31)) put_s("-");
     put_u64(r / 1000000u);
     char frac[8] = ".000000";
     uint32_t fr = (uint32_t)(r % 1000000u);
@@ -85,7 +88,7 @@ static void put_f6(float f)
     put_s(frac);
 }
 
-static void put_line(const char *s)
+__attribute__((noinline)) static void put_line(const char *s)
 {
     put_s(s);
     put_s("\r\n");
