@@ -384,3 +384,27 @@ def test_edgetpu_compiler_agreeing_or_failing(tiny_run, tmp_path, monkeypatch):
     _fake_compiler(bin_, n_cpu=0, fail=True)
     with pytest.raises(ExportError, match=r"edgetpu_compiler failed \(exit 1\): Internal compiler error"):
         export(model=tiny_run, targets=["edgetpu"], out=tmp_path / "b")
+
+
+def test_ctrl_c_in_export_keeps_finished_artifacts(tiny_run, tmp_path):
+    """Once: a Ctrl-C during export was swallowed in StorageWeakRef.__del__ and export exited 0."""
+    out = tmp_path / "arts"
+    proc = subprocess.Popen([sys.executable, "-m", "ondevice", "export", "--model", str(tiny_run), "--target",
+                             "tflite,executorch", "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _sigint_when(proc, lambda: bool(list(out.glob("*.manifest.json"))) if out.is_dir() else False)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    last = error_lines(err)[-1]
+    assert last.startswith(f"interrupted; 1 artifact(s) kept in {out} (tiny_tflite_int8.tflite); executorch"), last
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_tflite_int8.tflite", "tiny_tflite_int8.tflite.manifest.json"]
+
+
+@pytest.mark.slow
+def test_slim_train_split_smaller_than_a_batch(tmp_path):
+    """Once: `AssertionError: Guard failed: x.size()[0] == 24` in QAT on a 40-clip corpus (24 train clips < 32)."""
+    from ondevice.slim.train import slim
+    data = make_corpus(tmp_path / "d", {"train": 24, "val": 8, "test": 8})
+    report = slim(recipe="kws-dscnn", data=data, out=tmp_path / "run", epochs=1, qat_epochs=1, targets=["tflm"])
+    assert (tmp_path / "run" / "qat.pt2").is_file() and report["qat_selection"]["kept"] is not None
