@@ -408,3 +408,14 @@ def test_slim_train_split_smaller_than_a_batch(tmp_path):
     data = make_corpus(tmp_path / "d", {"train": 24, "val": 8, "test": 8})
     report = slim(recipe="kws-dscnn", data=data, out=tmp_path / "run", epochs=1, qat_epochs=1, targets=["tflm"])
     assert (tmp_path / "run" / "qat.pt2").is_file() and report["qat_selection"]["kept"] is not None
+
+
+def test_atomic_write_never_replaces_a_folder_with_a_file(tmp_path):
+    """Once: `lint --out EXISTING_DIR` deleted the folder and wrote the JSON in its place."""
+    from ondevice.fsutil import write_json_atomic
+    (tmp_path / "dd").mkdir()
+    (tmp_path / "dd" / "precious.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="is a folder; not replacing it with a file"):
+        write_json_atomic(tmp_path / "dd", {"a": 1})
+    assert (tmp_path / "dd" / "precious.txt").read_text() == "keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["dd"]
