@@ -25,6 +25,9 @@ def atomic_path(dest: str | os.PathLike):
     try:
         yield tmp
         if dest.is_dir() and not dest.is_symlink():
+            if not tmp.is_dir():  # a folder is only ever replaced by a folder (e.g. a .mlpackage), never a file
+                from ondevice.errors import ConfigError
+                raise ConfigError(f"{dest} is a folder; not replacing it with a file", "give a file path")
             shutil.rmtree(dest)
         os.replace(tmp, dest)
     finally:

@@ -6,11 +6,14 @@ the profile that was about to record the failure).
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import select
 import signal
 import tempfile
+import sys
 import time
+import warnings
 from typing import Callable, TypeVar
 
 from ondevice.errors import ConfigError, OndeviceError
@@ -22,7 +25,7 @@ IDENTIFIERS = {".pte": (b"ET12",), ".bpte": (b"BP08",), ".tflite": (b"TFL3",)}
 _HINTS = {".pte": "re-export it with `ondevice export --target executorch`",
           ".bpte": "re-export it with `ondevice export --target executorch`",
           ".tflite": "re-export it with `ondevice export --target tflite` (or tflm, edgetpu)"}
-TRIAL_TIMEOUT_S = 300.0
+TRIAL_TIMEOUT_S = 120.0
 
 
 def check_header(data: bytes, name: str, ext: str) -> None:
@@ -64,12 +67,17 @@ def guarded_load(load: Callable[[], T], name: str, ext: str, data: bytes | None 
 def _trial_in_child(load: Callable[[], object], name: str, runtime: str, timeout: float = TRIAL_TIMEOUT_S) -> None:
     with tempfile.TemporaryFile() as err:
         r, w = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():  # JAX (if imported) warns on every fork; the child runs no JAX
+            warnings.simplefilter("ignore", RuntimeWarning)
+            pid = os.fork()
         if pid == 0:  # child: load, report one byte, never return into the caller's stack
             status = 1
             try:
                 os.close(r)
+                faulthandler.disable()  # a crash here is expected and reported by the parent, in one line
                 os.dup2(err.fileno(), 2)
+                # fresh stream objects: another thread may have held the old ones' locks at fork time
+                sys.stdout = sys.stderr = open(2, "w", closefd=False)
                 load()
                 status = 0
             except BaseException:  # noqa: BLE001 - the parent repeats the load to raise the typed error

@@ -276,3 +276,146 @@ def test_ctrl_c_inside_a_finalizer_is_not_swallowed(tmp_path):
     assert proc.returncode == 130, (out, err)
     assert "finished" not in out and "in __del__" not in out and "Exception ignored" not in err and "Traceback" not in err
     assert err.strip().splitlines()[-1] == "interrupted"
+
+
+# ------------------------------------------------------------------------------------------ silent fallbacks
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    from _export_support import make_tiny_run
+    return make_tiny_run(tmp_path_factory.mktemp("robust") / "runs" / "tiny")
+
+
+def test_damaged_run_fails_every_target_before_any_work(tiny_run, tmp_path):
+    """Once: Core ML fell back to PTQ from the float weights, spent 54 s, and left that artifact behind."""
+    import shutil
+    from ondevice.export.api import export
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    qat = run / "qat.pt2"
+    qat.write_bytes(qat.read_bytes()[: qat.stat().st_size // 2])
+    messages = set()
+    for targets in (["all"], ["coreml"], ["tflite", "executorch"]):
+        with pytest.raises(ConfigError, match=r"is damaged \(cannot load .*qat.pt2.*no target exported") as e:
+            export(model=run, targets=targets, out=tmp_path / "arts")
+        messages.add(e.value.message)
+    assert len(messages) == 1 and not (tmp_path / "arts").exists()
+
+
+FAKE_COMPILER = r'''#!{python}
+"""A stand-in edgetpu_compiler: Coral's documented `-s` log for the given model, with its last {n_cpu} ops on the
+CPU (the compiler stops mapping at the first op it cannot take)."""
+import sys
+from collections import Counter
+from pathlib import Path
+from ondevice.export.tflite_util import read_graph
+args = sys.argv[1:]
+out_dir, model = Path(args[args.index("-o") + 1]), Path(args[-1])
+if {fail}:
+    print("Edge TPU Compiler version 16.0.384591198")
+    print("Internal compiler error. Aborting!")
+    sys.exit(1)
+ops = [op.name for op in read_graph(model.read_bytes()).ops]
+tpu, cpu = Counter(ops[:len(ops) - {n_cpu}]), ops[len(ops) - {n_cpu}:]
+(out_dir / (model.stem + "_edgetpu.tflite")).write_bytes(model.read_bytes())
+print("Edge TPU Compiler version 16.0.384591198")
+print("Started a compilation timeout timer of 180 seconds.\n")
+print("Model compiled successfully in 212 ms.\n")
+print(f"Input model: {{model.name}}\nOutput model: {{model.stem}}_edgetpu.tflite")
+print("Number of Edge TPU subgraphs: 1")
+print(f"Total number of operations: {{len(ops)}}")
+print(f"Operation log: {{model.stem}}_edgetpu.log\n")
+if cpu:
+    print("Model successfully compiled but not all operations are supported by the Edge TPU. A percentage of the "
+          "model will instead run on the CPU, which is slower.")
+print(f"Number of operations that will run on Edge TPU: {{sum(tpu.values())}}")
+print(f"Number of operations that will run on CPU: {{len(cpu)}}\n")
+print("Operator                       Count      Status\n")
+for op, n in tpu.items():
+    print(f"{{op:<30}} {{n:<10}} Mapped to Edge TPU")
+for i, op in enumerate(cpu):
+    why = ("Operation is otherwise supported, but not mapped due to some unspecified limitation" if i == 0
+           else "More than one subgraph is not supported")
+    print(f"{{op:<30}} {{1:<10}} {{why}}")
+print("Compilation child process completed within timeout period.\nCompilation succeeded!")
+'''
+
+
+def _fake_compiler(folder: Path, n_cpu: int, fail: bool = False) -> None:
+    folder.mkdir(exist_ok=True)
+    exe = folder / "edgetpu_compiler"
+    exe.write_text(FAKE_COMPILER.format(python=sys.executable, n_cpu=n_cpu, fail=fail))
+    exe.chmod(0o755)
+
+
+def test_edgetpu_compiler_cpu_ops_fail_unless_allowed(tiny_run, tmp_path, monkeypatch):
+    """Once: the compiler put 2 ops on the CPU, the export passed and the manifest kept the pre-check's 100%."""
+    from ondevice.errors import UnsupportedOpError
+    from ondevice.export.api import export
+    from ondevice.export.manifest import read_manifest
+    bin_ = tmp_path / "bin"
+    _fake_compiler(bin_, n_cpu=2)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(UnsupportedOpError, match=r"edgetpu_compiler runs 2 op\(s\) on the CPU where the pre-check "
+                                                 r"predicted 0: .* x1 \(Operation is otherwise supported") as e:
+        export(model=tiny_run, targets=["edgetpu"], out=tmp_path / "a")
+    assert "--allow-cpu-ops" in e.value.hint
+    assert not list((tmp_path / "a").glob("*.tflite")) if (tmp_path / "a").exists() else True
+    art = export(model=tiny_run, targets=["edgetpu"], out=tmp_path / "b", allow_cpu_ops=True)["edgetpu"]
+    m = read_manifest(art)
+    comp, pre = m["edgetpu_compiler"], m["edgetpu_precheck"]
+    n = len(pre["ops"])
+    assert comp["source"] == "edgetpu_compiler" and comp["cpu_op_count"] == 2 and sum(comp["cpu_ops"].values()) == 2
+    assert sum(comp["edgetpu_ops"].values()) == comp["edgetpu_op_count"] == n - 2
+    assert m["delegation"]["source"] == "edgetpu_compiler"
+    assert m["delegation"]["mapped_fraction"] == pytest.approx((n - 2) / n) and pre["mapped_fraction"] == 1.0
+    assert (tmp_path / "b" / m["edgetpu_compiled_model"]).is_file()
+
+
+def test_edgetpu_compiler_agreeing_or_failing(tiny_run, tmp_path, monkeypatch):
+    from ondevice.errors import ExportError
+    from ondevice.export.api import export
+    from ondevice.export.manifest import read_manifest
+    bin_ = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    _fake_compiler(bin_, n_cpu=0)
+    m = read_manifest(export(model=tiny_run, targets=["edgetpu"], out=tmp_path / "a")["edgetpu"])
+    assert m["edgetpu_compiler"]["cpu_ops"] == {} and m["delegation"]["mapped_fraction"] == 1.0
+    _fake_compiler(bin_, n_cpu=0, fail=True)
+    with pytest.raises(ExportError, match=r"edgetpu_compiler failed \(exit 1\): Internal compiler error"):
+        export(model=tiny_run, targets=["edgetpu"], out=tmp_path / "b")
+
+
+def test_ctrl_c_in_export_keeps_finished_artifacts(tiny_run, tmp_path):
+    """Once: a Ctrl-C during export was swallowed in StorageWeakRef.__del__ and export exited 0."""
+    out = tmp_path / "arts"
+    proc = subprocess.Popen([sys.executable, "-m", "ondevice", "export", "--model", str(tiny_run), "--target",
+                             "tflite,executorch", "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _sigint_when(proc, lambda: bool(list(out.glob("*.manifest.json"))) if out.is_dir() else False)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    last = error_lines(err)[-1]
+    assert last.startswith(f"interrupted; 1 artifact(s) kept in {out} (tiny_tflite_int8.tflite); executorch"), last
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_tflite_int8.tflite", "tiny_tflite_int8.tflite.manifest.json"]
+
+
+@pytest.mark.slow
+def test_slim_train_split_smaller_than_a_batch(tmp_path):
+    """Once: `AssertionError: Guard failed: x.size()[0] == 24` in QAT on a 40-clip corpus (24 train clips < 32)."""
+    from ondevice.slim.train import slim
+    data = make_corpus(tmp_path / "d", {"train": 24, "val": 8, "test": 8})
+    report = slim(recipe="kws-dscnn", data=data, out=tmp_path / "run", epochs=1, qat_epochs=1, targets=["tflm"])
+    assert (tmp_path / "run" / "qat.pt2").is_file() and report["qat_selection"]["kept"] is not None
+
+
+def test_atomic_write_never_replaces_a_folder_with_a_file(tmp_path):
+    """Once: `lint --out EXISTING_DIR` deleted the folder and wrote the JSON in its place."""
+    from ondevice.fsutil import write_json_atomic
+    (tmp_path / "dd").mkdir()
+    (tmp_path / "dd" / "precious.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="is a folder; not replacing it with a file"):
+        write_json_atomic(tmp_path / "dd", {"a": 1})
+    assert (tmp_path / "dd" / "precious.txt").read_text() == "keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["dd"]
