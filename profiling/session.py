@@ -157,9 +157,10 @@ class DeviceSession:
         return v
 
     def _corrupt(self, e: DeviceProtocolError) -> None:
+        if not self.corrupt:  # once per session: the count is in profile.json ("link")
+            log.warn(f"a device frame broke PROTOCOL.md and is fetched again: {e.message}")
         self.corrupt += 1
         self.last_violation = e
-        log.info(f"corrupt frame, fetched again: {e.message}")
 
     def give_up(self, step: str, since: int, wrong: collections.Counter, want: int) -> None:
         """Raise the reason a request failed after its retries: a field violation that persisted, or replies of
