@@ -216,3 +216,9 @@ def test_bad_memory_figures_never_leave_the_session():
     s, t = _session({T.GET_MEMORY: [[(R(T.GET_MEMORY), 0, bad)]]})
     with pytest.raises(DeviceProtocolError, match="peak_ram_bytes = 4294967294"):
         s.get_memory()
+
+
+def test_without_hello_the_first_frame_sets_the_batch_unit():
+    t = Scripted({T.RUN: [_run_frames([0, 0, 3])], T.GET_TIMINGS: [_timings(3, 2, unit=0)]})
+    s = DeviceSession(t, timeout=0.05, retries=2, run_timeout=0.2)
+    assert s.run(5, 0) == ("us", [400, 401, 402, 403, 404]) and s.corrupt == 1
