@@ -157,9 +157,10 @@ class DeviceSession:
         return v
 
     def _corrupt(self, e: DeviceProtocolError) -> None:
+        if not self.corrupt:  # once per session: the count is in profile.json ("link")
+            log.warn(f"a device frame broke PROTOCOL.md and is fetched again: {e.message}")
         self.corrupt += 1
         self.last_violation = e
-        log.info(f"corrupt frame, fetched again: {e.message}")
 
     def give_up(self, step: str, since: int, wrong: collections.Counter, want: int) -> None:
         """Raise the reason a request failed after its retries: a field violation that persisted, or replies of
@@ -433,6 +434,7 @@ class DeviceSession:
             progressed = True
             v = self.validated(f, check)
             if v is not None:  # a corrupt frame leaves a gap, fetched again below
+                want_unit = v["unit"] if want_unit is None else want_unit  # no HELLO: the first frame's unit
                 for k, t in enumerate(v["timings"]):
                     got[v["first_index"] + k] = t
             if not f.more:
@@ -446,14 +448,13 @@ class DeviceSession:
                                   stream=True, partial_ok=True, step="timings refetch",
                                   check=lambda v: check(v, "GET_TIMINGS_REPLY"))
             for fr in frames:
+                want_unit = fr.fields["unit"] if want_unit is None else want_unit
                 for k, t in enumerate(fr.fields["timings"]):
                     got.setdefault(fr.fields["first_index"] + k, t)
         missing = [i for i in range(runs) if i not in got]
         if missing:
             self.give_up("the timed runs", since, collections.Counter(), P.reply_type(T.RUN))
             raise TransportError(f"{len(missing)} of {runs} timings were lost on the link", "check the link quality")
-        if want_unit is None:  # no HELLO in this session: nothing announced to hold the unit against
-            want_unit = (f.fields or {}).get("unit", P.TimerUnit.US)
         return P.UNIT_NAMES[P.TimerUnit(want_unit)], [got[i] for i in range(runs)]
 
     def _output_size(self, index: int) -> int | None:

@@ -269,6 +269,25 @@ def test_mitm_qemu(case, qemu_backend, tmp_path, clean):
     _run_case(case, qemu_backend, tmp_path, clean)
 
 
+def test_cli_prints_one_line_and_exits_7_on_a_bad_frame(sim_backend, tmp_path):
+    """The issue's first case end to end: `ondevice profile` against a relay sending dtype 99 in MODEL_INFO."""
+    import subprocess
+    import sys
+    relay = Relay(open_transport(sim_backend["url"]), [Rule(R(T.MODEL_INFO), tensor(0, dtype=99))])
+    try:
+        p = subprocess.run([sys.executable, "-c", "from ondevice.cli import _entry; _entry()", "profile",
+                            str(sim_backend["artifact"]), "--device", relay.url, "--runs", "5", "--out",
+                            str(tmp_path / "p"), "--timeout", "1", "--retries", "1"],
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        relay.close()
+    err = p.stderr
+    assert p.returncode == 7 and "Traceback" not in err, err[-2000:]
+    assert "MODEL_INFO_REPLY with input 0 dtype = 99" in err and "hint" in err.lower()
+    assert json.loads((tmp_path / "p" / "profile.json").read_text())["status"] == "failed"
+    TABLE.setdefault("cli_model_info_dtype_99", {})["sim"] = "exit 7, one line + hint, profile.json `failed`"
+
+
 def test_zz_mitm_table(capsys):
     # runs last in this module: the case/outcome table for the CI log (and profiling/RESULTS.md)
     with capsys.disabled():

@@ -345,6 +345,16 @@ static void handle_select(uint16_t seq, od_r_t *r)
     reply_send(OD_MSG_SELECT_BUILTIN_MODEL | OD_REPLY_BIT, 0, seq);
 }
 
+/* PROTOCOL.md 8, applied to our own MODEL_INFO: a wire dtype and 1..5 positive dims, or no reply at all. */
+static int tensor_describable(const od_tensor_info_t *t)
+{
+    if (wire_dtype(t->dtype) == 0xFF || t->rank > 5u) return 0;
+    for (unsigned d = 0; d < t->rank; d++) {
+        if (t->shape[d] <= 0) return 0;
+    }
+    return 1;
+}
+
 static void handle_model_info(uint16_t seq)
 {
     if (!g_model) {
@@ -358,6 +368,10 @@ static void handle_model_info(uint16_t seq)
     size_t fixed = 32 + 4 + 4 + 1 + name_len + 2;
     for (unsigned i = 0; i < nt; i++) {
         const od_tensor_info_t *t = i < m->n_inputs ? &m->inputs[i] : &m->outputs[i - m->n_inputs];
+        if (!tensor_describable(t)) {
+            send_error(seq, OD_E_MODEL_INVALID, i, "tensor dtype or shape outside PROTOCOL.md");
+            return;
+        }
         fixed += 2u + 4u * t->rank + 8u + 1u;
     }
     /* Tensor names share what is left of one frame; they are shortened, never the frame split. */
@@ -374,7 +388,7 @@ static void handle_model_info(uint16_t seq)
         const od_tensor_info_t *t = i < m->n_inputs ? &m->inputs[i] : &m->outputs[i - m->n_inputs];
         od_w_u8(&g_w, wire_dtype(t->dtype));
         od_w_u8(&g_w, t->rank);
-        for (unsigned d = 0; d < t->rank && d < 5u; d++) od_w_u32(&g_w, (uint32_t)t->shape[d]);
+        for (unsigned d = 0; d < t->rank; d++) od_w_u32(&g_w, (uint32_t)t->shape[d]);
         od_w_f32(&g_w, t->scale);
         od_w_u32(&g_w, (uint32_t)t->zero_point);
         od_w_str8(&g_w, t->name, per_name);
@@ -614,6 +628,10 @@ static void handle_frame(const od_frame_t *f)
     od_r_init(&r, f->payload, f->len);
     if (f->version != OD_PROTO_VERSION) {
         send_error(f->seq, OD_E_UNSUPPORTED_VERSION, OD_PROTO_VERSION, "version");
+        return;
+    }
+    if (f->len > g_max_payload) { /* PROTOCOL.md 8: a request never exceeds the payload size HELLO agreed */
+        send_error(f->seq, OD_E_TOO_LARGE, g_max_payload, "payload");
         return;
     }
     int repeated = g_have_last && f->seq == g_last_seq && f->type == g_last_type;
