@@ -5,11 +5,13 @@ Single-op graphs come from tests/tflite_ops.py (many independent single ops per 
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from conftest import require_tool
-from tflite_ops import ACT, PAD, OpCase, every_int8, lut_sweep, op_inputs
+from tflite_ops import ACT, PAD, OpCase, converter_mix_tflite, every_int8, lut_sweep, op_inputs
 from ondevice.errors import UnsupportedOpError
 from ondevice.mcu.library import write_library
 from ondevice.mcu.verify import verify_host
@@ -136,3 +138,72 @@ def test_all_op_families_bit_exact_under_qemu(tmp_path):
     rep = verify_qemu(tmp_path / "ops_mcu_int8", vectors, "mps2-an386")
     assert rep["vectors"] == 3
     assert rep["bit_exact_vs_tflm"] is True, rep
+
+
+def _tensorflow():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("tensorflow-cpu is not installed; pip install -e '.[reference]'")
+        pytest.skip("tensorflow-cpu not installed (pip install -e '.[reference]')")
+
+
+def test_converter_model_float_io_and_shape_chain_bit_exact(tmp_path):
+    """TensorFlow's converter output (float in/out, int8 inside, a run-time reshape target) on host and QEMU."""
+    _tensorflow()
+    require_tool("gcc")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu.reader import read_tflite
+    from ondevice.mcu.verify import verify_qemu
+    data = converter_mix_tflite()
+    src_ops = {op.opcode for op in read_tflite(data).ops}
+    assert {"SHAPE", "PACK", "STRIDED_SLICE", "QUANTIZE", "DEQUANTIZE", "HARD_SWISH"} <= src_ops
+    summary = write_library(data, tmp_path / "mix_mcu_int8", name="mix")
+    assert [s["dtype"] for s in summary["inputs"] + summary["outputs"]] == ["float32"] * 3
+    assert not {"SHAPE", "PACK", "STRIDED_SLICE", "RESHAPE"} & set(summary["ops"])  # folded; RESHAPE aliases
+    x = list(np.random.default_rng(1).normal(size=(3, 1, 16, 12, 3)).astype(np.float32))
+    rep = verify_host(tmp_path / "mix_mcu_int8", x)
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
+    rep = verify_qemu(tmp_path / "mix_mcu_int8", x, "mps2-an386")
+    assert rep["bit_exact_vs_tflm"] is True and rep["vectors"] == 3, rep
+
+
+def _one_op(opname: str, dtype: str = "int8") -> bytes:
+    """input -> RELU -> <opname> -> output, with the op's output tensor named like a converter location."""
+    c = OpCase(seed=1)
+    x = c.b.tensor([1, 8], dtype, scale=0.05, zero_point=0)
+    a = c.b.tensor([1, 8], dtype, scale=0.05, zero_point=0, name="model/relu")
+    y = c.b.tensor([1, 8], dtype, scale=0.05, zero_point=0, name="model/block_2/unsupported_op")
+    c.b.op("RELU", [x], [a])
+    c.b.op(opname, [a], [y])
+    return c.b.build([x], [y])
+
+
+def test_unsupported_op_refused_in_one_line_naming_op_index_location(tmp_path):
+    out = tmp_path / "x_mcu_int8"
+    with pytest.raises(UnsupportedOpError) as ei:
+        write_library(_one_op("SIN"), out, name="x")
+    msg = str(ei.value)
+    assert "\n" not in msg
+    assert "SIN (op 1 at 'model/block_2/unsupported_op')" in msg and "no MCU kernel" in msg
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_int16_activations_refused_clearly(tmp_path):
+    """A 16x8 graph: int8 in -> QUANTIZE to int16 -> LOGISTIC int16 -> QUANTIZE to int8 out."""
+    c = OpCase(seed=2)
+    x = c.b.tensor([1, 8], scale=0.05, zero_point=0)
+    a = c.b.tensor([1, 8], "int16", scale=0.001, zero_point=0, name="model/to16")
+    h = c.b.tensor([1, 8], "int16", scale=1 / 32768, zero_point=0, name="model/sigmoid16")
+    y = c.b.tensor([1, 8], scale=1 / 256, zero_point=-128)
+    c.b.op("QUANTIZE", [x], [a])
+    c.b.op("LOGISTIC", [a], [h])
+    c.b.op("QUANTIZE", [h], [y])
+    with pytest.raises(UnsupportedOpError) as ei:
+        write_library(c.b.build([x], [y]), tmp_path / "y_mcu_int8", name="y")
+    msg = str(ei.value)
+    assert "\n" not in msg
+    assert "LOGISTIC (op 1 at 'model/sigmoid16')" in msg and "int16 activations are not supported" in msg
+    assert not list(tmp_path.iterdir())

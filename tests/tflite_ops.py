@@ -185,3 +185,37 @@ def every_int8(specs: list[dict]) -> list[list[np.ndarray]]:
     """Vectors that put every int8 value through each [256] input (and its reverse)."""
     ramp = np.arange(-128, 128, dtype=np.int8)
     return [[ramp.copy() for _ in specs], [ramp[::-1].copy() for _ in specs]]
+
+
+def converter_mix_tflite(seed: int = 0) -> bytes:
+    """A small float-I/O, full-integer model from TensorFlow's converter that uses the TinyML op mix:
+    QUANTIZE/DEQUANTIZE edges, PAD, HARD_SWISH, LEAKY_RELU, MAX_POOL_2D, RESIZE_NEAREST_NEIGHBOR, SPLIT,
+    LOGISTIC, CONCATENATION, MEAN, TANH and a SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE chain (dynamic batch)."""
+    import tensorflow as tf
+    rng = np.random.default_rng(seed)
+
+    def w(*shape, s=0.3):
+        return tf.constant(rng.normal(0, s, shape).astype(np.float32))
+    w1, b1, w2, b2, w3 = w(3, 3, 3, 8), w(8, s=0.1), w(24, 10), w(10, s=0.1), w(8 * 6 * 24, 6, s=0.05)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 12, 3], tf.float32)])
+    def f(x):
+        a = tf.pad(x, [[0, 0], [1, 0], [1, 1], [0, 0]])
+        a = tf.nn.conv2d(a, w1, 2, "VALID") + b1
+        a = a * tf.nn.relu6(a + 3.0) / 6.0  # the converter's HARD_SWISH pattern
+        b = tf.image.resize(tf.nn.max_pool2d(a, 2, 2, "SAME"), [8, 6], method="nearest")
+        a = tf.concat([a, b, tf.nn.leaky_relu(a, 0.15)], axis=-1)
+        p, q = tf.split(a, 2, axis=-1)
+        a = tf.concat([tf.nn.relu(p), tf.sigmoid(q)], axis=-1)
+        h = tf.tanh(tf.matmul(tf.reduce_mean(a, axis=[1, 2]), w2) + b2)
+        r = tf.reshape(a, tf.stack([tf.shape(a)[0], 8 * 6 * 24]))
+        return h, tf.matmul(r, w3)
+
+    def rep():
+        for _ in range(16):
+            yield [rng.normal(size=(1, 16, 12, 3)).astype(np.float32)]
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = rep
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return c.convert()

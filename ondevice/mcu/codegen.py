@@ -699,6 +699,9 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
     _fold_aliases(g)
     for i in list(g.inputs) + list(g.outputs):
         t = g.tensors[i]
+        if t.dtype == "int16":
+            raise UnsupportedOpError(f"model {'input' if i in g.inputs else 'output'} {t.name!r} is int16: int16 "
+                                     "activations are not supported", "export with int8 activations (8x8)")
         if not (t.dtype == "int8" and t.scale is not None) and t.dtype != "float32":
             raise UnsupportedOpError(
                 f"model {'input' if i in g.inputs else 'output'} {t.name!r} is {t.dtype}; the MCU engine takes "

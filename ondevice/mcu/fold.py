@@ -89,4 +89,21 @@ def fold_constants(g: Graph) -> list[Op]:
         out.data = np.asarray(val).astype(out.dtype).reshape(out.shape)
         folded.append(op)
     g.ops = keep
+    _resolve_reshapes(g)
     return folded
+
+
+def _resolve_reshapes(g: Graph) -> None:
+    """A RESHAPE whose target was computed at run time has a placeholder shape in the file (shape_signature -1):
+    take the now-constant target, resolving its -1 from the input size."""
+    for op in g.ops:
+        if op.opcode != "RESHAPE" or len(op.inputs) < 2 or op.inputs[1] < 0:
+            continue
+        src, tgt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+        if not tgt.is_const or out.size == src.size:
+            continue
+        shape = [int(d) for d in np.asarray(tgt.data).reshape(-1)]
+        known = int(np.prod([d for d in shape if d != -1]))
+        if shape.count(-1) > 1 or known <= 0 or src.size % known:
+            continue
+        out.shape = tuple(src.size // known if d == -1 else d for d in shape)
