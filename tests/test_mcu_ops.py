@@ -207,3 +207,32 @@ def test_int16_activations_refused_clearly(tmp_path):
     assert "\n" not in msg
     assert "LOGISTIC (op 1 at 'model/sigmoid16')" in msg and "int16 activations are not supported" in msg
     assert not list(tmp_path.iterdir())
+
+
+def test_agent_carries_float_io_of_a_generated_model(tmp_path):
+    """The firmware agent (host port) reports float32 tensors in MODEL_INFO and runs float in -> float out."""
+    require_tool("cc")
+    from _firmware_support import PipeTransport, make
+    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.profiling.session import DeviceSession
+    c = OpCase(seed=3)
+    c.quantize_float([1, 24], 0.25, -3)
+    data = c.build()
+    lib = tmp_path / "fio_mcu_int8"
+    write_library(data, lib, name="fio")
+    make("host", HOST_O=str(tmp_path / "fw"), MODEL=str(lib))
+    t = PipeTransport(tmp_path / "fw" / "od_agent")
+    try:
+        s = DeviceSession(t, timeout=10)
+        s.hello()
+        s.select_builtin(index=0)
+        mi = s.model_info()
+        assert [x["dtype"] for x in mi["tensors"]] == ["float32", "int8", "float32"]
+        x = op_inputs([{"dtype": "float32", "shape": [1, 24]}], n=2, seed=5)[1][0]
+        s.set_input(0, x.tobytes())
+        s.run(1, 0)
+        want = TflmReference(data).run([x])
+        assert np.frombuffer(s.get_output(0), np.int8).tobytes() == want[0].tobytes()
+        assert np.frombuffer(s.get_output(1), np.float32).tobytes() == want[1].astype(np.float32).tobytes()
+    finally:
+        t.close()
