@@ -236,3 +236,17 @@ def test_agent_carries_float_io_of_a_generated_model(tmp_path):
         assert np.frombuffer(s.get_output(1), np.float32).tobytes() == want[1].astype(np.float32).tobytes()
     finally:
         t.close()
+
+
+def test_concatenation_beyond_tflm_input_limit_matches_numpy(tmp_path):
+    """TFLM stops at 10 CONCATENATION inputs; the engine takes any count (bytes are copied: numpy is exact)."""
+    require_tool("gcc")
+    from ondevice.mcu.build import HostModel, build_host
+    c = OpCase(seed=4)
+    c.concat([[2, k, 3] for k in range(1, 14)], axis=1)
+    summary = write_library(c.build(), tmp_path / "cat_mcu_int8", name="cat")
+    assert summary["ops"] == {"CONCATENATION": 1}
+    xs = op_inputs(summary["inputs"], n=1, seed=6)[0]
+    for variant in ("opt", "ref"):
+        (got,) = HostModel(build_host(tmp_path / "cat_mcu_int8", variant)).run(xs)
+        np.testing.assert_array_equal(got, np.concatenate(xs, axis=1))
