@@ -30,6 +30,10 @@ def _strided_slice(x: np.ndarray, begin, end, strides, o: dict) -> np.ndarray:
     return x[tuple(sl)]
 
 
+def _quant(t) -> tuple | None:
+    return None if t.scale is None else (tuple(np.asarray(t.scale).tolist()), tuple(np.asarray(t.zero_point).tolist()))
+
+
 def _evaluate(g: Graph, op: Op) -> np.ndarray | None:
     """The output value of ``op`` if it is computable now, else None."""
     if len(op.outputs) != 1:
@@ -48,9 +52,8 @@ def _evaluate(g: Graph, op: Op) -> np.ndarray | None:
         return _INT_ARITH[op.opcode](vals[0], vals[1])
     if op.opcode not in _MOVES:
         return None
-    if op.opcode != "CAST" and (out.scale is not None or any(t.scale is not None for t in ins)):
-        if any(t.qparams() != out.qparams() for t in ins[:1]):
-            return None
+    if op.opcode != "CAST" and _quant(ins[0]) != _quant(out):
+        return None  # a requantizing move needs its kernel
     if op.opcode == "PACK":
         return np.stack(vals, axis=int(o.get("axis", 0)))
     if op.opcode == "CONCATENATION":
