@@ -73,8 +73,16 @@ def _batch_matmul(c: OpCase):
     c.batch_matmul([4, 9], [9, 3], const_b=True)
 
 
+def _transpose_conv(c: OpCase):
+    c.transpose_conv([1, 4, 5, 6], 5, 3, 2)
+    c.transpose_conv([1, 3, 3, 4], 3, 3, 2, padding=PAD.VALID)
+    c.transpose_conv([2, 5, 4, 3], 4, 2, 2, bias=False)
+    c.transpose_conv([1, 6, 6, 8], 8, 3, 1)
+
+
 FAMILIES = {"float_io": _float_io, "shape_chain": _shape_chain, "activations": _activations,
-            "mean_pad_pool": _mean_pad_pool, "movement": _movement, "batch_matmul": _batch_matmul}
+            "mean_pad_pool": _mean_pad_pool, "movement": _movement, "batch_matmul": _batch_matmul,
+            "transpose_conv": _transpose_conv}
 
 
 def _case(families) -> OpCase:
@@ -129,7 +137,7 @@ def test_all_op_families_bit_exact_under_qemu(tmp_path):
     summary = write_library(c.build(), tmp_path / "ops_mcu_int8", name="ops")
     for op in ("QUANTIZE", "DEQUANTIZE", "LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "PRELU", "MEAN", "PAD",
                "PADV2", "MAX_POOL_2D", "RESIZE_NEAREST_NEIGHBOR", "SPLIT", "SPLIT_V", "CONCATENATION",
-               "BATCH_MATMUL"):
+               "BATCH_MATMUL", "TRANSPOSE_CONV"):
         assert summary["ops"].get(op, 0) > 0, op
     assert "SHAPE" not in summary["ops"] and "PACK" not in summary["ops"]  # folded
     vectors = op_inputs(summary["inputs"], n=2, seed=4)

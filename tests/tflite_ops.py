@@ -123,6 +123,25 @@ class OpCase(Case):
         y = self.act_out(out_shape, 3 * np.sqrt(depth) * self.scale_of(a) * sb * 74 * 74 / 128)
         self.b.op("BATCH_MATMUL", [a, b_], [y], options("BatchMatMulOptions", adjX=adj_x, adjY=adj_y))
 
+    def transpose_conv(self, in_shape, out_c, k, stride, padding=PAD.SAME, bias=True):
+        r = self.rng
+        n, h, w, c = in_shape
+        x = self.act_in(in_shape)
+        sx = self.scale_of(x)
+        ws = r.uniform(0.002, 0.02, out_c)
+        wt = self.b.tensor([out_c, k, k, c], scale=ws, zero_point=np.zeros(out_c, np.int64),
+                           data=r.integers(-127, 128, (out_c, k, k, c)), qdim=0)
+        oh, ow = (h * stride, w * stride) if padding == PAD.SAME else ((h - 1) * stride + k, (w - 1) * stride + k)
+        shp = self.b.tensor([4], "int32", data=np.asarray([n, oh, ow, out_c], np.int32))
+        ins = [shp, wt, x]
+        if bias:
+            ins.append(self.b.tensor([out_c], "int32", scale=sx * ws, zero_point=np.zeros(out_c, np.int64),
+                                     data=r.integers(-3000, 3000, out_c)))
+        taps = max(1, (k // stride) ** 2)
+        y = self.act_out([n, oh, ow, out_c], 3 * np.sqrt(taps * c) * sx * 74 * float(ws.mean()) * 74 / 128)
+        self.b.op("TRANSPOSE_CONV", ins, [y], options("TransposeConvOptions", padding=padding, strideW=stride,
+                                                       strideH=stride))
+
     def shape_chain(self, shape):
         """x -> RELU -> (SHAPE -> STRIDED_SLICE -> PACK) -> RESHAPE [batch, -1] -> QUANTIZE: folds to an alias."""
         x = self.act_in(shape)

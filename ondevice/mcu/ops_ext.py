@@ -199,3 +199,37 @@ def _batch_matmul(e: Emitter, op: Op) -> Lowered:
         lhs_offset=-za, rhs_offset=-zb, output_offset=zo, mult=m, shift=s))
     return Lowered(f"od_batch_matmul_s8(&{p}, {e.act(a)}, {e.act(b)}, {e.act(o)})",
                    macs=int(np.prod(batch)) * rows * cols * depth)
+
+
+@lowering("TRANSPOSE_CONV")
+def _transpose_conv(e: Emitter, op: Op) -> Lowered:
+    f, i = op.inputs[1], op.inputs[2]
+    b = op.inputs[3] if len(op.inputs) > 3 else -1
+    o = op.outputs[0]
+    e.require_int8(op, i, f, o)
+    ti, tf, to = e.t(i), e.t(f), e.t(o)
+    if not tf.is_const or np.any(tf.zero_point != 0):
+        raise Unsupported("filter must be constant with zero point 0")
+    if len(ti.shape) != 4 or tf.shape[3] != ti.shape[3]:
+        raise Unsupported("needs a 4-D NHWC input and an OHWI filter over its channels")
+    n, ih, iw, ic = ti.shape
+    _, oh, ow, oc = to.shape
+    kh, kw = tf.shape[1], tf.shape[2]
+    opts = op.options
+    sh, sw = int(opts.get("strideH", 1)), int(opts.get("strideW", 1))
+    pad = opts.get("padding", "SAME")
+    # TFLM pads as a forward conv from the output size back to the input (ComputePaddingHeightWidth).
+    pad_h = codegen._same_padding(oh, kh, sh, 1, -(-oh // sh), pad)
+    pad_w = codegen._same_padding(ow, kw, sw, 1, -(-ow // sw), pad)
+    si, zi = ti.qparams()
+    so, zo = to.qparams()
+    lo, hi = quant.activation_range(opts.get("fusedActivationFunction", "NONE"), so, zo)
+    mults, shifts = quant.per_channel_multipliers(si, tf.scale, so, oc)
+    p = e.struct("od_transpose_conv_params_t", f"od_p{op.index}", dict(
+        batches=n, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
+        stride_w=sw, pad_h=pad_h, pad_w=pad_w, input_offset=-zi, output_offset=zo, act_min=lo, act_max=hi))
+    m = e.table(f"od_m{op.index}", "int32_t", mults)
+    s = e.table(f"od_s{op.index}", "int32_t", shifts)
+    bias = e.const(b) if b >= 0 else "NULL"
+    return Lowered(f"od_transpose_conv_s8(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})",
+                   macs=n * ih * iw * ic * kh * kw * oc)
