@@ -258,3 +258,13 @@ def test_concatenation_beyond_tflm_input_limit_matches_numpy(tmp_path):
     for variant in ("opt", "ref"):
         (got,) = HostModel(build_host(tmp_path / "cat_mcu_int8", variant)).run(xs)
         np.testing.assert_array_equal(got, np.concatenate(xs, axis=1))
+
+
+def test_float_model_refused_in_one_line(tmp_path):
+    c = OpCase(seed=5)
+    x, y = c.float_in([1, 8]), c.b.tensor([1, 8], "float32")
+    c.outputs.append(y)
+    c.b.op("RELU", [x], [y])
+    with pytest.raises(UnsupportedOpError, match="float .unquantized. tflite") as ei:
+        write_library(c.build(), tmp_path / "f_mcu_int8", name="f")
+    assert "\n" not in str(ei.value) and not list(tmp_path.iterdir())

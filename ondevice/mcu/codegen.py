@@ -695,6 +695,9 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
 def generate(g: Graph, model_name: str | None = None) -> Generated:
     """Lower every op of ``g`` to kernel calls and return the C source of the model library."""
     name = model_name or g.name
+    if not any(t.scale is not None and t.dtype == "int8" for t in g.tensors):
+        raise UnsupportedOpError(f"{g.name} is a float (unquantized) tflite; the MCU engine runs int8 models",
+                                 "convert with full-integer quantization (a representative dataset, int8 ops)")
     fold_constants(g)
     _fold_aliases(g)
     for i in list(g.inputs) + list(g.outputs):
