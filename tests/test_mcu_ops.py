@@ -268,3 +268,16 @@ def test_float_model_refused_in_one_line(tmp_path):
     with pytest.raises(UnsupportedOpError, match="float .unquantized. tflite") as ei:
         write_library(c.build(), tmp_path / "f_mcu_int8", name="f")
     assert "\n" not in str(ei.value) and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("scale,zp", [(0.25, 3), (0.0473, -17), (0.00390625, -128), (1.7e-3, 90)])
+def test_float_quantize_at_every_rounding_boundary(scale, zp, tmp_path):
+    """QUANTIZE float -> int8 on each level's .5 boundary and its two float32 neighbours, vs TFLM."""
+    require_tool("gcc")
+    half = ((np.arange(-140, 141) + 0.5) * np.float32(scale)).astype(np.float32)
+    x = np.concatenate([half, np.nextafter(half, np.float32(-np.inf)), np.nextafter(half, np.float32(np.inf))])
+    c = OpCase(seed=1)
+    c.quantize_float([1, x.size], scale, zp)
+    write_library(c.build(), tmp_path / "q_mcu_int8", name="q")
+    rep = verify_host(tmp_path / "q_mcu_int8", [[x.reshape(1, -1)]])
+    assert rep["elements_compared"] == 2 * x.size and rep["bit_exact_vs_tflm"] is True, rep

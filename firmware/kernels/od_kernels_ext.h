@@ -10,8 +10,9 @@
 extern "C" {
 #endif
 
-/* QUANTIZE float32 -> int8: clamp(round_half_away(in / scale) + zp) in double, as TFLM's AffineQuantize. */
-od_status_t od_quantize_f32_s8(int32_t size, double scale, int32_t zp, const float *in, int8_t *out);
+/* QUANTIZE float32 -> int8 (TFLM's AffineQuantize: clamp(round(in / scale) + zp), float32) as a search in 255
+ * ascending float thresholds: out = -128 + #{j : thresholds[j] <= in}; float compares only, no division. */
+od_status_t od_quantize_f32_s8(int32_t size, const float *thresholds, const float *in, int8_t *out);
 /* DEQUANTIZE int8 -> float32: scale * (in - zp), one rounding to float (the exact product fits a double). */
 od_status_t od_dequantize_s8_f32(int32_t size, float scale, int32_t zp, const int8_t *in, float *out);
 

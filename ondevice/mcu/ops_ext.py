@@ -30,7 +30,12 @@ def _quantize(e: Emitter, op: Op) -> Lowered:
     if e.t(o).scale is not None and len(e.t(o).scale) > 1:
         raise Unsupported("per-channel QUANTIZE")
     so, zo = e.t(o).qparams()
-    return Lowered(f"od_quantize_f32_s8({e.t(o).size}, {quant.f64(so)!r}, {zo}, {_f32_ptr(e, i, True)}, {e.act(o)})")
+    th = fixedpoint.quantize_thresholds(so, zo)
+    name = f"od_qt{op.index}"
+    vals = ",\n    ".join(", ".join(f"{float(v).hex()}f" for v in th[k:k + 6]) for k in range(0, len(th), 6))
+    e.consts.append(f"static const float {name}[{len(th)}] = {{\n    {vals}\n}};")
+    e.weight_bytes += 4 * len(th)
+    return Lowered(f"od_quantize_f32_s8({e.t(o).size}, {name}, {_f32_ptr(e, i, True)}, {e.act(o)})")
 
 
 @lowering("DEQUANTIZE")
