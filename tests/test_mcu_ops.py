@@ -23,6 +23,8 @@ def _float_io(c: OpCase):
     c.dequantize([3, 9])
     c.requantize([2, 30], 1.7, 5)                # int8 -> int8 QUANTIZE
     c.requantize([4, 8], 0.45, -20)
+    c.quantize_uint8([3, 20], 128, 1.0, 0)         # the pure 128 shift
+    c.quantize_uint8([2, 25], 100, 0.7, -9)
 
 
 def _shape_chain(c: OpCase):

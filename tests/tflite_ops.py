@@ -32,6 +32,16 @@ class OpCase(Case):
         self.outputs.append(y)
         self.b.op("DEQUANTIZE", [q], [y])
 
+    def quantize_uint8(self, shape, zp_in, ratio, zp_mid):
+        """uint8 in -> QUANTIZE -> int8 -> QUANTIZE -> uint8 out (the uint8-I/O edges), int8 also an output."""
+        x = self.b.tensor(shape, "uint8", scale=0.03, zero_point=zp_in)
+        self.inputs.append(x)
+        q = self.act_out(shape, 0.03 * ratio, zp_mid)
+        self.b.op("QUANTIZE", [x], [q])
+        y = self.b.tensor(shape, "uint8", scale=0.03 * ratio * 1.3, zero_point=zp_mid + 128)
+        self.outputs.append(y)
+        self.b.op("QUANTIZE", [q], [y])
+
     def dequantize(self, shape):
         x = self.act_in(shape)
         y = self.b.tensor(shape, "float32")
@@ -177,7 +187,8 @@ def op_inputs(specs: list[dict], n: int, seed: int) -> list[list[np.ndarray]]:
                 x.reshape(-1)[:4] = [0.0, -0.0, 3e5, -3e5][: x.size]  # far out of range: saturates
                 vec.append(x)
             else:
-                vec.append(rng.integers(-128, 128, size=s["shape"]).astype(np.int8))
+                info = np.iinfo(s["dtype"])
+                vec.append(rng.integers(info.min, info.max + 1, size=s["shape"]).astype(s["dtype"]))
         vecs.append(vec)
     return vecs
 

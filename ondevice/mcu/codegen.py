@@ -705,10 +705,10 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
         if t.dtype == "int16":
             raise UnsupportedOpError(f"model {'input' if i in g.inputs else 'output'} {t.name!r} is int16: int16 "
                                      "activations are not supported", "export with int8 activations (8x8)")
-        if not (t.dtype == "int8" and t.scale is not None) and t.dtype != "float32":
+        if not (t.dtype in ("int8", "uint8") and t.scale is not None) and t.dtype != "float32":
             raise UnsupportedOpError(
                 f"model {'input' if i in g.inputs else 'output'} {t.name!r} is {t.dtype}; the MCU engine takes "
-                "int8 or float32 inputs and outputs", "export with full-integer quantization (int8 inside)")
+                "int8, uint8 or float32 inputs and outputs", "export with full-integer quantization (int8 inside)")
     problems: list[str] = []
     compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
     for op in compute:

@@ -24,6 +24,8 @@ def _f32_ptr(e: Emitter, idx: int, const: bool) -> str:
 @lowering("QUANTIZE")
 def _quantize(e: Emitter, op: Op) -> Lowered:
     i, o = op.inputs[0], op.outputs[0]
+    if {e.t(i).dtype, e.t(o).dtype} == {"uint8", "int8"}:
+        return _requant_u8(e, op)
     if e.t(i).dtype != "float32":
         return codegen._requant(e, op)  # int8 -> int8 requantize
     e.require_int8(op, o)
@@ -36,6 +38,24 @@ def _quantize(e: Emitter, op: Op) -> Lowered:
     e.consts.append(f"static const float {name}[{len(th)}] = {{\n    {vals}\n}};")
     e.weight_bytes += 4 * len(th)
     return Lowered(f"od_quantize_f32_s8({e.t(o).size}, {name}, {_f32_ptr(e, i, True)}, {e.act(o)})")
+
+
+def _requant_u8(e: Emitter, op: Op) -> Lowered:
+    """QUANTIZE uint8 <-> int8 at the edges (uint8 I/O models): TFLM's Requantize as a table on the raw bytes."""
+    ti, to = e.t(op.inputs[0]), e.t(op.outputs[0])
+    si, zi = ti.qparams()
+    so, zo = to.qparams()
+    m, s = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
+    lo, hi = (0, 255) if to.dtype == "uint8" else (-128, 127)
+    lut = []
+    for byte in range(-128, 128):  # the kernel indexes by the byte read as int8
+        x = byte & 0xFF if ti.dtype == "uint8" else byte
+        y = min(max(fixedpoint.mbqm(x - zi, m, s) + zo, lo), hi)
+        lut.append(y - 256 if y > 127 else y)  # a uint8 result stored as its byte
+    table = f"od_lut{op.index}"
+    e.consts.append(codegen._c_array(table, "int8_t", np.asarray(lut, np.int8)))
+    e.weight_bytes += 256
+    return Lowered(f"od_lut_s8({to.size}, {table}, {e.act(op.inputs[0])}, {e.act(op.outputs[0])})")
 
 
 @lowering("DEQUANTIZE")
