@@ -5,11 +5,13 @@ Single-op graphs come from tests/tflite_ops.py (many independent single ops per 
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from conftest import require_tool
-from tflite_ops import ACT, PAD, OpCase, every_int8, lut_sweep, op_inputs
+from tflite_ops import ACT, PAD, OpCase, converter_mix_tflite, every_int8, lut_sweep, op_inputs
 from ondevice.errors import UnsupportedOpError
 from ondevice.mcu.library import write_library
 from ondevice.mcu.verify import verify_host
@@ -21,6 +23,8 @@ def _float_io(c: OpCase):
     c.dequantize([3, 9])
     c.requantize([2, 30], 1.7, 5)                # int8 -> int8 QUANTIZE
     c.requantize([4, 8], 0.45, -20)
+    c.quantize_uint8([3, 20], 128, 1.0, 0)         # the pure 128 shift
+    c.quantize_uint8([2, 25], 100, 0.7, -9)
 
 
 def _shape_chain(c: OpCase):
@@ -71,8 +75,16 @@ def _batch_matmul(c: OpCase):
     c.batch_matmul([4, 9], [9, 3], const_b=True)
 
 
+def _transpose_conv(c: OpCase):
+    c.transpose_conv([1, 4, 5, 6], 5, 3, 2)
+    c.transpose_conv([1, 3, 3, 4], 3, 3, 2, padding=PAD.VALID)
+    c.transpose_conv([2, 5, 4, 3], 4, 2, 2, bias=False)
+    c.transpose_conv([1, 6, 6, 8], 8, 3, 1)
+
+
 FAMILIES = {"float_io": _float_io, "shape_chain": _shape_chain, "activations": _activations,
-            "mean_pad_pool": _mean_pad_pool, "movement": _movement, "batch_matmul": _batch_matmul}
+            "mean_pad_pool": _mean_pad_pool, "movement": _movement, "batch_matmul": _batch_matmul,
+            "transpose_conv": _transpose_conv}
 
 
 def _case(families) -> OpCase:
@@ -127,7 +139,7 @@ def test_all_op_families_bit_exact_under_qemu(tmp_path):
     summary = write_library(c.build(), tmp_path / "ops_mcu_int8", name="ops")
     for op in ("QUANTIZE", "DEQUANTIZE", "LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "PRELU", "MEAN", "PAD",
                "PADV2", "MAX_POOL_2D", "RESIZE_NEAREST_NEIGHBOR", "SPLIT", "SPLIT_V", "CONCATENATION",
-               "BATCH_MATMUL"):
+               "BATCH_MATMUL", "TRANSPOSE_CONV"):
         assert summary["ops"].get(op, 0) > 0, op
     assert "SHAPE" not in summary["ops"] and "PACK" not in summary["ops"]  # folded
     vectors = op_inputs(summary["inputs"], n=2, seed=4)
@@ -136,3 +148,138 @@ def test_all_op_families_bit_exact_under_qemu(tmp_path):
     rep = verify_qemu(tmp_path / "ops_mcu_int8", vectors, "mps2-an386")
     assert rep["vectors"] == 3
     assert rep["bit_exact_vs_tflm"] is True, rep
+
+
+def _tensorflow():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("tensorflow-cpu is not installed; pip install -e '.[reference]'")
+        pytest.skip("tensorflow-cpu not installed (pip install -e '.[reference]')")
+
+
+def test_converter_model_float_io_and_shape_chain_bit_exact(tmp_path):
+    """TensorFlow's converter output (float in/out, int8 inside, a run-time reshape target) on host and QEMU."""
+    _tensorflow()
+    require_tool("gcc")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu.reader import read_tflite
+    from ondevice.mcu.verify import verify_qemu
+    data = converter_mix_tflite()
+    src_ops = {op.opcode for op in read_tflite(data).ops}
+    assert {"SHAPE", "PACK", "STRIDED_SLICE", "QUANTIZE", "DEQUANTIZE", "HARD_SWISH"} <= src_ops
+    summary = write_library(data, tmp_path / "mix_mcu_int8", name="mix")
+    assert [s["dtype"] for s in summary["inputs"] + summary["outputs"]] == ["float32"] * 3
+    assert not {"SHAPE", "PACK", "STRIDED_SLICE", "RESHAPE"} & set(summary["ops"])  # folded; RESHAPE aliases
+    x = list(np.random.default_rng(1).normal(size=(3, 1, 16, 12, 3)).astype(np.float32))
+    rep = verify_host(tmp_path / "mix_mcu_int8", x)
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
+    rep = verify_qemu(tmp_path / "mix_mcu_int8", x, "mps2-an386")
+    assert rep["bit_exact_vs_tflm"] is True and rep["vectors"] == 3, rep
+
+
+def _one_op(opname: str, dtype: str = "int8") -> bytes:
+    """input -> RELU -> <opname> -> output, with the op's output tensor named like a converter location."""
+    c = OpCase(seed=1)
+    x = c.b.tensor([1, 8], dtype, scale=0.05, zero_point=0)
+    a = c.b.tensor([1, 8], dtype, scale=0.05, zero_point=0, name="model/relu")
+    y = c.b.tensor([1, 8], dtype, scale=0.05, zero_point=0, name="model/block_2/unsupported_op")
+    c.b.op("RELU", [x], [a])
+    c.b.op(opname, [a], [y])
+    return c.b.build([x], [y])
+
+
+def test_unsupported_op_refused_in_one_line_naming_op_index_location(tmp_path):
+    out = tmp_path / "x_mcu_int8"
+    with pytest.raises(UnsupportedOpError) as ei:
+        write_library(_one_op("SIN"), out, name="x")
+    msg = str(ei.value)
+    assert "\n" not in msg
+    assert "SIN (op 1 at 'model/block_2/unsupported_op')" in msg and "no MCU kernel" in msg
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_int16_activations_refused_clearly(tmp_path):
+    """A 16x8 graph: int8 in -> QUANTIZE to int16 -> LOGISTIC int16 -> QUANTIZE to int8 out."""
+    c = OpCase(seed=2)
+    x = c.b.tensor([1, 8], scale=0.05, zero_point=0)
+    a = c.b.tensor([1, 8], "int16", scale=0.001, zero_point=0, name="model/to16")
+    h = c.b.tensor([1, 8], "int16", scale=1 / 32768, zero_point=0, name="model/sigmoid16")
+    y = c.b.tensor([1, 8], scale=1 / 256, zero_point=-128)
+    c.b.op("QUANTIZE", [x], [a])
+    c.b.op("LOGISTIC", [a], [h])
+    c.b.op("QUANTIZE", [h], [y])
+    with pytest.raises(UnsupportedOpError) as ei:
+        write_library(c.b.build([x], [y]), tmp_path / "y_mcu_int8", name="y")
+    msg = str(ei.value)
+    assert "\n" not in msg
+    assert "LOGISTIC (op 1 at 'model/sigmoid16')" in msg and "int16 activations are not supported" in msg
+    assert not list(tmp_path.iterdir())
+
+
+def test_agent_carries_float_io_of_a_generated_model(tmp_path):
+    """The firmware agent (host port) reports float32 tensors in MODEL_INFO and runs float in -> float out."""
+    require_tool("cc")
+    from _firmware_support import PipeTransport, make
+    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.profiling.session import DeviceSession
+    c = OpCase(seed=3)
+    c.quantize_float([1, 24], 0.25, -3)
+    data = c.build()
+    lib = tmp_path / "fio_mcu_int8"
+    write_library(data, lib, name="fio")
+    make("host", HOST_O=str(tmp_path / "fw"), MODEL=str(lib))
+    t = PipeTransport(tmp_path / "fw" / "od_agent")
+    try:
+        s = DeviceSession(t, timeout=10)
+        s.hello()
+        s.select_builtin(index=0)
+        mi = s.model_info()
+        assert [x["dtype"] for x in mi["tensors"]] == ["float32", "int8", "float32"]
+        x = op_inputs([{"dtype": "float32", "shape": [1, 24]}], n=2, seed=5)[1][0]
+        s.set_input(0, x.tobytes())
+        s.run(1, 0)
+        want = TflmReference(data).run([x])
+        assert np.frombuffer(s.get_output(0), np.int8).tobytes() == want[0].tobytes()
+        assert np.frombuffer(s.get_output(1), np.float32).tobytes() == want[1].astype(np.float32).tobytes()
+    finally:
+        t.close()
+
+
+def test_concatenation_beyond_tflm_input_limit_matches_numpy(tmp_path):
+    """TFLM stops at 10 CONCATENATION inputs; the engine takes any count (bytes are copied: numpy is exact)."""
+    require_tool("gcc")
+    from ondevice.mcu.build import HostModel, build_host
+    c = OpCase(seed=4)
+    c.concat([[2, k, 3] for k in range(1, 14)], axis=1)
+    summary = write_library(c.build(), tmp_path / "cat_mcu_int8", name="cat")
+    assert summary["ops"] == {"CONCATENATION": 1}
+    xs = op_inputs(summary["inputs"], n=1, seed=6)[0]
+    for variant in ("opt", "ref"):
+        (got,) = HostModel(build_host(tmp_path / "cat_mcu_int8", variant)).run(xs)
+        np.testing.assert_array_equal(got, np.concatenate(xs, axis=1))
+
+
+def test_float_model_refused_in_one_line(tmp_path):
+    c = OpCase(seed=5)
+    x, y = c.float_in([1, 8]), c.b.tensor([1, 8], "float32")
+    c.outputs.append(y)
+    c.b.op("RELU", [x], [y])
+    with pytest.raises(UnsupportedOpError, match="float .unquantized. tflite") as ei:
+        write_library(c.build(), tmp_path / "f_mcu_int8", name="f")
+    assert "\n" not in str(ei.value) and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("scale,zp", [(0.25, 3), (0.0473, -17), (0.00390625, -128), (1.7e-3, 90)])
+def test_float_quantize_at_every_rounding_boundary(scale, zp, tmp_path):
+    """QUANTIZE float -> int8 on each level's .5 boundary and its two float32 neighbours, vs TFLM."""
+    require_tool("gcc")
+    half = ((np.arange(-140, 141) + 0.5) * np.float32(scale)).astype(np.float32)
+    x = np.concatenate([half, np.nextafter(half, np.float32(-np.inf)), np.nextafter(half, np.float32(np.inf))])
+    c = OpCase(seed=1)
+    c.quantize_float([1, x.size], scale, zp)
+    write_library(c.build(), tmp_path / "q_mcu_int8", name="q")
+    rep = verify_host(tmp_path / "q_mcu_int8", [[x.reshape(1, -1)]])
+    assert rep["elements_compared"] == 2 * x.size and rep["bit_exact_vs_tflm"] is True, rep

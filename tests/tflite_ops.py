@@ -32,6 +32,16 @@ class OpCase(Case):
         self.outputs.append(y)
         self.b.op("DEQUANTIZE", [q], [y])
 
+    def quantize_uint8(self, shape, zp_in, ratio, zp_mid):
+        """uint8 in -> QUANTIZE -> int8 -> QUANTIZE -> uint8 out (the uint8-I/O edges), int8 also an output."""
+        x = self.b.tensor(shape, "uint8", scale=0.03, zero_point=zp_in)
+        self.inputs.append(x)
+        q = self.act_out(shape, 0.03 * ratio, zp_mid)
+        self.b.op("QUANTIZE", [x], [q])
+        y = self.b.tensor(shape, "uint8", scale=0.03 * ratio * 1.3, zero_point=zp_mid + 128)
+        self.outputs.append(y)
+        self.b.op("QUANTIZE", [q], [y])
+
     def dequantize(self, shape):
         x = self.act_in(shape)
         y = self.b.tensor(shape, "float32")
@@ -123,6 +133,25 @@ class OpCase(Case):
         y = self.act_out(out_shape, 3 * np.sqrt(depth) * self.scale_of(a) * sb * 74 * 74 / 128)
         self.b.op("BATCH_MATMUL", [a, b_], [y], options("BatchMatMulOptions", adjX=adj_x, adjY=adj_y))
 
+    def transpose_conv(self, in_shape, out_c, k, stride, padding=PAD.SAME, bias=True):
+        r = self.rng
+        n, h, w, c = in_shape
+        x = self.act_in(in_shape)
+        sx = self.scale_of(x)
+        ws = r.uniform(0.002, 0.02, out_c)
+        wt = self.b.tensor([out_c, k, k, c], scale=ws, zero_point=np.zeros(out_c, np.int64),
+                           data=r.integers(-127, 128, (out_c, k, k, c)), qdim=0)
+        oh, ow = (h * stride, w * stride) if padding == PAD.SAME else ((h - 1) * stride + k, (w - 1) * stride + k)
+        shp = self.b.tensor([4], "int32", data=np.asarray([n, oh, ow, out_c], np.int32))
+        ins = [shp, wt, x]
+        if bias:
+            ins.append(self.b.tensor([out_c], "int32", scale=sx * ws, zero_point=np.zeros(out_c, np.int64),
+                                     data=r.integers(-3000, 3000, out_c)))
+        taps = max(1, (k // stride) ** 2)
+        y = self.act_out([n, oh, ow, out_c], 3 * np.sqrt(taps * c) * sx * 74 * float(ws.mean()) * 74 / 128)
+        self.b.op("TRANSPOSE_CONV", ins, [y], options("TransposeConvOptions", padding=padding, strideW=stride,
+                                                       strideH=stride))
+
     def shape_chain(self, shape):
         """x -> RELU -> (SHAPE -> STRIDED_SLICE -> PACK) -> RESHAPE [batch, -1] -> QUANTIZE: folds to an alias."""
         x = self.act_in(shape)
@@ -158,7 +187,8 @@ def op_inputs(specs: list[dict], n: int, seed: int) -> list[list[np.ndarray]]:
                 x.reshape(-1)[:4] = [0.0, -0.0, 3e5, -3e5][: x.size]  # far out of range: saturates
                 vec.append(x)
             else:
-                vec.append(rng.integers(-128, 128, size=s["shape"]).astype(np.int8))
+                info = np.iinfo(s["dtype"])
+                vec.append(rng.integers(info.min, info.max + 1, size=s["shape"]).astype(s["dtype"]))
         vecs.append(vec)
     return vecs
 
@@ -185,3 +215,37 @@ def every_int8(specs: list[dict]) -> list[list[np.ndarray]]:
     """Vectors that put every int8 value through each [256] input (and its reverse)."""
     ramp = np.arange(-128, 128, dtype=np.int8)
     return [[ramp.copy() for _ in specs], [ramp[::-1].copy() for _ in specs]]
+
+
+def converter_mix_tflite(seed: int = 0) -> bytes:
+    """A small float-I/O, full-integer model from TensorFlow's converter that uses the TinyML op mix:
+    QUANTIZE/DEQUANTIZE edges, PAD, HARD_SWISH, LEAKY_RELU, MAX_POOL_2D, RESIZE_NEAREST_NEIGHBOR, SPLIT,
+    LOGISTIC, CONCATENATION, MEAN, TANH and a SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE chain (dynamic batch)."""
+    import tensorflow as tf
+    rng = np.random.default_rng(seed)
+
+    def w(*shape, s=0.3):
+        return tf.constant(rng.normal(0, s, shape).astype(np.float32))
+    w1, b1, w2, b2, w3 = w(3, 3, 3, 8), w(8, s=0.1), w(24, 10), w(10, s=0.1), w(8 * 6 * 24, 6, s=0.05)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 12, 3], tf.float32)])
+    def f(x):
+        a = tf.pad(x, [[0, 0], [1, 0], [1, 1], [0, 0]])
+        a = tf.nn.conv2d(a, w1, 2, "VALID") + b1
+        a = a * tf.nn.relu6(a + 3.0) / 6.0  # the converter's HARD_SWISH pattern
+        b = tf.image.resize(tf.nn.max_pool2d(a, 2, 2, "SAME"), [8, 6], method="nearest")
+        a = tf.concat([a, b, tf.nn.leaky_relu(a, 0.15)], axis=-1)
+        p, q = tf.split(a, 2, axis=-1)
+        a = tf.concat([tf.nn.relu(p), tf.sigmoid(q)], axis=-1)
+        h = tf.tanh(tf.matmul(tf.reduce_mean(a, axis=[1, 2]), w2) + b2)
+        r = tf.reshape(a, tf.stack([tf.shape(a)[0], 8 * 6 * 24]))
+        return h, tf.matmul(r, w3)
+
+    def rep():
+        for _ in range(16):
+            yield [rng.normal(size=(1, 16, 12, 3)).astype(np.float32)]
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = rep
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return c.convert()

@@ -10,8 +10,9 @@
 extern "C" {
 #endif
 
-/* QUANTIZE float32 -> int8: clamp(round_half_away(in / scale) + zp) in double, as TFLM's AffineQuantize. */
-od_status_t od_quantize_f32_s8(int32_t size, double scale, int32_t zp, const float *in, int8_t *out);
+/* QUANTIZE float32 -> int8 (TFLM's AffineQuantize: clamp(round(in / scale) + zp), float32) as a search in 255
+ * ascending float thresholds: out = -128 + #{j : thresholds[j] <= in}; float compares only, no division. */
+od_status_t od_quantize_f32_s8(int32_t size, const float *thresholds, const float *in, int8_t *out);
 /* DEQUANTIZE int8 -> float32: scale * (in - zp), one rounding to float (the exact product fits a double). */
 od_status_t od_dequantize_s8_f32(int32_t size, float scale, int32_t zp, const int8_t *in, float *out);
 
@@ -48,6 +49,17 @@ typedef struct {
 } od_batch_matmul_params_t;
 
 od_status_t od_batch_matmul_s8(const od_batch_matmul_params_t *p, const int8_t *lhs, const int8_t *rhs, int8_t *out);
+
+/* TRANSPOSE_CONV (NHWC input, OHWI filter, per-channel): each output gathers the input taps that TFLM's
+ * scatter would add into it (integer sums, so the order does not matter). */
+typedef struct {
+    int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
+    int32_t stride_h, stride_w, pad_h, pad_w;
+    int32_t input_offset, output_offset, act_min, act_max;
+} od_transpose_conv_params_t;
+
+od_status_t od_transpose_conv_s8(const od_transpose_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 
 #ifdef __cplusplus
 }

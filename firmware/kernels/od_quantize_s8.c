@@ -1,26 +1,18 @@
 /* od_quantize_s8.c: QUANTIZE float32 -> int8 and DEQUANTIZE int8 -> float32 at the graph edges
- * (TFLite reference_ops::AffineQuantize / Dequantize). No libm: rounding is done by hand. */
-#include "od_fixedpoint.h"
+ * (TFLite reference_ops::AffineQuantize / Dequantize). */
 #include "od_kernels_ext.h"
 
-/* std::round (half away from zero) of a double already clamped to +-2^30. x - trunc(x) is exact. */
-static int32_t round_half_away(double x) {
-    int32_t t = (int32_t)x;
-    const double frac = x - (double)t;
-    if (frac >= 0.5) t += 1;
-    else if (frac <= -0.5) t -= 1;
-    return t;
-}
-
-od_status_t od_quantize_f32_s8(int32_t size, double scale, int32_t zp, const float *in, int8_t *out) {
+od_status_t od_quantize_f32_s8(int32_t size, const float *thresholds, const float *in, int8_t *out) {
+    OD_CHECK_PTR(thresholds);
     OD_CHECK_PTR(in);
     OD_CHECK_PTR(out);
-    OD_CHECK(scale > 0.0);
     for (int32_t i = 0; i < size; ++i) {
-        double v = (double)in[i] / scale;
-        if (!(v > -1073741824.0)) v = -1073741824.0; /* also NaN: TFLM's cast is undefined there */
-        if (v > 1073741824.0) v = 1073741824.0;
-        out[i] = (int8_t)od_clamp_i32(round_half_away(v) + zp, -128, 127);
+        const float x = in[i];
+        int32_t n = 0; /* thresholds <= x; 8 halvings cover 255 entries (largest index read: 254) */
+        for (int32_t step = 128; step > 0; step >>= 1) {
+            if (thresholds[n + step - 1] <= x) n += step;
+        }
+        out[i] = (int8_t)(n - 128);
     }
     return OD_OK;
 }

@@ -752,14 +752,20 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
 def generate(g: Graph, model_name: str | None = None) -> Generated:
     """Lower every op of ``g`` to kernel calls and return the C source of the model library."""
     name = model_name or g.name
+    if not any(t.scale is not None and t.dtype == "int8" for t in g.tensors):
+        raise UnsupportedOpError(f"{g.name} is a float (unquantized) tflite; the MCU engine runs int8 models",
+                                 "convert with full-integer quantization (a representative dataset, int8 ops)")
     fold_constants(g)
     _fold_aliases(g)
     for i in list(g.inputs) + list(g.outputs):
         t = g.tensors[i]
-        if not (t.dtype == "int8" and t.scale is not None) and t.dtype != "float32":
+        if t.dtype == "int16":
+            raise UnsupportedOpError(f"model {'input' if i in g.inputs else 'output'} {t.name!r} is int16: int16 "
+                                     "activations are not supported", "export with int8 activations (8x8)")
+        if not (t.dtype in ("int8", "uint8") and t.scale is not None) and t.dtype != "float32":
             raise UnsupportedOpError(
                 f"model {'input' if i in g.inputs else 'output'} {t.name!r} is {t.dtype}; the MCU engine takes "
-                "int8 or float32 inputs and outputs", "export with full-integer quantization (int8 inside)")
+                "int8, uint8 or float32 inputs and outputs", "export with full-integer quantization (int8 inside)")
     problems: list[str] = []
     compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
     for op in compute:

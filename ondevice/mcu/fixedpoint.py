@@ -234,3 +234,38 @@ def leaky_relu_lut(in_scale: float, in_zp: int, out_scale: float, out_zp: int, a
         y = out_zp + (mbqm(x, m_i, s_i) if x >= 0 else mbqm(x, m_a, s_a))
         return min(max(y, -128), 127)
     return _lut(one)
+
+
+_MAX_KEY = 0x7F7FFFFF  # FLT_MAX's bits: the search runs over the finite float32 values, in order
+
+
+def _f32_of_key(key: int) -> float:
+    """The float32 with order index ``key`` (negative keys are the negative floats, mirrored)."""
+    import struct
+    bits = key if key >= 0 else 0x80000000 | -key
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+def quantize_thresholds(scale: float, zero_point: int) -> np.ndarray:
+    """QUANTIZE float32 -> int8 as 255 float32 thresholds: output = -128 + #{j : t[j] <= x}.
+
+    TFLM computes clamp(round(float32(x / scale)) + zp) (a float32 division: the boundary test shows it), a
+    non-decreasing step function of x, so the smallest float reaching each level (bisection over the ordered
+    float32 values) reproduces it exactly with float compares only, and no division on the device.
+    """
+    s = np.float32(scale)
+
+    def q(x: float) -> int:
+        return min(max(int(quant.tflite_round(float(np.float32(x) / s))) + zero_point, -128), 127)
+
+    out = []
+    for level in range(-127, 128):
+        lo, hi = -_MAX_KEY, _MAX_KEY  # q(FLT_MAX) == 127 >= level
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if q(_f32_of_key(mid)) >= level:
+                hi = mid
+            else:
+                lo = mid + 1
+        out.append(_f32_of_key(lo))
+    return np.asarray(out, np.float32)

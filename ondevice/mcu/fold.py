@@ -30,6 +30,10 @@ def _strided_slice(x: np.ndarray, begin, end, strides, o: dict) -> np.ndarray:
     return x[tuple(sl)]
 
 
+def _quant(t) -> tuple | None:
+    return None if t.scale is None else (tuple(np.asarray(t.scale).tolist()), tuple(np.asarray(t.zero_point).tolist()))
+
+
 def _evaluate(g: Graph, op: Op) -> np.ndarray | None:
     """The output value of ``op`` if it is computable now, else None."""
     if len(op.outputs) != 1:
@@ -48,9 +52,8 @@ def _evaluate(g: Graph, op: Op) -> np.ndarray | None:
         return _INT_ARITH[op.opcode](vals[0], vals[1])
     if op.opcode not in _MOVES:
         return None
-    if op.opcode != "CAST" and (out.scale is not None or any(t.scale is not None for t in ins)):
-        if any(t.qparams() != out.qparams() for t in ins[:1]):
-            return None
+    if op.opcode != "CAST" and _quant(ins[0]) != _quant(out):
+        return None  # a requantizing move needs its kernel
     if op.opcode == "PACK":
         return np.stack(vals, axis=int(o.get("axis", 0)))
     if op.opcode == "CONCATENATION":
@@ -89,4 +92,21 @@ def fold_constants(g: Graph) -> list[Op]:
         out.data = np.asarray(val).astype(out.dtype).reshape(out.shape)
         folded.append(op)
     g.ops = keep
+    _resolve_reshapes(g)
     return folded
+
+
+def _resolve_reshapes(g: Graph) -> None:
+    """A RESHAPE whose target was computed at run time has a placeholder shape in the file (shape_signature -1):
+    take the now-constant target, resolving its -1 from the input size."""
+    for op in g.ops:
+        if op.opcode != "RESHAPE" or len(op.inputs) < 2 or op.inputs[1] < 0:
+            continue
+        src, tgt, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+        if not tgt.is_const or out.size == src.size:
+            continue
+        shape = [int(d) for d in np.asarray(tgt.data).reshape(-1)]
+        known = int(np.prod([d for d in shape if d != -1]))
+        if shape.count(-1) > 1 or known <= 0 or src.size % known:
+            continue
+        out.shape = tuple(src.size // known if d == -1 else d for d in shape)

@@ -24,13 +24,38 @@ def _f32_ptr(e: Emitter, idx: int, const: bool) -> str:
 @lowering("QUANTIZE")
 def _quantize(e: Emitter, op: Op) -> Lowered:
     i, o = op.inputs[0], op.outputs[0]
+    if {e.t(i).dtype, e.t(o).dtype} == {"uint8", "int8"}:
+        return _requant_u8(e, op)
     if e.t(i).dtype != "float32":
         return codegen._requant(e, op)  # int8 -> int8 requantize
     e.require_int8(op, o)
     if e.t(o).scale is not None and len(e.t(o).scale) > 1:
         raise Unsupported("per-channel QUANTIZE")
     so, zo = e.t(o).qparams()
-    return Lowered(f"od_quantize_f32_s8({e.t(o).size}, {quant.f64(so)!r}, {zo}, {_f32_ptr(e, i, True)}, {e.act(o)})")
+    th = fixedpoint.quantize_thresholds(so, zo)
+    name = f"od_qt{op.index}"
+    vals = ",\n    ".join(", ".join(f"{float(v).hex()}f" for v in th[k:k + 6]) for k in range(0, len(th), 6))
+    e.consts.append(f"static const float {name}[{len(th)}] = {{\n    {vals}\n}};")
+    e.weight_bytes += 4 * len(th)
+    return Lowered(f"od_quantize_f32_s8({e.t(o).size}, {name}, {_f32_ptr(e, i, True)}, {e.act(o)})")
+
+
+def _requant_u8(e: Emitter, op: Op) -> Lowered:
+    """QUANTIZE uint8 <-> int8 at the edges (uint8 I/O models): TFLM's Requantize as a table on the raw bytes."""
+    ti, to = e.t(op.inputs[0]), e.t(op.outputs[0])
+    si, zi = ti.qparams()
+    so, zo = to.qparams()
+    m, s = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
+    lo, hi = (0, 255) if to.dtype == "uint8" else (-128, 127)
+    lut = []
+    for byte in range(-128, 128):  # the kernel indexes by the byte read as int8
+        x = byte & 0xFF if ti.dtype == "uint8" else byte
+        y = min(max(fixedpoint.mbqm(x - zi, m, s) + zo, lo), hi)
+        lut.append(y - 256 if y > 127 else y)  # a uint8 result stored as its byte
+    table = f"od_lut{op.index}"
+    e.consts.append(codegen._c_array(table, "int8_t", np.asarray(lut, np.int8)))
+    e.weight_bytes += 256
+    return Lowered(f"od_lut_s8({to.size}, {table}, {e.act(op.inputs[0])}, {e.act(op.outputs[0])})")
 
 
 @lowering("DEQUANTIZE")
@@ -199,3 +224,37 @@ def _batch_matmul(e: Emitter, op: Op) -> Lowered:
         lhs_offset=-za, rhs_offset=-zb, output_offset=zo, mult=m, shift=s))
     return Lowered(f"od_batch_matmul_s8(&{p}, {e.act(a)}, {e.act(b)}, {e.act(o)})",
                    macs=int(np.prod(batch)) * rows * cols * depth)
+
+
+@lowering("TRANSPOSE_CONV")
+def _transpose_conv(e: Emitter, op: Op) -> Lowered:
+    f, i = op.inputs[1], op.inputs[2]
+    b = op.inputs[3] if len(op.inputs) > 3 else -1
+    o = op.outputs[0]
+    e.require_int8(op, i, f, o)
+    ti, tf, to = e.t(i), e.t(f), e.t(o)
+    if not tf.is_const or np.any(tf.zero_point != 0):
+        raise Unsupported("filter must be constant with zero point 0")
+    if len(ti.shape) != 4 or tf.shape[3] != ti.shape[3]:
+        raise Unsupported("needs a 4-D NHWC input and an OHWI filter over its channels")
+    n, ih, iw, ic = ti.shape
+    _, oh, ow, oc = to.shape
+    kh, kw = tf.shape[1], tf.shape[2]
+    opts = op.options
+    sh, sw = int(opts.get("strideH", 1)), int(opts.get("strideW", 1))
+    pad = opts.get("padding", "SAME")
+    # TFLM pads as a forward conv from the output size back to the input (ComputePaddingHeightWidth).
+    pad_h = codegen._same_padding(oh, kh, sh, 1, -(-oh // sh), pad)
+    pad_w = codegen._same_padding(ow, kw, sw, 1, -(-ow // sw), pad)
+    si, zi = ti.qparams()
+    so, zo = to.qparams()
+    lo, hi = quant.activation_range(opts.get("fusedActivationFunction", "NONE"), so, zo)
+    mults, shifts = quant.per_channel_multipliers(si, tf.scale, so, oc)
+    p = e.struct("od_transpose_conv_params_t", f"od_p{op.index}", dict(
+        batches=n, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
+        stride_w=sw, pad_h=pad_h, pad_w=pad_w, input_offset=-zi, output_offset=zo, act_min=lo, act_max=hi))
+    m = e.table(f"od_m{op.index}", "int32_t", mults)
+    s = e.table(f"od_s{op.index}", "int32_t", shifts)
+    bias = e.const(b) if b >= 0 else "NULL"
+    return Lowered(f"od_transpose_conv_s8(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})",
+                   macs=n * ih * iw * ic * kh * kw * oc)
