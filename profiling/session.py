@@ -712,6 +712,10 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
                 outputs.append(o)
         result["outputs"] = outputs
         memory = s.get_memory() if info.has(P.Caps.MEMORY_STATS) else None
+        if memory is not None:  # an agent may say where peak_ram_bytes comes from (PROTOCOL.md, GET_MEMORY)
+            said = [ln.split("peak_ram_source=", 1)[1] for ln in s.link.logs if "peak_ram_source=" in ln]
+            if said:
+                memory["peak_ram_source"] = said[-1]
         result["memory"] = memory
         if info.has(P.Caps.OP_TIMINGS):
             try:  # optional figures: a device that cannot give them does not fail the profile
@@ -729,7 +733,7 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
         if not power:  # the app's own battery sampling covers exactly the timed region: prefer it to host polling
             phone = battery_from_logs(s.link.logs)
             if phone is not None:
-                power_res = phone
+                power_res = subtract_baseline(phone, getattr(monitor, "baseline_mw", None))
             elif any("charging=true" in line for line in s.link.logs):
                 log.warn("the phone was charging during the runs: battery readings say nothing; energy is modelled")
                 power_res = None if power_res and "battery" in str(power_res.get("monitor")) else power_res
@@ -763,6 +767,14 @@ def battery_from_logs(logs: Sequence[str]) -> dict | None:
         return None
     return {"avg_mw": total_mw / total_n, "samples": total_n, "seconds": seconds, "source": "measured",
             "monitor": "phone battery (sampled by the app during RUN)"}
+
+
+def subtract_baseline(power: dict, baseline_mw: float | None) -> dict:
+    """The app's battery figure minus the host's idle baseline (taken before the first RUN), saying so."""
+    if baseline_mw is None:
+        return power
+    return dict(power, avg_mw=max(0.0, power["avg_mw"] - baseline_mw), idle_baseline_mw=round(baseline_mw, 3),
+                basis="battery draw during the runs minus the idle baseline measured before them")
 
 
 def _merge_power(a: dict, b: dict) -> dict:
