@@ -98,3 +98,10 @@ def test_version_lists_every_pinned_package(capsys):
         assert re.search(rf"^{re.escape(name)} ", out, re.M), f"{name} missing from --version"
     for must in ("ai-edge-litert", "tflite-micro", "torchao", "arm-none-eabi-gcc", "qemu-system-arm"):
         assert must in out
+
+
+def test_flash_help_claims_only_what_flash_does(capsys):
+    # flash loads QEMU images and pyocd boards; no UF2 code exists, so the help must not promise it
+    assert main(["flash", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "UF2" not in out.upper() and "pyocd" in out and "QEMU" in out
