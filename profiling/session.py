@@ -422,11 +422,14 @@ class DeviceSession:
         total = None
         stalls = 0
         while total is None or len(ops) < total:
+            # an agent may profile ops on request (ETDump pass): allow it seconds between keep-alives
             frames = self.request(T.GET_OP_TIMINGS, P.pack(T.GET_OP_TIMINGS, first_op=len(ops)), stream=True,
-                                  partial_ok=True, step="per-op timings")
+                                  partial_ok=True, step="per-op timings", timeout=max(self.timeout, 10.0))
             before = len(ops)
             for fr in frames:
                 v = P.unpack(fr)
+                if fr.more and v["count"] == 0:
+                    continue  # a keep-alive while the agent collects the timings
                 total, unit = v["total_ops"], P.UNIT_NAMES.get(v["unit"], "us")
                 if v["first_op"] == len(ops):
                     ops += [dict(o, index=v["first_op"] + k) for k, o in enumerate(v["ops"])]

@@ -571,16 +571,13 @@ class SimAgent:
 
     def _op_timings(self, f, v):
         why = _OP_PROFILERS.get(self.runtime_name, f"{self.runtime_name} has no per-op profiler")
-        if isinstance(why, str):
+        if isinstance(why, str):  # the reason there is none
             raise AgentError(E.UNSUPPORTED, why)
         m = self._need_model()
         if not self.timings:
             raise AgentError(E.BAD_INDEX, "no RUN yet")
         if v["first_op"] == 0 or self._ops is None:
-            try:
-                self._ops = why(self.model_bytes, self._arrays(m), OP_PROFILE_RUNS)
-            except Exception as e:  # noqa: BLE001 - e.g. a BundledProgram, which the ETDump path does not take
-                raise AgentError(E.UNSUPPORTED, f"per-op profiling failed: {str(e)[:120]}") from None
+            yield from self._profile_ops(f, why, m)
         ops, first = self._ops, v["first_op"]
         if first > len(ops):
             raise AgentError(E.BAD_INDEX, "op index", len(ops))
@@ -600,6 +597,27 @@ class SimAgent:
             pos += len(batch)
             if done:
                 return
+
+    def _profile_ops(self, f, profiler, m):
+        """Run the op profiler in a thread; meanwhile empty MORE frames keep the host waiting (PROTOCOL.md,
+        GET_OP_TIMINGS). The profiler can hold the GIL for a few seconds, so keep-alives may come late."""
+        box: dict = {}
+
+        def work():
+            try:
+                box["ops"] = profiler(self.model_bytes, self._arrays(m), OP_PROFILE_RUNS)
+            except Exception as e:  # noqa: BLE001 - e.g. a BundledProgram, which the ETDump path does not take
+                box["error"] = e
+
+        th = threading.Thread(target=work, name="op-profiler", daemon=True)
+        th.start()
+        while th.is_alive():
+            th.join(0.5)
+            if th.is_alive():
+                yield self._reply(f, P.FLAG_MORE, unit=int(P.TimerUnit.NS), total_ops=0, first_op=0, count=0, ops=[])
+        if "error" in box:
+            raise AgentError(E.UNSUPPORTED, f"per-op profiling failed: {str(box['error'])[:120]}")
+        self._ops = box["ops"]
 
     def _memory(self, f, v):
         U = P.UNKNOWN_U32
