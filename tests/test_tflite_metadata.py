@@ -86,3 +86,26 @@ def test_embedding_again_replaces_the_entry_and_keeps_outputs(exported):
     names = [m.Metadata(i).Name() for i in range(m.MetadataLength())]
     assert names.count(b"TFLITE_METADATA") == 1
     np.testing.assert_array_equal(run(data), run(again))
+
+
+def test_android_app_reads_the_labels_from_the_exported_tflite(exported, tmp_path):
+    """The app's ModelLabels (pure Kotlin in protocol-core) finds labels.txt in the exported model, on the JVM."""
+    kotlinc, java = require_tool("kotlinc"), require_tool("java")
+    android = Path(__file__).resolve().parents[1] / "apps" / "android"
+    jar = tmp_path / "labels.jar"
+    r = subprocess.run([kotlinc, str(android / "protocol-core/src/main/kotlin/dev/ondevice/protocol/ModelLabels.kt"),
+                        str(android / "jvm-agent/src/test/kotlin/dev/ondevice/jvmtest/ModelLabelsMain.kt"),
+                        "-include-runtime", "-d", str(jar)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    def labels(path: Path) -> list[str]:
+        p = subprocess.run([java, "-cp", str(jar), "dev.ondevice.jvmtest.ModelLabelsMain", str(path)],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.splitlines()
+
+    assert labels(exported["tflite"]) == [f"LABEL {x}" for x in LABELS]
+    bare = tmp_path / "bare.tflite"  # the flatbuffer alone: no zip, so no labels
+    data = exported["tflite"].read_bytes()
+    bare.write_bytes(data[:data.rfind(b"PK\x03\x04")])
+    assert labels(bare) == ["NONE"]
