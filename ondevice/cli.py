@@ -201,7 +201,7 @@ def devices():
 def flash(board: str = typer.Option(..., "--board", help="Board name, e.g. qemu-mps2-an386 or nucleo-f446re."),
           artifact: Optional[Path] = typer.Option(None, "--artifact", help="mcu artifact folder to build in."),
           probe: Optional[str] = typer.Option(None, "--probe", help="pyocd probe UID (real boards).")):
-    """Build the firmware for a board and load it (QEMU, pyocd or UF2)."""
+    """Build the firmware for a board and load it (QEMU, or a real board through a pyocd probe)."""
     from ondevice.flash import flash as run
     run(board=board, artifact=artifact, probe=probe)
 

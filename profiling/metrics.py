@@ -84,7 +84,8 @@ def compute_metrics(*, timings: Sequence[int], unit: str, clock_hz: float | None
     memory = memory or {}
     stats = device_stats or {}
     if memory.get("peak_ram_bytes") is not None:
-        out["peak_ram_bytes"] = metric(memory["peak_ram_bytes"], "bytes", mem_source)
+        said = {"basis": memory["peak_ram_source"]} if memory.get("peak_ram_source") else {}
+        out["peak_ram_bytes"] = metric(memory["peak_ram_bytes"], "bytes", mem_source, **said)
     elif stats.get("pss_bytes") is not None:
         out["peak_ram_bytes"] = metric(stats["pss_bytes"], "bytes", "measured", note="process PSS via dumpsys")
     if memory.get("arena_used_bytes") is not None:
@@ -108,9 +109,10 @@ def energy_metrics(mean_ms: float, power: dict | None, board: dict, latency_src:
         src = power.get("source", "measured")
         avg = power["avg_mw"]
         e_src = src if latency_src == "measured" else "modelled"
-        return {"avg_power_mw": metric(round(avg, 3), "mW", src, monitor=power.get("monitor")),
+        said = {k: power[k] for k in ("idle_baseline_mw", "basis", "note") if k in power}  # e.g. baseline subtracted
+        return {"avg_power_mw": metric(round(avg, 3), "mW", src, monitor=power.get("monitor"), **said),
                 "energy_per_inference_mj": metric(round(avg * mean_ms / 1e3, 6), "mJ", e_src,
-                                                  monitor=power.get("monitor"))}
+                                                  monitor=power.get("monitor"), **said)}
     active = board.get("active_mw")
     if not active or active.get("value") is None:
         return {}

@@ -166,27 +166,56 @@ class PPK2Monitor(PowerMonitor):
 
 
 class CallbackMonitor(PowerMonitor):
-    """Samples ``read() -> (current_ua, voltage_uv) | None`` every ``period`` s in a thread (Android battery)."""
+    """Samples ``read() -> (current_ua, voltage_uv) | None`` every ``period`` s in a thread (Android battery).
 
-    def __init__(self, url: str, read, period: float = 0.1):
+    With ``baseline_n`` > 0 the first ``start()`` first takes that many samples with the device idle (before any
+    RUN is sent) and every result subtracts their mean: ``avg_mw`` is what the runs add over idle, and the result
+    carries ``idle_baseline_mw`` so the report says so. A phone's battery draw includes its screen, radios and OS.
+    """
+
+    def __init__(self, url: str, read, period: float = 0.1, baseline_n: int = 0):
         self.url, self._read, self.period = url, read, period
+        self.baseline_n = baseline_n
+        self.baseline_mw: float | None = None
+        self._baseline_samples = 0
         self._stop = threading.Event()
         self._samples: list[float] = []
         self._thread = None
         self._t0 = 0.0
 
+    def _sample(self) -> float | None:
+        try:
+            s = self._read()
+        except Exception:  # noqa: BLE001 - a missed sample is not fatal
+            return None
+        if s is None:
+            return None
+        ua, uv = s
+        return abs(ua) * uv / 1e9  # uA * uV = pW; /1e9 -> mW
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                s = self._read()
-            except Exception:  # noqa: BLE001 - a missed sample is not fatal
-                s = None
-            if s is not None:
-                ua, uv = s
-                self._samples.append(abs(ua) * uv / 1e9)  # uA * uV = pW; /1e9 -> mW
+            mw = self._sample()
+            if mw is not None:
+                self._samples.append(mw)
             self._stop.wait(self.period)
 
+    def measure_baseline(self) -> float | None:
+        """Mean draw over ``baseline_n`` samples, ``period`` apart, while the device is idle."""
+        idle = []
+        for k in range(self.baseline_n):
+            mw = self._sample()
+            if mw is not None:
+                idle.append(mw)
+            if k < self.baseline_n - 1:
+                time.sleep(self.period)
+        self._baseline_samples = len(idle)
+        self.baseline_mw = sum(idle) / len(idle) if idle else None
+        return self.baseline_mw
+
     def start(self) -> None:
+        if self.baseline_n and self.baseline_mw is None and not self._baseline_samples:
+            self.measure_baseline()
         self._samples.clear()
         self._stop.clear()
         self._t0 = time.monotonic()
@@ -199,5 +228,14 @@ class CallbackMonitor(PowerMonitor):
             self._thread.join(timeout=5)
         if not self._samples:
             return {}
-        return {"avg_mw": sum(self._samples) / len(self._samples), "samples": len(self._samples),
-                "seconds": time.monotonic() - self._t0, "source": "measured", "monitor": self.url}
+        gross = sum(self._samples) / len(self._samples)
+        res = {"avg_mw": gross, "samples": len(self._samples), "seconds": time.monotonic() - self._t0,
+               "source": "measured", "monitor": self.url}
+        if self.baseline_mw is not None:
+            res["avg_mw"] = max(0.0, gross - self.baseline_mw)
+            res["idle_baseline_mw"] = round(self.baseline_mw, 3)
+            res["baseline_samples"] = self._baseline_samples
+            res["basis"] = "battery draw during the runs minus the idle baseline measured before them"
+            if gross <= self.baseline_mw:
+                res["note"] = "the runs drew no more than idle: the battery gauge cannot resolve this model"
+        return res

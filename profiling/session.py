@@ -508,11 +508,15 @@ class DeviceSession:
                 raise V.violation("GET_OP_TIMINGS_REPLY", "unit", v["unit"], f"an earlier frame said {unit}")
 
         while total is None or len(ops) < total:
+            # an agent may profile ops on request (ETDump pass): allow it seconds between keep-alives
             frames = self.request(T.GET_OP_TIMINGS, P.pack(T.GET_OP_TIMINGS, first_op=len(ops)), stream=True,
-                                  partial_ok=True, step="per-op timings", check=check)
+                                  partial_ok=True, step="per-op timings", check=check,
+                                  timeout=max(self.timeout, 10.0))
             before = len(ops)
             for fr in frames:
                 v = fr.fields
+                if fr.more and v["count"] == 0:
+                    continue  # a keep-alive while the agent collects the timings
                 total, unit = v["total_ops"], v["unit"]
                 if v["first_op"] == len(ops):
                     ops += [dict(o, index=v["first_op"] + k) for k, o in enumerate(v["ops"])]
@@ -816,6 +820,10 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
                 outputs.append(o)
         result["outputs"] = outputs
         memory = s.get_memory() if info.has(P.Caps.MEMORY_STATS) else None
+        if memory is not None:  # an agent may say where peak_ram_bytes comes from (PROTOCOL.md, GET_MEMORY)
+            said = [ln.split("peak_ram_source=", 1)[1] for ln in s.link.logs if "peak_ram_source=" in ln]
+            if said:
+                memory["peak_ram_source"] = said[-1]
         result["memory"] = memory
         if info.has(P.Caps.OP_TIMINGS):
             try:  # optional figures: a device that cannot give them does not fail the profile
@@ -833,7 +841,7 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
         if not power:  # the app's own battery sampling covers exactly the timed region: prefer it to host polling
             phone = battery_from_logs(s.link.logs)
             if phone is not None:
-                power_res = phone
+                power_res = subtract_baseline(phone, getattr(monitor, "baseline_mw", None))
             elif any("charging=true" in line for line in s.link.logs):
                 log.warn("the phone was charging during the runs: battery readings say nothing; energy is modelled")
                 power_res = None if power_res and "battery" in str(power_res.get("monitor")) else power_res
@@ -867,6 +875,14 @@ def battery_from_logs(logs: Sequence[str]) -> dict | None:
         return None
     return {"avg_mw": total_mw / total_n, "samples": total_n, "seconds": seconds, "source": "measured",
             "monitor": "phone battery (sampled by the app during RUN)"}
+
+
+def subtract_baseline(power: dict, baseline_mw: float | None) -> dict:
+    """The app's battery figure minus the host's idle baseline (taken before the first RUN), saying so."""
+    if baseline_mw is None:
+        return power
+    return dict(power, avg_mw=max(0.0, power["avg_mw"] - baseline_mw), idle_baseline_mw=round(baseline_mw, 3),
+                basis="battery draw during the runs minus the idle baseline measured before them")
 
 
 def _merge_power(a: dict, b: dict) -> dict:

@@ -328,8 +328,9 @@ class SimAgent:
     # -- handlers -----------------------------------------------------------------------------------------------
     def _hello(self, f, v):
         caps = P.Caps.LOAD_MODEL | P.Caps.MEMORY_STATS | P.Caps.RESET | P.Caps.GET_OUTPUT | P.Caps.FRONTEND
-        if self.runtime_name == "executorch":
-            caps |= P.Caps.OP_TIMINGS  # from ExecuTorch's own profiler (ETDump)
+        caps |= P.Caps.LOG  # GET_MEMORY says where its peak_ram_bytes comes from in a LOG line
+        if self.runtime_name in _OP_PROFILERS:
+            caps |= P.Caps.OP_TIMINGS  # litert answers UNSUPPORTED with the reason, so the report says none
         try:
             ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
@@ -569,13 +570,14 @@ class SimAgent:
                 return
 
     def _op_timings(self, f, v):
-        if self.runtime_name != "executorch":
-            raise AgentError(E.UNSUPPORTED, f"{self.runtime_name} has no per-op profiler")
+        why = _OP_PROFILERS.get(self.runtime_name, f"{self.runtime_name} has no per-op profiler")
+        if isinstance(why, str):  # the reason there is none
+            raise AgentError(E.UNSUPPORTED, why)
         m = self._need_model()
         if not self.timings:
             raise AgentError(E.BAD_INDEX, "no RUN yet")
         if v["first_op"] == 0 or self._ops is None:
-            self._ops = _etdump_op_means(self.model_bytes, self._arrays(m), min(len(self.timings), 20))
+            yield from self._profile_ops(f, why, m)
         ops, first = self._ops, v["first_op"]
         if first > len(ops):
             raise AgentError(E.BAD_INDEX, "op index", len(ops))
@@ -596,50 +598,52 @@ class SimAgent:
             if done:
                 return
 
+    def _profile_ops(self, f, profiler, m):
+        """Run the op profiler in a thread; meanwhile empty MORE frames keep the host waiting (PROTOCOL.md,
+        GET_OP_TIMINGS). The profiler can hold the GIL for a few seconds, so keep-alives may come late."""
+        box: dict = {}
+
+        def work():
+            try:
+                box["ops"] = profiler(self.model_bytes, self._arrays(m), OP_PROFILE_RUNS)
+            except Exception as e:  # noqa: BLE001 - e.g. a BundledProgram, which the ETDump path does not take
+                box["error"] = e
+
+        th = threading.Thread(target=work, name="op-profiler", daemon=True)
+        th.start()
+        while th.is_alive():
+            th.join(0.5)
+            if th.is_alive():
+                yield self._reply(f, P.FLAG_MORE, unit=int(P.TimerUnit.NS), total_ops=0, first_op=0, count=0, ops=[])
+        if "error" in box:
+            raise AgentError(E.UNSUPPORTED, f"per-op profiling failed: {str(box['error'])[:120]}")
+        self._ops = box["ops"]
+
     def _memory(self, f, v):
         U = P.UNKNOWN_U32
-        arena = U
-        if self.model is not None:
-            arena = (self.model.memory_stats() or {}).get("arena_bytes", U)
-        peak = U
-        if self.own_process:  # VmHWM is the agent's own peak only when it has a process to itself
-            peak = _vm_hwm() or U
-        yield self._reply(f, peak_ram_bytes=min(peak, U), arena_total_bytes=arena, arena_used_bytes=arena,
-                          stack_total_bytes=U, stack_high_water_bytes=U, flash_used_bytes=U,
-                          model_bytes=len(self.model_bytes) if self.model is not None else U, heap_peak_bytes=U)
+        stats = (self.model.memory_stats() or {}) if self.model is not None else {}
+        arena = stats.get("arena_bytes", U)
+        peak, source = stats.get("peak_ram_bytes"), stats.get("peak_ram_source", "")
+        if peak is None and self.own_process:  # VmHWM: the agent's whole process, only when it has one to itself
+            peak, source = _vm_hwm(), "sim agent process VmHWM (not the model alone)"
+        if peak is not None and source:
+            yield P.message(T.LOG, 0, level=1, message=f"memory peak_ram_source={source}".encode()[:400])
+        heap = stats.get("heap_bytes")
+        yield self._reply(f, peak_ram_bytes=min(peak if peak is not None else U, U), arena_total_bytes=arena,
+                          arena_used_bytes=arena, stack_total_bytes=U, stack_high_water_bytes=U, flash_used_bytes=U,
+                          model_bytes=len(self.model_bytes) if self.model is not None else U,
+                          heap_peak_bytes=min(heap if heap is not None else U, U))
 
 
-_CONTAINER_EVENTS = ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL")  # spans around ops, not ops
+def _executorch_ops(program: bytes, inputs: list[np.ndarray], runs: int) -> list[dict]:
+    from ondevice.runtimes.executorch import op_timings
+    return op_timings(program, inputs, runs)
 
 
-def _etdump_op_means(program: bytes, inputs: list[np.ndarray], n: int) -> list[dict]:
-    """Per-op median time (ns) over ``n`` extra invokes of ``program`` with ETDump on (not the timed runs: the
-    event recording would add to them). Delegated ops appear as XNNPACK names, e.g. 'Convolution (NHWC, QC8) ...'."""
-    import torch
-    from executorch.devtools import Inspector
-    from executorch.extension.pybindings import portable_lib as pl
-    data = bytes(program)  # the loaded program points into this buffer: keep it alive until we are done
-    try:
-        mod = pl._load_for_executorch_from_buffer(data, enable_etdump=True, debug_buffer_size=0)
-    except Exception as e:  # noqa: BLE001 - e.g. a BundledProgram, which this path does not take
-        raise AgentError(E.UNSUPPORTED, f"per-op profiling needs a plain .pte ({str(e)[:100]})") from None
-    args = [torch.from_numpy(np.array(x)) for x in inputs]
-    for _ in range(max(1, n)):
-        mod.run_method("forward", args)
-    with tempfile.TemporaryDirectory(prefix="od-etdump-") as tmp:
-        path = os.path.join(tmp, "run.etdp")
-        mod.write_etdump_result_to_file(path)
-        inspector = Inspector(etdump_path=path)
-    ops = []
-    for block in inspector.event_blocks:
-        if block.name != "Execute":
-            continue
-        for e in block.events:
-            if e.perf_data is None or e.name in _CONTAINER_EVENTS:
-                continue
-            # the median, because the first invoke of a fresh module also builds the XNNPACK operators
-            ops.append({"time": int(round(float(np.median(e.perf_data.raw)) * 1e6)), "name": e.name[:48]})  # ms->ns
-    return ops
+OP_PROFILE_RUNS = 200  # ETDump pass length: enough runs that the mean resolves sub-microsecond ops
+# per-op profiler per runtime: a function, or the reason there is none (sent as the UNSUPPORTED message)
+_OP_PROFILERS = {"executorch": _executorch_ops,
+                 "litert": "ai-edge-litert's Python interpreter exposes no per-op profiler; none reported"}
 
 
 def _vm_hwm() -> int | None:

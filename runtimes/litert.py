@@ -39,6 +39,13 @@ class LiteRTModel(LoadedModel):
         self.inputs = [spec_from_detail(d) for d in self._in]
         self.outputs = [spec_from_detail(d) for d in self._out]
         self.name = name
+        self._data = data
+
+    def memory_stats(self) -> dict:
+        """Model memory: LiteRT's arena and constants, and the allocator's growth (see :func:`model_memory`)."""
+        if not hasattr(self, "_memory"):
+            self._memory = model_memory(self, self._data)
+        return self._memory
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._in):
@@ -80,3 +87,61 @@ class LiteRTRuntime(Runtime):
         data = path.read_bytes()
         return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads), path.name,
                             ".tflite", data, "LiteRT")
+
+
+# --- model memory (sim:// reports it) -----------------------------------------------------------------------------
+def tensor_memory(model: LiteRTModel, data: bytes) -> dict:
+    """LiteRT's tensor memory from the interpreter's own buffers: ``arena_bytes`` is the address span of the
+    non-constant tensors LiteRT placed in its arena (its planner reuses memory, so this is the arena as laid out,
+    not a sum); ``tensor_bytes`` their plain sum; ``constant_bytes`` the weights the interpreter reads. Tensors
+    inside an XNNPACK partition have no interpreter buffer: the delegate allocates them (see heap_bytes)."""
+    from ondevice.export.tflite_util import read_graph
+    graph = read_graph(data, model.name)
+    spans, const, delegated = [], 0, 0
+    for t in graph.tensors:
+        try:
+            a = model.interp.tensor(t.index)()
+        except ValueError:  # no buffer: owned by a delegate partition
+            delegated += 1
+            continue
+        if t.constant:
+            const += a.nbytes
+        elif a.nbytes:
+            start = a.__array_interface__["data"][0]
+            spans.append((start, start + a.nbytes))
+    arena = (max(e for _, e in spans) - min(s for s, _ in spans)) if spans else 0
+    return {"arena_bytes": int(arena), "tensor_bytes": int(sum(e - s for s, e in spans)),
+            "constant_bytes": int(const), "delegated_tensors": delegated}
+
+
+def measured_model_heap(model: LiteRTModel, data: bytes) -> int | None:
+    """Bytes malloc holds for a second interpreter of the same model after allocate_tensors and one invoke
+    (glibc mallinfo2): the arena, the delegate's packed weights and workspace. A second one, so process-wide
+    state (the XNNPACK thread pool, cpuinfo) is not counted as the model's."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ondevice.runtimes._heap import heap_growth
+    copy = bytes(data)
+    with heap_growth() as grown:
+        it = Interpreter(model_content=copy)
+        it.allocate_tensors()
+        it.invoke()
+    del it
+    return grown["bytes"]
+
+
+def model_memory(model: LiteRTModel, data: bytes) -> dict:
+    stats = tensor_memory(model, data)
+    model.interp.invoke()  # the first invoke sets up process-wide state: not the model's memory
+    heap = measured_model_heap(model, data)
+    stats["heap_bytes"] = heap
+    from_tensors = stats["arena_bytes"] + stats["constant_bytes"]
+    if heap is not None and heap >= from_tensors:
+        stats["peak_ram_bytes"] = heap
+        stats["peak_ram_source"] = (f"litert: malloc growth over load + allocate_tensors + 1 invoke (glibc "
+                                    f"mallinfo2); interpreter arena {stats['arena_bytes']} B + constants "
+                                    f"{stats['constant_bytes']} B; {stats['delegated_tensors']} tensors in XNNPACK")
+    else:
+        stats["peak_ram_bytes"] = from_tensors
+        stats["peak_ram_source"] = (f"litert tensor details: arena {stats['arena_bytes']} B + constants "
+                                    f"{stats['constant_bytes']} B" + ("" if heap is None else f"; malloc {heap} B"))
+    return stats

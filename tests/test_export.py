@@ -91,7 +91,7 @@ def test_tflite_is_fully_int8_with_int8_io(exported):
     assert m["inputs"][0]["dtype"] == "int8" and m["inputs"][0]["scale"] > 0
     assert m["outputs"][0]["dtype"] == "int8"
     assert m["ops"] == g.op_counts()
-    assert "not embedded" in m["tflite_metadata"] and m["normalisation"]
+    assert m["tflite_metadata"]["embedded"] == "TFLITE_METADATA" and m["normalisation"]
 
 
 def test_full_int8_check_names_the_float_op():

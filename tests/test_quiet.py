@@ -98,3 +98,21 @@ def test_version_lists_every_pinned_package(capsys):
         assert re.search(rf"^{re.escape(name)} ", out, re.M), f"{name} missing from --version"
     for must in ("ai-edge-litert", "tflite-micro", "torchao", "arm-none-eabi-gcc", "qemu-system-arm"):
         assert must in out
+
+
+def test_flash_help_claims_only_what_flash_does(capsys):
+    # flash loads QEMU images and pyocd boards; no UF2 code exists, so the help must not promise it
+    assert main(["flash", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "UF2" not in out.upper() and "pyocd" in out and "QEMU" in out
+
+
+def test_sim_profile_keeps_runtime_banners_in_the_log(tmp_path):
+    from _profiling_support import tiny_tflite
+    p = _run("profile", "--device", "sim://litert", str(tiny_tflite()), "--runs", "3", "--warmup", "0",
+             "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    # LiteRT announces its XNNPACK delegate from C on every interpreter it builds
+    assert "XNNPACK delegate" not in p.stderr + p.stdout
+    assert "XNNPACK delegate" in (tmp_path / "ondevice.log").read_text()
+    assert "peak_ram_bytes" in p.stdout + p.stderr

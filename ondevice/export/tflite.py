@@ -12,9 +12,9 @@ from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph, tensor_specs
 from ondevice.fsutil import atomic_path
 
-# TFLite metadata (the support library's TFLITE_METADATA buffer) is not embedded: see ondevice/export/README.md.
-METADATA_NOTE = ("TFLite metadata not embedded: tflite-support pins protobuf<4 and imports only with a sys.modules "
-                 "workaround; labels, I/O descriptions and normalisation are in this manifest instead")
+# The tflm target's C array carries no TFLite metadata (flash on a microcontroller is precious).
+METADATA_NOTE = ("TFLite metadata not embedded in the C array (it would cost flash); labels, I/O descriptions and "
+                 "normalisation are in this manifest")
 
 
 def quantization_record(run) -> dict:
@@ -38,21 +38,50 @@ def normalisation(run) -> dict:
         return {"feature": "uint16 log-mel from ondevice.features", "float_input": "ondevice.features.to_model_input"}
 
 
+def metadata_info(run, inputs, outputs):
+    """The TFLite metadata of this run's model: name, version, labels, input normalisation, I/O quantization."""
+    from ondevice import __version__
+    from ondevice.export.tflite_metadata import LABELS_FILE, ModelInfo, TensorInfo
+    try:
+        from ondevice.features import FEATURE_SCALE
+        mean, std = [0.0], [1.0 / FEATURE_SCALE]  # float input = (feature - 0) / std
+    except ImportError:
+        mean = std = None
+
+    def q(spec) -> str:
+        return (f"{spec.dtype}, scale {spec.scale:.9g}, zero point {spec.zero_point}" if spec.scale is not None
+                else spec.dtype)
+
+    ins = [TensorInfo(sp.name, f"log-mel features from ondevice.features; {q(sp)}", sp.scale, sp.zero_point,
+                      sp.dtype, mean, std) for sp in inputs]
+    outs = [TensorInfo(sp.name, f"class scores ({', '.join(run.labels)}); {q(sp)}", sp.scale, sp.zero_point,
+                       sp.dtype, labels_file=LABELS_FILE if k == 0 else None) for k, sp in enumerate(outputs)]
+    return ModelInfo(name=run.name, version=f"ondevice {__version__}", inputs=ins, outputs=outs,
+                     description=f"{run.name}: int8 QAT model exported by ondevice ({len(run.labels)} classes)",
+                     files={LABELS_FILE: ("\n".join(run.labels) + "\n").encode()})
+
+
 def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, **extra) -> Path:
-    """Write ``data`` as this exporter's artifact and its manifest (shared by tflite and edgetpu)."""
+    """Write ``data`` as this exporter's artifact, with TFLite metadata embedded, and its manifest (shared by tflite
+    and edgetpu)."""
+    from ondevice.export.tflite_metadata import METADATA_NAME, embed
     dest = exporter.artifact_path(run, out_dir)
     graph = read_graph(data, dest.name)
     check_full_int8(graph, dest.name)
     inputs, outputs = tensor_specs(data, dest.name)
     inputs = name_inputs(run, inputs)
     ops = graph.op_counts()
+    info = metadata_info(run, inputs, outputs)
+    data = embed(data, info)
+    meta = {"embedded": METADATA_NAME, "schema": "tflite-support metadata_schema.fbs 1.0 (M001)",
+            "associated_files": sorted(info.files), "name": info.name, "version": info.version}
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
         extra.setdefault("delegation", {"delegated": {}, "not_delegated": ops,
                                         "note": "runs on LiteRT's built-in int8 kernels (XNNPACK on the host)"})
         manifest = build_manifest(tmp, run=run, target=exporter.name, quant=exporter.quant, inputs=inputs,
                                   outputs=outputs, ops=ops, quantization=quantization_record(run),
-                                  normalisation=normalisation(run), tflite_metadata=METADATA_NOTE, **extra)
+                                  normalisation=normalisation(run), tflite_metadata=meta, **extra)
         manifest["artifact"] = dest.name
     write_manifest(dest, manifest)
     return dest

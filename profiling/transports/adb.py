@@ -4,7 +4,7 @@ Opening: start the app's foreground agent service (``am start-foreground-service
 to the agent's port and connect. The artifact and its manifest are pushed to the app's files folder (the app's
 ExecuTorch backend reads tensor specs from the manifest). While it runs, the transport reads the app's PSS from
 ``dumpsys meminfo`` and samples battery current and voltage (sysfs ``current_now``/``voltage_now``, else
-``dumpsys battery``) for the energy figure.
+``dumpsys battery``) for the energy figure, minus an idle baseline sampled before the first RUN.
 
 Query: ``port`` (agent port on the phone, default 47474), ``local_port``, ``runtime`` (litert|executorch, to pin
 one backend), ``host``/``adb_port`` (the adb server). Not verified on a phone here (no Android device or SDK on
@@ -28,6 +28,7 @@ ACTION_STOP = f"{PACKAGE}.action.STOP_AGENT"
 DEVICE_PORT = 47474
 FILES_DIR = f"/sdcard/Android/data/{PACKAGE}/files"
 BATTERY_SYSFS = "/sys/class/power_supply/battery"
+BASELINE_SAMPLES = 20  # idle battery samples taken before the runs (0.1 s apart) and subtracted from their draw
 
 
 def _free_port() -> int:
@@ -163,7 +164,8 @@ class AdbTransport(SocketStream):
 
     def power_monitor(self):
         from ondevice.profiling.power import CallbackMonitor
-        return CallbackMonitor(f"{self.url} battery", self.battery_sample, period=0.1)
+        # 20 idle samples (2 s) before the first RUN: the baseline every figure subtracts
+        return CallbackMonitor(f"{self.url} battery", self.battery_sample, period=0.1, baseline_n=BASELINE_SAMPLES)
 
     def device_stats(self) -> dict:
         stats = {}

@@ -11,6 +11,7 @@ import android.widget.TextView
 import androidx.appcompat.app.AppCompatActivity
 import androidx.core.app.ActivityCompat
 import androidx.core.content.ContextCompat
+import dev.ondevice.protocol.ModelLabels
 import java.util.Locale
 import java.util.concurrent.Executors
 
@@ -92,7 +93,9 @@ class MainActivity : AppCompatActivity() {
         } else {
             LiteRtBackend(cacheDir, stats)
         }
-        return Classifier(model, backend, manifest?.labels ?: emptyList()).also {
+        // a .tflite carries its labels in its TFLite metadata; the manifest is the fallback and the .pte's source
+        val embedded = if (model.name.endsWith(".tflite")) ModelLabels.fromTflite(model.readBytes()) else null
+        return Classifier(model, backend, embedded ?: manifest?.labels ?: emptyList()).also {
             classifier = it
             classifierKey = key
         }
