@@ -36,7 +36,33 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ONDEVICE_CACHE", Path.home() / ".cache" / "ondevice"))
 
 
-def test_inputs(data: str | Path | None, run) -> tuple[np.ndarray, np.ndarray, dict]:
+def tensor_inputs(run) -> bool:
+    """True for a run whose model takes its own tensors (an .npz folder or make_dataset), not log-mel features."""
+    recipe = getattr(run, "recipe", None) or {}
+    return "inputs" in recipe and not recipe.get("frontend")
+
+
+def test_inputs(data, run) -> tuple:
+    """(xs: one float array [N, ...] per model input, y int [N], description) from the test split.
+
+    Log-mel runs read an audio corpus (default: a cached synthetic one); tensor runs read an .npz folder or
+    ``path.py:make_dataset`` (default: the data the run was slimmed on, from recipe.json).
+    """
+    if not tensor_inputs(run):
+        x, y, desc = _audio_test_inputs(data, run)
+        return (x,), y, desc
+    from ondevice.data.user import load_user_data
+    data = data if data is not None else run.recipe.get("data")
+    if data is None:
+        raise ConfigError(f"{run.name} takes its own tensors and no --data was given",
+                          "pass --data with the .npz folder or path.py:make_dataset it was slimmed on")
+    splits, _ = load_user_data(str(data), run.input_specs())
+    test = splits["test"]
+    return test.xs, test.y, {"source": "user", "data": str(data), "split": "test", "n": int(len(test)),
+                             "labels": "the run's labels"}
+
+
+def _audio_test_inputs(data: str | Path | None, run) -> tuple[np.ndarray, np.ndarray, dict]:
     """(x float [N,1,49,40], y int [N], description) from a dataset's test split, or a cached synthetic corpus."""
     from ondevice.data.dataset import load_split
     from ondevice.features import to_model_input
@@ -76,14 +102,19 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     return float(np.mean(f1s)) if f1s else 0.0
 
 
-def reference_outputs(run, x: np.ndarray) -> np.ndarray:
+def sample(xs, i: int) -> tuple:
+    """Sample ``i`` of every input, batch 1."""
+    return tuple(np.ascontiguousarray(x[i:i + 1]) for x in xs)
+
+
+def reference_outputs(run, xs) -> np.ndarray:
     """The QAT PyTorch model's outputs, one sample at a time (the shape every artifact takes)."""
     import torch
     qat = run.qat_module()
     outs = []
     with torch.no_grad():
-        for i in range(len(x)):
-            y = qat(torch.from_numpy(x[i:i + 1]))
+        for i in range(len(xs[0])):
+            y = qat(*(torch.from_numpy(x) for x in sample(xs, i)))
             y = y[0] if isinstance(y, (tuple, list)) else y
             outs.append(y.detach().numpy().reshape(-1))
     return np.stack(outs)
@@ -132,8 +163,12 @@ def pt2e_activations(run, x1: np.ndarray) -> list[dict]:
             return out
 
     with torch.no_grad():
-        Rec(gm).run(torch.from_numpy(x1))
+        Rec(gm).run(*(torch.from_numpy(x) for x in _tuple(x1)))
     return acts
+
+
+def _tuple(x1) -> tuple:
+    return tuple(x1) if isinstance(x1, (tuple, list)) else (x1,)
 
 
 def short_name(name: str) -> str:
@@ -151,7 +186,20 @@ def _aligned(pt: np.ndarray, shape: list[int]) -> np.ndarray | None:
         return pt
     if pt.ndim == 4 and len(shape) == 4 and list(pt.transpose(0, 2, 3, 1).shape) == list(shape):
         return pt.transpose(0, 2, 3, 1)
+    if _channels_last(list(pt.shape), list(shape)):  # e.g. a Conv1d [N,C,L] run as CONV_2D [N,1,L,C]
+        return np.moveaxis(pt, 1, -1).reshape(shape)
     return pt.reshape(shape)
+
+
+def _squeezed(shape) -> list[int]:
+    return [int(d) for d in shape if d != 1]
+
+
+def _channels_last(pt_shape: list[int], tfl_shape: list[int]) -> bool:
+    """True when the TFLite tensor holds the PT2E one channels-last in another rank (size-1 dims aside)."""
+    if len(pt_shape) < 3 or _squeezed(pt_shape) == _squeezed(tfl_shape):
+        return False
+    return _squeezed(pt_shape[:1] + pt_shape[2:] + pt_shape[1:2]) == _squeezed(tfl_shape)
 
 
 def _to_pt(v: np.ndarray, pt_shape: list[int]) -> np.ndarray:
@@ -159,6 +207,9 @@ def _to_pt(v: np.ndarray, pt_shape: list[int]) -> np.ndarray:
     if list(v.shape) != list(pt_shape) and v.ndim == 4 and len(pt_shape) == 4 \
             and list(v.transpose(0, 3, 1, 2).shape) == list(pt_shape):
         return np.ascontiguousarray(v.transpose(0, 3, 1, 2))
+    if _channels_last(list(pt_shape), list(v.shape)):
+        cl = pt_shape[:1] + pt_shape[2:] + pt_shape[1:2]
+        return np.ascontiguousarray(np.moveaxis(v.reshape(cl), -1, 1))
     return v.reshape(pt_shape)
 
 
@@ -185,7 +236,7 @@ def _own_errors(run, x1: np.ndarray, tfl: dict[str, np.ndarray]) -> dict[str, fl
             return out
 
     with torch.no_grad():
-        Sub(gm).run(torch.from_numpy(x1))
+        Sub(gm).run(*(torch.from_numpy(x) for x in _tuple(x1)))
     return errs
 
 
@@ -205,7 +256,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
     data = tfl.read_bytes()
     graph = read_graph(data, tfl.name)
     lm = LiteRTModel(data, tfl.name, preserve_all_tensors=True)
-    lm.run([lm.inputs[0].quantize(x1)])
+    lm.run([s.quantize(np.asarray(x).reshape(s.shape)) for s, x in zip(lm.inputs, _tuple(x1))])
     values = {t["index"]: t for t in lm.tensors()}
     acts = pt2e_activations(run, x1)
     ptr, layers, matched = 0, [], {}
@@ -245,7 +296,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- verify
-def _check_one(artifact: Path, manifest: dict, run, x: np.ndarray, y: np.ndarray, ref: np.ndarray,
+def _check_one(artifact: Path, manifest: dict, run, x: tuple, y: np.ndarray, ref: np.ndarray,
                n_classes: int) -> dict:
     from ondevice.runtimes.base import RUNTIMES, get_runtime, runtime_names
     target = manifest["target"]
@@ -260,32 +311,35 @@ def _check_one(artifact: Path, manifest: dict, run, x: np.ndarray, y: np.ndarray
     if not ok:
         entry["ran"] = why
         return entry
+    from ondevice.verify_stats import agreement, fidelity
     lm = rt.load(artifact)
-    outs = np.stack([np.asarray(lm.run_float([x[i:i + 1]])[0], np.float32).reshape(-1) for i in range(len(x))])
+    if len(lm.inputs) != len(x):
+        raise VerifyError(f"{artifact.name} takes {len(lm.inputs)} input(s), the model {len(x)}",
+                          "re-export it from this run")
+    outs = np.stack([np.asarray(lm.run_float([np.reshape(v, s.shape) for s, v in zip(lm.inputs, sample(x, i))])[0],
+                                np.float32).reshape(-1) for i in range(len(y))])
     diff = np.abs(outs - ref)
-    pred, ref_pred = outs.argmax(1), ref.argmax(1)
+    pred = outs.argmax(1)
     step = output_step(manifest, run)
-    entry.update(ran=True, n=int(len(x)), macro_f1=macro_f1(y, pred, n_classes), accuracy=float(np.mean(pred == y)),
-                 top1_agreement=float(np.mean(pred == ref_pred)), max_abs_diff=float(diff.max()),
+    entry.update(ran=True, n=int(len(y)), macro_f1=macro_f1(y, pred, n_classes), accuracy=float(np.mean(pred == y)),
+                 **agreement(outs, ref, step, TOL_STEPS), max_abs_diff=float(diff.max()),
                  mean_abs_diff=float(diff.mean()), output_step=step,
                  max_abs_diff_steps=round(float(diff.max()) / step, 2) if step else None,
-                 disagreements=[int(i) for i in np.nonzero(pred != ref_pred)[0][:20]])
-    if step:
-        # how close the reference itself was to flipping: a margin of 0 is an exact tie in the QAT model
-        top2 = np.sort(ref, axis=1)[:, -2:]
-        margins = (top2[:, 1] - top2[:, 0]) / step
-        entry["disagreement_ref_margin_steps"] = [round(float(margins[i]), 1) for i in entry["disagreements"]]
+                 outputs=[{"name": (manifest.get("outputs") or [{}])[0].get("name", "output"), **fidelity(outs, ref)}])
     if hasattr(lm, "memory_stats"):
         stats = lm.memory_stats()
         if stats:
             entry["memory"] = stats
     entry["passed"] = entry["top1_agreement"] >= GOAL_TOP1_AGREEMENT
-    mismatch = (not entry["passed"]) or (step is not None and diff.max() > TOL_STEPS * step)
+    off = step is not None and diff.max() > TOL_STEPS * step
+    if off:  # warned even when the agreement passes: the numbers are off even where top-1 is not
+        entry["warnings"] = [f"an output is {diff.max() / step:.1f} steps off the reference (tolerance {TOL_STEPS})"]
+    mismatch = (not entry["passed"]) or off
     if rt_name in ("litert", "tflm"):
         # Always judge the conversion layer by layer on the worst clip: a layer the converter computes
         # differently (own error) is a bug even while the top-1 agreement still passes.
         worst = int(diff.max(1).argmax())
-        loc = localise(artifact, manifest, run, x[worst:worst + 1])
+        loc = localise(artifact, manifest, run, sample(x, worst))
         loc["sample"] = worst
         own = loc.get("worst_own")
         entry["conversion_check"] = {
@@ -413,7 +467,13 @@ def _verify(folder: Path, data, model, out) -> dict:
 QEMU_VECTORS = 32  # each vector boots nothing new, but two kernel variants run under TCG: keep verify quick
 
 
-def _mcu_entries(targets: dict, lib: Path, x: np.ndarray, problems: dict) -> None:
+def _vectors(xs: tuple, n: int | None = None):
+    """The MCU checkers' input form: the array itself for one input, else one list of arrays per vector."""
+    n = len(xs[0]) if n is None else min(n, len(xs[0]))
+    return xs[0][:n] if len(xs) == 1 else [[x[i] for x in xs] for i in range(n)]
+
+
+def _mcu_entries(targets: dict, lib: Path, x: tuple, problems: dict) -> None:
     """The generated C checked bit for bit against the TFLM interpreter: host gcc build (``mcu``, every test
     vector, reference and optimised kernels) and the firmware on QEMU mps2-an386 over its serial line
     (``mcu-qemu``, the first QEMU_VECTORS vectors)."""
@@ -423,7 +483,7 @@ def _mcu_entries(targets: dict, lib: Path, x: np.ndarray, problems: dict) -> Non
     from ondevice.mcu import verify_host
     host = targets.setdefault("mcu", {"target": "mcu", "artifact": lib.name})
     try:
-        res = verify_host(lib, x)
+        res = verify_host(lib, _vectors(x))
         host.update(bit_exact_vs_tflm=bool(res["bit_exact_vs_tflm"]), vectors_compared=int(res["vectors"]),
                     bit_exact_detail=res)
     except OndeviceError as e:
@@ -434,7 +494,7 @@ def _mcu_entries(targets: dict, lib: Path, x: np.ndarray, problems: dict) -> Non
         entry["ran"] = "not run: needs qemu-system-arm and gcc-arm-none-eabi (scripts/setup.sh installs them)"
     else:
         try:
-            res = verify_on_device(lib, x[:QEMU_VECTORS])
+            res = verify_on_device(lib, _vectors(x, QEMU_VECTORS))
             entry.update(ran=True, bit_exact_vs_tflm=bool(res["bit_exact_vs_tflm"]),
                          vectors_compared=int(res["vectors"]), detail=res)
         except OndeviceError as e:
@@ -454,8 +514,14 @@ def _print(report: dict, dest: Path) -> None:
     for key, e in report["targets"].items():
         if e.get("ran") is True and "top1_agreement" in e:
             exact = f"  bit-exact vs TFLM: {e['bit_exact_vs_tflm']}" if "bit_exact_vs_tflm" in e else ""
-            log.info(f"{key:<12} macro-F1 {e['macro_f1']:.3f}  top-1 agreement {e['top1_agreement']:.1%}  "
-                     f"max|diff| {e['max_abs_diff']:.4g}  {'ok' if e['passed'] else 'MISMATCH'}{exact}")
+            ties = f" ({e['ties_excluded']} near-tie(s) excluded)" if e.get("ties_excluded") else ""
+            fid = (e.get("outputs") or [{}])[0]
+            snr = f"  SNR {fid['snr_db']:.1f} dB" if fid.get("snr_db") is not None else ""
+            log.info(f"{key:<12} macro-F1 {e['macro_f1']:.3f}  top-1 agreement {e['top1_agreement']:.1%}{ties}  "
+                     f"max|diff| {e['max_abs_diff']:.4g}{snr}  cos {fid.get('cosine', float('nan')):.4f}  "
+                     f"{'ok' if e['passed'] else 'MISMATCH'}{exact}")
+            for w in e.get("warnings", []):
+                log.warn(f"{'':<12} {w}")
             cc = e.get("conversion_check")
             if cc and not cc["ok"]:
                 log.warn(f"{'':<12} {cc['at']} computes differently from the PyTorch layer on identical inputs "

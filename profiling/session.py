@@ -761,6 +761,13 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
             s.set_input(P.AUDIO_INDEX, pcm.tobytes())
             result["inputs"] = {"audio_sha256": hashlib.sha256(pcm.tobytes()).hexdigest(),
                                 "seed": None if audio is not None else seed}
+        names = [i.get("name") for i in art.manifest.get("inputs") or []]  # the model's own input names
+        if isinstance(inputs, dict):  # {name: array}: ordered as the manifest lists the inputs
+            missing = [n for n in names if n not in inputs]
+            if missing or not names:
+                raise ConfigError(f"inputs given by name, but {', '.join(missing) or 'the manifest names none'} "
+                                  "missing", f"the model's inputs are {names}")
+            inputs = [inputs[n] for n in names]
         arrays = [] if MODES[mode] != P.Mode.MODEL else (
             list(inputs) if inputs is not None else make_inputs(in_specs, seed))
         if MODES[mode] == P.Mode.MODEL and len(arrays) != len(in_specs):
@@ -775,6 +782,8 @@ def _profile_into(result, art: Artifact, device, runs, warmup, power, board, inp
             result["inputs"] = {"seed": None if inputs is not None else seed,
                                 "sha256": [hashlib.sha256(np.ascontiguousarray(a, dtype=sp["dtype"]).tobytes())
                                            .hexdigest() for a, sp in zip(arrays, in_specs)]}
+            if len(names) == len(arrays):
+                result["inputs"]["names"] = names
         # power: an explicit monitor, else the transport's own (adb battery), else the board model
         if power:
             monitor = open_monitor(power)
