@@ -32,11 +32,12 @@ int main(void) {
                 case 2: x = (int32_t)((rnd() % 2 ? 1 : -1) * (int32_t)(rnd() % 4096) << (rnd() % 18)); break;
                 default: x = (k & 8) ? (1 << 30) - 1 - (int32_t)(rnd() % 64) : -(1 << 30) + 1 + (int32_t)(rnd() % 64);
             }
-            if (od_requant_fast(x, m, -s) != od_mbqm(x, m, s)) ++bad;
+            const int32_t off = (int32_t)(rnd() % 256) - 128;
+            if (od_requant_fast(x, m, s, off) != od_mbqm(x, m, s) + off) ++bad;
         }
         /* exhaustive small accumulators at one multiplier per shift */
         for (int32_t x = -70000; x <= 70000; ++x, ++n)
-            if (od_requant_fast(x, 1518500250, -s) != od_mbqm(x, 1518500250, s)) ++bad;
+            if (od_requant_fast(x, 1518500250, s, x & 7) != od_mbqm(x, 1518500250, s) + (x & 7)) ++bad;
     }
     printf("%ld %ld\n", bad, n);
     return 0;

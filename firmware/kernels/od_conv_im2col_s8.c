@@ -2,9 +2,9 @@
  *
  * Two output pixels at a time: their receptive fields are widened once to int16 (input offset added, padded taps
  * written as 0 so they add nothing) into `scratch`, then every pair of output channels is a 2x2 register block
- * of SMLADs over that q15 buffer. The code generator stores each filter row's groups of four weights in the
- * order [w0 w2 w1 w3], so one SXTB16 gives (w0, w1) and one SXTB16 ROR 8 gives (w2, w3), matching the q15 input
- * pairs; a row's last depth % 4 weights keep their order. Integer sums are exact, so the result is bit-identical
+ * of SMLADs over that q15 buffer. The code generator lays the weights out in the order this kernel reads them:
+ * per channel pair and group of four depths, 4 bytes of each channel as [w0 w2 w1 w3] (one SXTB16 gives
+ * (w0, w1), SXTB16 ROR 8 gives (w2, w3), matching the q15 input pairs); see od_im2col_w_index. Integer sums are exact, so the result is bit-identical
  * with the reference kernel. Scratch: od_conv2d_im2col_scratch_bytes(). */
 #include <string.h>
 
@@ -18,70 +18,83 @@
 #define OD_INLINE static inline
 #endif
 
-static inline void od_write_u32(int16_t *p, uint32_t v) { memcpy(p, &v, 4); }
+/* Scratch layout: the two pixels' fields interleaved per group of four depths, as four words
+ * [row0 (x0,x1)] [row1 (x0,x1)] [row0 (x2,x3)] [row1 (x2,x3)], so the inner loop walks one pointer. */
+static inline int32_t q15_pos(int32_t r, int32_t d) { return (d >> 2) * 8 + ((d >> 1) & 1) * 4 + r * 2 + (d & 1); }
 
-/* dst[i] = src[i] + off for n int8 values, as int16 (dst may be 2-byte aligned only). */
-static void widen_q15(const int8_t *src, int16_t *dst, int32_t n, int32_t off) {
-    const uint32_t off2 = od_dup16(off);
-    for (; n >= 4; n -= 4, src += 4, dst += 4) {
-        const uint32_t u = od_read_u32(src);
-        const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
-        od_write_u32(dst, (a & 0xffffu) | (b << 16));             /* (x0, x1) */
-        od_write_u32(dst + 2, (a >> 16) | (b & 0xffff0000u));     /* (x2, x3) */
+/* Row r of the scratch, depths d..d+n: src[i] + off as int16 (src == NULL: zeros, a padded tap). */
+static void put_run(int16_t *dst, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+    if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
+        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 4 + r;
+        const uint32_t off2 = od_dup16(off);
+        for (; n > 0; n -= 4, w += 4) {
+            if (!src) {
+                w[0] = w[2] = 0;
+                continue;
+            }
+            const uint32_t u = od_read_u32(src);
+            src += 4;
+            const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
+            w[0] = (a & 0xffffu) | (b << 16);         /* (x0, x1) */
+            w[2] = (a >> 16) | (b & 0xffff0000u);     /* (x2, x3) */
+        }
+        return;
     }
-    for (; n > 0; --n) *dst++ = (int16_t)(*src++ + off);
+    for (int32_t i = 0; i < n; ++i) dst[q15_pos(r, d + i)] = (int16_t)(src ? src[i] + off : 0);
 }
 
-/* One output pixel's receptive field, in filter order (ky, kx, c), into dst[0..KH*KW*C). */
-static void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int16_t *dst) {
-    const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KH = p->k_h, KW = p->k_w;
+/* One output pixel's receptive field, in filter order (ky, kx, c), into row r of the scratch. */
+static void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+    const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KH = p->k_h, KW = p->k_w, off = p->input_offset;
     const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
     const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-    const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_min_i32(KW, IW - x0);
-    for (int32_t ky = 0; ky < KH; ++ky, dst += KW * C) {
+    const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_max_i32(kx0, od_min_i32(KW, IW - x0));
+    for (int32_t ky = 0, d = 0; ky < KH; ++ky, d += KW * C) {
         const int32_t iy = y0 + ky;
-        if (iy < 0 || iy >= IH || kx1 <= kx0) {
-            memset(dst, 0, (size_t)(KW * C) * 2);
+        if (iy < 0 || iy >= IH || kx1 == kx0) {
+            put_run(dst, r, d, NULL, KW * C, 0);
             continue;
         }
-        if (kx0 > 0) memset(dst, 0, (size_t)(kx0 * C) * 2);
-        widen_q15(in + ((b * IH + iy) * IW + x0 + kx0) * C, dst + kx0 * C, (kx1 - kx0) * C, p->input_offset);
-        if (kx1 < KW) memset(dst + kx1 * C, 0, (size_t)((KW - kx1) * C) * 2);
+        if (kx0 > 0) put_run(dst, r, d, NULL, kx0 * C, 0);
+        put_run(dst, r, d + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C, off);
+        if (kx1 < KW) put_run(dst, r, d + kx1 * C, NULL, (KW - kx1) * C, 0);
     }
 }
 
 OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
-    const int32_t v = fast ? od_requant_fast(acc, m, -s) : od_mbqm(acc, m, s);
-    return (int8_t)od_clamp_i32(v + out_off, lo, hi);
+    const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
+    return (int8_t)od_clamp_i32(v, lo, hi);
 }
 
-/* Rows x0, x1 (q15, D values, 4-byte aligned) against filter rows w0, w1 (reordered int8). */
-OD_INLINE void dot2x2_q15(const int16_t *x0, const int16_t *x1, const int8_t *w0, const int8_t *w1, int32_t G,
-                          int32_t T, int32_t *a) {
+/* Both scratch rows against a channel pair's interleaved weights: per group, 4 bytes of channel o
+ * ([w0 w2 w1 w3]) then 4 of channel o+1; then the T tail bytes of o, then of o+1. */
+OD_INLINE void dot2x2_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t T, int32_t *a) {
     int32_t s00 = a[0], s01 = a[1], s10 = a[2], s11 = a[3];
-    const uint32_t *p0 = (const uint32_t *)(const void *)x0, *p1 = (const uint32_t *)(const void *)x1;
-    for (int32_t g = 0; g < G; ++g, p0 += 2, p1 += 2, w0 += 4, w1 += 4) {
-        const uint32_t xa = p0[0], xb = p0[1], ya = p1[0], yb = p1[1];
-        uint32_t w = od_read_u32(w0);
-        uint32_t wa = od_sxtb16(w), wb = od_sxtb16_ror8(w);
-        s00 = od_smlad(wa, xa, s00);
-        s00 = od_smlad(wb, xb, s00);
-        s10 = od_smlad(wa, ya, s10);
-        s10 = od_smlad(wb, yb, s10);
-        w = od_read_u32(w1);
-        wa = od_sxtb16(w);
-        wb = od_sxtb16_ror8(w);
-        s01 = od_smlad(wa, xa, s01);
-        s01 = od_smlad(wb, xb, s01);
-        s11 = od_smlad(wa, ya, s11);
-        s11 = od_smlad(wb, yb, s11);
+    const uint32_t *xp = (const uint32_t *)(const void *)x;
+    for (int32_t g = 0; g < G; ++g, xp += 4, wp += 8) {
+        const uint32_t w0 = od_read_u32(wp), w1 = od_read_u32(wp + 4);
+        uint32_t x0 = xp[0], x1 = xp[1];
+        uint32_t t0 = od_sxtb16(w0), t1 = od_sxtb16(w1);
+        s00 = od_smlad(t0, x0, s00);
+        s10 = od_smlad(t0, x1, s10);
+        s01 = od_smlad(t1, x0, s01);
+        s11 = od_smlad(t1, x1, s11);
+        x0 = xp[2];
+        x1 = xp[3];
+        t0 = od_sxtb16_ror8(w0);
+        t1 = od_sxtb16_ror8(w1);
+        s00 = od_smlad(t0, x0, s00);
+        s10 = od_smlad(t0, x1, s10);
+        s01 = od_smlad(t1, x0, s01);
+        s11 = od_smlad(t1, x1, s11);
     }
-    const int16_t *t0 = (const int16_t *)(const void *)p0, *t1 = (const int16_t *)(const void *)p1;
+    const int16_t *t = (const int16_t *)(const void *)xp;
     for (int32_t d = 0; d < T; ++d) {
-        s00 += w0[d] * t0[d];
-        s01 += w1[d] * t0[d];
-        s10 += w0[d] * t1[d];
-        s11 += w1[d] * t1[d];
+        const int32_t v0 = t[(d >> 1) * 4 + (d & 1)], v1 = t[(d >> 1) * 4 + 2 + (d & 1)];
+        s00 += wp[d] * v0;
+        s10 += wp[d] * v1;
+        s01 += wp[T + d] * v0;
+        s11 += wp[T + d] * v1;
     }
     a[0] = s00;
     a[1] = s01;
@@ -89,23 +102,41 @@ OD_INLINE void dot2x2_q15(const int16_t *x0, const int16_t *x1, const int8_t *w0
     a[3] = s11;
 }
 
+/* The odd last channel: its own row ([w0 w2 w1 w3] groups, natural tail) against both scratch rows. */
+static void dot2x1_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t T, int32_t *a0, int32_t *a1) {
+    int32_t s0 = *a0, s1 = *a1;
+    const uint32_t *xp = (const uint32_t *)(const void *)x;
+    for (int32_t g = 0; g < G; ++g, xp += 4, wp += 4) {
+        const uint32_t w = od_read_u32(wp);
+        s0 = od_smlad(od_sxtb16(w), xp[0], s0);
+        s1 = od_smlad(od_sxtb16(w), xp[1], s1);
+        s0 = od_smlad(od_sxtb16_ror8(w), xp[2], s0);
+        s1 = od_smlad(od_sxtb16_ror8(w), xp[3], s1);
+    }
+    const int16_t *t = (const int16_t *)(const void *)xp;
+    for (int32_t d = 0; d < T; ++d) {
+        s0 += wp[d] * t[(d >> 1) * 4 + (d & 1)];
+        s1 += wp[d] * t[(d >> 1) * 4 + 2 + (d & 1)];
+    }
+    *a0 = s0;
+    *a1 = s1;
+}
+
 OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
                           const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int fast) {
     const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w, out_off = p->output_offset;
     const int32_t lo = p->act_min, hi = p->act_max;
-    int16_t *x0 = scratch, *x1 = scratch + ((D + 1) & ~1); /* row 1 4-byte aligned */
     for (int32_t px = 0; px < pixels; px += 2) {
         const int two = px + 1 < pixels;
-        im2col_pixel(p, in, px, x0);
-        if (two) im2col_pixel(p, in, px + 1, x1);
-        const int16_t *r1 = two ? x1 : x0;
+        im2col_pixel(p, in, px, 0, scratch);
+        im2col_pixel(p, in, two ? px + 1 : px, 1, scratch); /* an odd last pixel runs twice, written once */
         int8_t *y0 = out + px * OC, *y1 = y0 + OC;
         int32_t o = 0;
         for (; o + 2 <= OC; o += 2) {
             int32_t a[4] = {0, 0, 0, 0};
             if (bias) a[0] = a[2] = bias[o], a[1] = a[3] = bias[o + 1];
-            dot2x2_q15(x0, r1, filter + o * D, filter + (o + 1) * D, G, T, a);
+            dot2x2_q15(scratch, filter + o * D, G, T, a);
             const int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
             y0[o] = rq(a[0], m0, s0, out_off, lo, hi, fast);
             y0[o + 1] = rq(a[1], m1, s1, out_off, lo, hi, fast);
@@ -114,23 +145,25 @@ OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int
                 y1[o + 1] = rq(a[3], m1, s1, out_off, lo, hi, fast);
             }
         }
-        if (o < OC) { /* odd channel count: the last channel against itself */
-            int32_t a[4] = {0, 0, 0, 0};
-            if (bias) a[0] = a[1] = a[2] = a[3] = bias[o];
-            dot2x2_q15(x0, r1, filter + o * D, filter + o * D, G, T, a);
-            y0[o] = rq(a[0], mult[o], shift[o], out_off, lo, hi, fast);
-            if (two) y1[o] = rq(a[2], mult[o], shift[o], out_off, lo, hi, fast);
+        if (o < OC) {
+            int32_t a0 = bias ? bias[o] : 0, a1 = a0;
+            dot2x1_q15(scratch, filter + o * D, G, T, &a0, &a1);
+            y0[o] = rq(a0, mult[o], shift[o], out_off, lo, hi, fast);
+            if (two) y1[o] = rq(a1, mult[o], shift[o], out_off, lo, hi, fast);
         }
     }
 }
 
 int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c) {
-    return 4 * ((k_h * k_w * in_c + 1) & ~1);
+    return 16 * ((k_h * k_w * in_c + 3) >> 2);
 }
 
-/* Reference twin: TFLite's loop over the reordered filter (index d of a row is stored at od_im2col_w_index). */
-static inline int32_t od_im2col_w_index(int32_t d, int32_t D) {
-    return d < (D & ~3) ? (d & ~3) | ((d & 1) << 1) | ((d & 2) >> 1) : d;
+/* Reference twin: TFLite's loop over the reordered filter (weight d of channel o is at od_im2col_w_index). */
+static inline int32_t od_im2col_w_index(int32_t o, int32_t d, int32_t D, int32_t OC) {
+    const int32_t G4 = D & ~3, perm = (d & ~3) | ((d & 1) << 1) | ((d & 2) >> 1);
+    if ((OC & 1) && o == OC - 1) return o * D + (d < G4 ? perm : d);
+    const int32_t base = (o & ~1) * D, k = o & 1;
+    return d < G4 ? base + (d >> 2) * 8 + k * 4 + (perm & 3) : base + 2 * G4 + k * (D - G4) + (d - G4);
 }
 
 od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
@@ -151,7 +184,7 @@ od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in,
                     if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
                     for (int32_t ic = 0; ic < p->in_c; ++ic) {
                         const int32_t d = (ky * p->k_w + kx) * p->in_c + ic;
-                        acc += (int32_t)filter[oc * D + od_im2col_w_index(d, D)] *
+                        acc += (int32_t)filter[od_im2col_w_index(oc, d, D, p->out_c)] *
                                ((int32_t)in[((b * p->in_h + iy) * p->in_w + ix) * p->in_c + ic] + p->input_offset);
                     }
                 }

@@ -56,6 +56,17 @@ od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, con
 od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 
+/* DEPTHWISE_CONV_2D (depth multiplier 1, channels % 4 == 0) through a zero-point-padded four-channel copy
+ * (od_dw_padded_s8.c); other shapes fall back to the _opt kernels. scratch: od_dw_padded_scratch_bytes(p)
+ * bytes (in place: 4 * out_h * out_w rounded up to 4, then that). */
+int32_t od_dw_padded_scratch_bytes(const od_conv_params_t *p);
+od_status_t od_depthwise_conv2d_s8_padded(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                          int8_t *out, int8_t *scratch);
+od_status_t od_depthwise_conv2d_s8_inplace_padded(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                                  const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                                  int8_t *tmp);
+
 /* FULLY_CONNECTED ([batches, in_depth] x [out_depth, in_depth]^T); per_channel selects mult/shift[o] vs [0]. */
 typedef struct {
     int32_t batches, in_depth, out_depth;

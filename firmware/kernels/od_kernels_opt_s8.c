@@ -30,8 +30,8 @@ static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8
 OD_INLINE int8_t requant(int32_t acc, const int32_t *bias, int32_t c, int32_t m, int32_t s, int32_t out_off,
                          int32_t lo, int32_t hi, int fast) {
     if (bias) acc += bias[c];
-    const int32_t v = fast ? od_requant_fast(acc, m, -s) : od_mbqm(acc, m, s);
-    return (int8_t)od_clamp_i32(v + out_off, lo, hi);
+    const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
+    return (int8_t)od_clamp_i32(v, lo, hi);
 }
 
 OD_INLINE void dot2x2_s8(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1, int32_t n,

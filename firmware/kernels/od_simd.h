@@ -66,12 +66,14 @@ static inline int32_t od_smmulr(int32_t a, int32_t b) { return (int32_t)(((int64
 static inline int32_t od_smlatt(uint32_t a, uint32_t b, int32_t acc) { return acc + od_hi16(a) * od_hi16(b); }
 #endif
 
-/* TFLite MultiplyByQuantizedMultiplier for shift <= -1 and |x| < 2^30 (the code generator proves both per layer):
- * SMMULR(2x, m) = floor((x*m + 2^30) / 2^31) is gemmlowp's rounding doubling high multiply, and
- * floor((y + 2^(r-1) - [y < 0]) / 2^r) is RoundingDivideByPOT's round half away from zero (r = -shift >= 1). */
-static inline int32_t od_requant_fast(int32_t x, int32_t m, int32_t r) {
-    const int32_t y = od_smmulr(x * 2, m);
-    return (y + (1 << (r - 1)) + (y >> 31)) >> r;
+/* TFLite MultiplyByQuantizedMultiplier(x, m, shift) + out_off, for shift <= -1 and |x| < 2^30 (the code
+ * generator proves both per layer). SMMULR(2x, m) = floor((x*m + 2^30) / 2^31) is gemmlowp's rounding doubling
+ * high multiply y; RoundingDivideByPOT(y, r), round half away from zero with r = -shift >= 1, equals
+ * (((y - [y < 0]) >> (r - 1)) + 1) >> 1, and adding out_off before the last shift as 2 * out_off is exact. */
+static inline int32_t od_requant_fast(int32_t x, int32_t m, int32_t shift, int32_t out_off) {
+    int32_t y = od_smmulr(x * 2, m);
+    y += y >> 31;
+    return ((y >> ~shift) + 1 + 2 * out_off) >> 1;
 }
 
 /* (v, v) as two int16 lanes */

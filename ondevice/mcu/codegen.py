@@ -217,8 +217,8 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
         if depthwise:
             p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
-            return Lowered(f"od_depthwise_conv2d_s8_inplace(&{p}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})",
-                           macs=macs)
+            fn = "od_depthwise_conv2d_s8_inplace_padded" if uses_dw_padded(e.g, op) else "od_depthwise_conv2d_s8_inplace"
+            return Lowered(f"{fn}(&{p}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
         # A 1x1 stride-1 conv is a matmul over pixels: run it as in-place FULLY_CONNECTED rows.
         fc = e.struct("od_fc_params_t", f"od_q{op.index}", dict(
             batches=n * oh * ow, in_depth=ic, out_depth=oc, input_offset=-in_zp, filter_offset=0,
@@ -231,6 +231,10 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         tmp = f"(int16_t *)OD_ARENA({e.plan.offset(('scratch', op.index))})"
         return Lowered(f"od_conv2d_s8_im2col(&{p}, {e.act(i)}, {w}, {bias}, {m}, {s}, {e.act(o)}, {tmp})",
                        macs=macs)
+    if depthwise and uses_dw_padded(e.g, op):
+        tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
+        return Lowered(f"od_depthwise_conv2d_s8_padded(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)}, "
+                       f"{tmp})", macs=macs)
     fn = "od_depthwise_conv2d_s8" if depthwise else "od_conv2d_s8"
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
 
@@ -242,19 +246,44 @@ def uses_im2col(g: Graph, op: Op) -> bool:
             and int(o.get("dilationWFactor", 1) or 1) == 1 and len(g.tensors[op.inputs[0]].shape) == 4)
 
 
+def uses_dw_padded(g: Graph, op: Op) -> bool:
+    """DEPTHWISE_CONV_2D through the zero-point-padded four-channel copy (od_dw_padded_s8.c)."""
+    if op.opcode != "DEPTHWISE_CONV_2D":
+        return False
+    ti, to, tf = (g.tensors[op.inputs[0]], g.tensors[op.outputs[0]], g.tensors[op.inputs[1]])
+    o = op.options
+    return (op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4 and ti.shape[3] == to.shape[3]
+            and ti.shape[3] % 4 == 0 and int(o.get("dilationHFactor", 1) or 1) == 1
+            and int(o.get("dilationWFactor", 1) or 1) == 1 and tf.shape[1] * tf.shape[2] <= 64)
+
+
+def dw_padded_bytes(g: Graph, op: Op) -> int:
+    """od_dw_padded_scratch_bytes: one word per pixel of the k_h padded input rows an output row reads."""
+    to, tf = g.tensors[op.outputs[0]], g.tensors[op.inputs[1]]
+    sw = int(op.options.get("strideW", 1))
+    return 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
+
+
 def im2col_scratch_bytes(g: Graph, op: Op) -> int:
     """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
     _, kh, kw, c = g.tensors[op.inputs[1]].shape
-    return 4 * ((kh * kw * c + 1) & ~1)
+    return 16 * ((kh * kw * c + 3) // 4)
 
 
 def im2col_filter(w: np.ndarray) -> np.ndarray:
-    """Each filter row's full groups of four weights stored as [w0 w2 w1 w3] (SXTB16 pairs, see the kernel)."""
-    rows = np.asarray(w, np.int8).reshape(w.shape[0], -1).copy()
-    g4 = rows.shape[1] // 4 * 4
-    blk = rows[:, :g4].reshape(rows.shape[0], -1, 4)
-    rows[:, :g4] = blk[:, :, [0, 2, 1, 3]].reshape(rows.shape[0], g4)
-    return rows
+    """Weights in od_conv_im2col_s8.c's read order: per channel pair and group of four depths, four bytes of each
+    channel as [w0 w2 w1 w3]; then each channel's depth % 4 tail; an odd last channel alone, groups reordered."""
+    rows = np.asarray(w, np.int8).reshape(w.shape[0], -1)
+    oc, d = rows.shape
+    g4 = d // 4 * 4
+    perm = np.concatenate([rows[:, :g4].reshape(oc, -1, 4)[:, :, [0, 2, 1, 3]].reshape(oc, g4), rows[:, g4:]], 1)
+    out = []
+    for o in range(0, oc - 1, 2):
+        pair = perm[o:o + 2, :g4].reshape(2, -1, 4).transpose(1, 0, 2).reshape(-1)
+        out += [pair, perm[o, g4:], perm[o + 1, g4:]]
+    if oc % 2:
+        out.append(perm[-1])
+    return np.concatenate(out)
 
 
 def _bias_values(e: Emitter, b: int, n: int) -> np.ndarray:
@@ -648,6 +677,8 @@ def inplace_scratch_bytes(g: Graph, op: Op) -> int:
         n, ih, iw, ic = ti.shape
         _, oh, ow, oc = to.shape
         if ic == oc and oh * ow <= ih * iw:
+            if uses_dw_padded(g, op) and n == 1:  # output staging, then the padded grid
+                return (4 * oh * ow + 3) // 4 * 4 + dw_padded_bytes(g, op)
             return 4 * n * oh * ow
     if op.opcode == "CONV_2D" and len(ti.shape) == 4:
         f = g.tensors[op.inputs[1]]
@@ -744,6 +775,8 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
             plan.add(("scratch", op.index), reduce_scratch_bytes(g, op), op.index, op.index)
         elif op.index not in plan.inplace and uses_im2col(g, op):
             plan.add(("scratch", op.index), im2col_scratch_bytes(g, op), op.index, op.index)
+        elif op.index not in plan.inplace and uses_dw_padded(g, op):
+            plan.add(("scratch", op.index), dw_padded_bytes(g, op), op.index, op.index)
     plan.place()
     plan.check()
     return plan
