@@ -97,7 +97,8 @@ def slim(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
 @app.command()
 def export(target: List[str] = typer.Option(["all"], "--target",
                                             help="executorch, tflite, edgetpu, coreml, tflm, mcu or all."),
-           model: Optional[Path] = typer.Option(None, "--model", help="Slim run folder (default: shipped mitsis)."),
+           model: Optional[Path] = typer.Option(None, "--model", help="Slim run folder or an existing int8 .tflite "
+                                                                      "(default: shipped mitsis)."),
            out: Path = typer.Option(Path("artifacts"), "--out", help="Artifact folder.")):
     """Export one QAT run to device artifacts, each with a .manifest.json beside it."""
     from ondevice.export.api import export as run

@@ -41,26 +41,53 @@ def load_source(model) -> object:
 
 
 def _check_path(model) -> None:
-    if isinstance(model, (str, Path)) and not Path(model).exists():
+    from ondevice.source import is_file_source
+    if is_file_source(model) and not Path(model).is_file():
+        raise ConfigError(f"model {model} does not exist", "pass the path of an existing .tflite or .pte")
+    if isinstance(model, (str, Path)) and not is_file_source(model) and not Path(model).exists():
         raise ConfigError(f"model run folder {model} does not exist",
-                          "pass a folder written by `ondevice slim --out DIR`, or omit --model for the shipped recipe")
+                          "pass a folder written by `ondevice slim --out DIR`, a .tflite or a .pte, "
+                          "or omit --model for the shipped recipe")
 
 
 def export(model=None, targets=("all",), out: str | Path = "artifacts") -> dict[str, Path]:
     """Export one QAT run to each target; returns {target: artifact path}.
 
-    ``model`` is a slim run folder, None for the shipped reference recipe, or a loaded Run. ``targets`` may hold
+    ``model`` is a slim run folder, None for the shipped reference recipe, a loaded Run, or an existing int8
+    ``.tflite`` (used as it is by the tflite, edgetpu, tflm and mcu targets; ``all`` means those). ``targets`` may hold
     names, comma lists or ``all``. Each artifact is written atomically with its ``.manifest.json`` beside it; the
     first failing target stops the export with its error (artifacts already written stay, each complete).
     """
-    names = resolve_targets(list(targets) if not isinstance(targets, str) else [targets])
+    raw = list(targets) if not isinstance(targets, str) else [targets]
+    names = resolve_targets(raw)
     _check_path(model)  # before torch is imported: a typo should fail in a blink
     with one_thread():
-        return _export(names, model, out)
+        return _export(names, model, out, wants_all=any(str(t).strip().lower() == "all" for t in raw))
 
 
-def _export(names: list[str], model, out) -> dict[str, Path]:
-    run = load_source(model)
+def _for_source(names: list[str], src, wants_all: bool) -> list[str]:
+    """The targets that can take this kind of source; naming one that cannot is refused before anything runs."""
+    ok = [n for n in names if src.kind in getattr(get_exporter(n), "sources", ("run",))]
+    bad = [n for n in names if n not in ok]
+    if bad and not wants_all or not ok:
+        able = [n for n in resolve_targets(["all"]) if src.kind in getattr(get_exporter(n), "sources", ("run",))]
+        raise ConfigError(f"target(s) {', '.join(bad or names)} cannot take {src.path.name} (a {src.kind}): they "
+                          "convert a PyTorch model", f"use --target {','.join(able)}" if able else
+                          "verify or profile the file directly")
+    if bad:
+        log.info(f"export: {src.path.name} goes to {', '.join(ok)} (not {', '.join(bad)}: they need a PyTorch model)")
+    return ok
+
+
+def _export(names: list[str], model, out, wants_all: bool = False) -> dict[str, Path]:
+    from ondevice.source import resolve_model
+    src = resolve_model(model)
+    names = _for_source(names, src, wants_all)
+    run = src.for_export()
+    for name in names:  # every target's refusals (unsupported op, float model) come before anything is written
+        check = getattr(get_exporter(name), "precheck_source", None)
+        if check is not None:
+            _tagged(name, check, run)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file", "give a folder for the artifacts")
@@ -69,14 +96,19 @@ def _export(names: list[str], model, out) -> dict[str, Path]:
     for name in names:
         exp = get_exporter(name)
         t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            path = exp.export(run, out)
-        except OndeviceError as e:
-            if not e.message.startswith(f"[{name}]"):
-                e.message = f"[{name}] {e.message}"
-                e.args = (e.message,)
-            raise
+        path = _tagged(name, exp.export, run, out)
         done[name] = path
         # CPU time too: on a shared machine wall time says more about the neighbours than about the export.
         log.info(f"{name:<10} {path}  ({time.perf_counter() - t0:.1f} s, cpu {time.process_time() - c0:.1f} s)")
     return done
+
+
+def _tagged(name: str, fn, *args):
+    """Call ``fn``; an expected error gets the target's name in front of its message."""
+    try:
+        return fn(*args)
+    except OndeviceError as e:
+        if not e.message.startswith(f"[{name}]"):
+            e.message = f"[{name}] {e.message}"
+            e.args = (e.message,)
+        raise

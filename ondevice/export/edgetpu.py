@@ -19,7 +19,7 @@ from ondevice.errors import UnsupportedOpError
 from ondevice.export import edgetpu_rules as rules
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import write_tflite_artifact
-from ondevice.export.tflite_util import TfGraph, convert_tflite, read_graph
+from ondevice.export.tflite_util import TfGraph, check_int8_source, convert_tflite, read_graph
 
 MAPPED, UNMAPPED, CPU_AFTER = "mapped", "unmapped", "cpu (after first unmapped op)"
 
@@ -157,16 +157,15 @@ class EdgeTPUExporter(Exporter):
     # (here, or with ONDEVICE_EDGETPU_ALLOW_CPU=1).
     allow_cpu_fallback = False
 
-    def export(self, run, out_dir: Path) -> Path:
-        out_dir = Path(out_dir)
+    sources = ("run", "tflite")
+
+    def precheck_source(self, run) -> dict:
+        """The op-by-op mapping pre-check; a float model, or an op that would fall back to the CPU, is refused here."""
         data = convert_tflite(run)
         name = self.artifact_name(run.name)
-        graph = read_graph(data, name)
-        rep = precheck(graph)
+        check_int8_source(data, name, self.name)
+        rep = precheck(read_graph(data, name))
         allow = self.allow_cpu_fallback or os.environ.get("ONDEVICE_EDGETPU_ALLOW_CPU") == "1"
-        if rep["first_unmapped"] is not None and allow:
-            f = rep["first_unmapped"]
-            log.warn(f"edgetpu: op {f['index']} {f['op']} and everything after it will run on the CPU: {f['why']}")
         if rep["first_unmapped"] is not None and not allow:
             f = rep["first_unmapped"]
             after = sum(1 for r in rep["ops"] if r["status"] == CPU_AFTER)
@@ -175,6 +174,16 @@ class EdgeTPUExporter(Exporter):
                 f"({after} later ops would fall back to the CPU too)",
                 "rewrite that layer in mappable ops (see ondevice/export/edgetpu_rules.py), "
                 "export --target tflite for a CPU-only model, or set ONDEVICE_EDGETPU_ALLOW_CPU=1 to accept the fallback")
+        return rep
+
+    def export(self, run, out_dir: Path) -> Path:
+        out_dir = Path(out_dir)
+        data = convert_tflite(run)
+        name = self.artifact_name(run.name)
+        rep = self.precheck_source(run)
+        if rep["first_unmapped"] is not None:  # allowed: say so
+            f = rep["first_unmapped"]
+            log.warn(f"edgetpu: op {f['index']} {f['op']} and everything after it will run on the CPU: {f['why']}")
         log.info(f"edgetpu: pre-check predicts {sum(rep['mapped'].values())}/{len(rep['ops'])} ops mapped "
                  f"({rep['mapped_fraction']:.0%}); op-by-op report in the manifest (edgetpu_precheck)")
         for c in rep["cautions"]:

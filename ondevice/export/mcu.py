@@ -11,7 +11,7 @@ from pathlib import Path
 from ondevice.export.manifest import build_manifest, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import normalisation, quantization_record
-from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph
+from ondevice.export.tflite_util import check_int8_source, convert_tflite
 from ondevice.fsutil import atomic_path
 from ondevice.mcu.build import measure_flash
 from ondevice.mcu.library import write_library
@@ -20,11 +20,20 @@ from ondevice.mcu.library import write_library
 @register("mcu", extension="", quant="int8")
 class MCUExporter(Exporter):
     """Generated C for Cortex-M (static arena, const weights), bit-exact with TFLM."""
+    sources = ("run", "tflite")
+
+    def precheck_source(self, run) -> None:
+        """Refuse a float model, or an op the engine cannot lower (named, with its index), before writing anything."""
+        from ondevice.mcu.codegen import generate
+        from ondevice.mcu.reader import read_tflite
+        data = convert_tflite(run)
+        check_int8_source(data, self.artifact_name(run.name), self.name)
+        generate(read_tflite(data, run.name), run.name)  # in memory only
 
     def export(self, run, out_dir: Path) -> Path:
         dest = self.artifact_path(run, out_dir)
         data = convert_tflite(run)
-        check_full_int8(read_graph(data, dest.name), dest.name)
+        check_int8_source(data, dest.name, self.name)
         with atomic_path(dest) as tmp:
             summary = write_library(data, tmp, name=run.name)
             flash = measure_flash(tmp)

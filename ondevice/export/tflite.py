@@ -19,6 +19,8 @@ METADATA_NOTE = ("TFLite metadata not embedded: tflite-support pins protobuf<4 a
 
 def quantization_record(run) -> dict:
     """What the manifest says about how the int8 numbers were obtained."""
+    if hasattr(run, "quantization"):  # an existing .tflite says it itself
+        return run.quantization
     recipe = getattr(run, "recipe", None) or {}
     return {"method": "PT2E QAT (the run's own converted graph, no re-training, no re-calibration)",
             "quantizer": recipe.get("quantizer", "ondevice-int8"),
@@ -27,6 +29,8 @@ def quantization_record(run) -> dict:
 
 def normalisation(run) -> dict:
     """How raw features become the float input (the app needs it to feed the int8 input)."""
+    if hasattr(run, "normalisation"):
+        return run.normalisation
     try:
         from ondevice.features import FEATURE_SCALE
         return {"feature": "uint16 log-mel from ondevice.features", "float_input": f"feature * {FEATURE_SCALE}"}
@@ -56,6 +60,7 @@ def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, *
 @register("tflite", extension=".tflite", quant="int8")
 class TFLiteExporter(Exporter):
     """Fully int8 TFLite flatbuffer for LiteRT on Android/iOS/Linux."""
+    sources = ("run", "tflite")
 
     def export(self, run, out_dir: Path) -> Path:
         return write_tflite_artifact(self, run, Path(out_dir), convert_tflite(run))

@@ -145,6 +145,8 @@ def _quiet(c_level: bool = False):
 
 def convert_tflite(run) -> bytes:
     """The run's QAT graph as a fully int8 .tflite (litert-torch, the run's own PT2E quantizer). Cached per run."""
+    if hasattr(run, "tflite_bytes"):  # an existing .tflite: used as it is, never re-converted
+        return run.tflite_bytes()
     cache = run.__dict__.setdefault("_ondevice_export_cache", {})
     if "tflite" in cache:
         return cache["tflite"]
@@ -182,3 +184,39 @@ def tensor_specs(data: bytes, name: str):
 def example_int8(run, spec) -> np.ndarray:
     """The run's example input quantized with the artifact's input qparams."""
     return spec.quantize(np.asarray(run.example_input()[0].detach().numpy(), np.float32))
+
+
+def io_specs(data: bytes, name: str):
+    """(inputs, outputs) TensorSpecs as LiteRT sees them, named after the model's signature (else its tensors)."""
+    from ondevice.runtimes.litert import LiteRTModel
+    with _quiet(c_level=True):
+        m = LiteRTModel(data, name)
+        sigs = m.interp._get_full_signature_list() or {}
+    sig = next(iter(sigs.values()), {})
+    names = {idx: key for part in ("inputs", "outputs") for key, idx in (sig.get(part) or {}).items()}
+    for spec, d in list(zip(m.inputs, m._in)) + list(zip(m.outputs, m._out)):
+        spec.name = names.get(d["index"], spec.name)
+    return m.inputs, m.outputs
+
+
+_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def check_int8_source(data: bytes, name: str, target: str) -> None:
+    """Refuse, in one line, a .tflite whose ops compute in float: int8 targets need full-integer internals.
+
+    Float graph inputs/outputs are fine when only QUANTIZE / DEQUANTIZE touch them (float I/O at the edges).
+    """
+    from ondevice.mcu.reader import read_tflite
+    try:
+        g = read_tflite(data, name)
+    except ExportError as e:
+        raise ConfigError(f"{name} cannot be read: {e.message}", e.hint or "check the file is a .tflite") from None
+    floats = {t.index for t in g.tensors if t.dtype in ("float32", "float16") and not t.is_const}
+    compute = [op for op in g.ops if op.opcode not in _EDGE_OPS and floats & set(op.inputs + op.outputs)]
+    if compute:
+        where = ", ".join(f"{op.opcode} (op {op.index})" for op in compute[:4])
+        raise UnsupportedOpError(
+            f"{name} is a float model ({len(compute)} op(s) compute in float: {where}); {target} runs int8 only",
+            "convert it with full-integer quantization: TFLiteConverter with optimizations Optimize.DEFAULT, "
+            "a representative_dataset and supported_ops TFLITE_BUILTINS_INT8")
