@@ -314,7 +314,12 @@ def verify(artifacts: str | Path = "artifacts", data: str | Path | None = None, 
     recipe). ``data`` is a dataset folder whose test split is used (default: a cached synthetic corpus). Writes
     ``verify_report.json`` into ``out`` (a folder or a .json path; default: the artifacts folder). Raises
     VerifyError after writing the report if an artifact failed to load or missed the agreement goal.
+    Artifacts made from an existing .tflite/.pte (or the file itself) are checked against that file instead.
     """
+    from ondevice.verify_source import file_source_for, verify_source
+    spec = file_source_for(artifacts, model)
+    if spec is not None:
+        return verify_source(artifacts, spec, data=data, out=out)
     from ondevice.export.api import one_thread
     with one_thread():
         return _verify(Path(artifacts), data, model, out)
