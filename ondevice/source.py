@@ -140,17 +140,17 @@ def _from_tflite(p: Path) -> ModelSource:
     from ondevice.export.tflite_util import io_specs
     data = p.read_bytes()
     inputs, outputs = io_specs(data, p.name)
-    return ModelSource("tflite", _model_name(p), p, inputs, outputs, _labels_beside(p), data=data)
+    return ModelSource("tflite", model_name(p), p, inputs, outputs, _labels_beside(p), data=data)
 
 
 def _from_pte(p: Path) -> ModelSource:
     from ondevice.runtimes.executorch import ExecuTorchModel
     data = p.read_bytes()
     m = ExecuTorchModel(data, p.name, bundled=p.suffix == ".bpte")
-    return ModelSource("pte", _model_name(p), p, list(m.inputs), list(m.outputs), _labels_beside(p), data=data)
+    return ModelSource("pte", model_name(p), p, list(m.inputs), list(m.outputs), _labels_beside(p), data=data)
 
 
-def _model_name(p: Path) -> str:
+def model_name(p: Path) -> str:
     """The model name in artifact names: the file stem, or the manifest's model when ondevice wrote the file."""
     mp = p.with_name(p.name + ".manifest.json")
     if mp.is_file():
@@ -203,3 +203,41 @@ def input_qparams(src: ModelSource) -> list[tuple[float, int] | None]:
         q = next((op for op in g.ops if op.opcode == "QUANTIZE" and t in op.inputs), None)
         out.append(g.tensors[q.outputs[0]].qparams() if q is not None else None)
     return out
+
+
+# ------------------------------------------------------------------------------------------- on MCU devices
+def mcu_artifact(artifact) -> Path:
+    """What an MCU device (a QEMU board, ``sim://mcu-host``) runs for ``artifact``: an mcu folder as it is, and for
+    a .tflite its mcu build, made once and cached under ONDEVICE_CACHE by the file's SHA-256."""
+    import hashlib
+    p = Path(str(artifact))
+    if p.suffix in PTE_SUFFIXES:
+        raise ConfigError(f"{p.name} is an ExecuTorch program; microcontroller boards run generated C from a .tflite",
+                          f"profile it on sim://executorch, or bring the model as an int8 .tflite")
+    if p.suffix != ".tflite" or not p.is_file():
+        return p
+    from ondevice.verify import cache_dir
+    root = cache_dir() / "mcu-from-tflite" / hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    built = sorted(d for d in root.glob("*_mcu_int8") if d.with_name(d.name + ".manifest.json").is_file())
+    if built:
+        return built[0]
+    from ondevice import log
+    from ondevice.export.api import export
+    log.info(f"building the mcu library for {p.name} into {root} (cached)")
+    return export(model=p, targets=["mcu"], out=root)["mcu"]
+
+
+def mcu_can_run(path) -> bool:
+    """True when the MCU engine takes this .tflite (full-integer, every op lowered): checked in memory, quickly."""
+    from ondevice.errors import OndeviceError
+    from ondevice.export.tflite_util import check_int8_source
+    from ondevice.mcu.codegen import generate
+    from ondevice.mcu.reader import read_tflite
+    p = Path(str(path))
+    try:
+        data = p.read_bytes()
+        check_int8_source(data, p.name, "mcu")
+        generate(read_tflite(data, p.stem), p.stem)
+    except (OndeviceError, OSError):
+        return False
+    return True
