@@ -11,7 +11,7 @@ from pathlib import Path
 from ondevice.export.manifest import build_manifest, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import normalisation, quantization_record
-from ondevice.export.tflite_util import check_int8_source, convert_tflite
+from ondevice.export.tflite_util import check_int8_source, convert_tflite, with_model_names
 from ondevice.fsutil import atomic_path
 from ondevice.mcu.build import measure_flash
 from ondevice.mcu.library import write_library
@@ -37,9 +37,10 @@ class MCUExporter(Exporter):
         with atomic_path(dest) as tmp:
             summary = write_library(data, tmp, name=run.name)
             flash = measure_flash(tmp)
+            inputs, outputs = with_model_names(data, dest.name, summary["inputs"], summary["outputs"])
             manifest = build_manifest(
                 tmp, run=run, target=self.name, quant=self.quant,
-                inputs=summary["inputs"], outputs=summary["outputs"], ops=summary["ops"],
+                inputs=inputs, outputs=outputs, ops=summary["ops"],
                 delegation={"delegated": summary["ops"], "not_delegated": {},
                             "note": "every op is a generated call into the ondevice int8 kernels"},
                 arena_bytes=summary["arena_bytes"], arena_source="static plan (generated code)",

@@ -199,6 +199,22 @@ def io_specs(data: bytes, name: str):
     return m.inputs, m.outputs
 
 
+def with_model_names(data: bytes, name: str, inputs: list, outputs: list) -> tuple[list, list]:
+    """Specs (TensorSpecs or dicts, in graph order) renamed after the model's own signature names, for manifests."""
+    ins, outs = io_specs(data, name)
+
+    def renamed(specs, named):
+        out = []
+        for s, n in zip(specs, named):
+            if isinstance(s, dict):
+                out.append(dict(s, name=n.name))
+            else:
+                s.name = n.name
+                out.append(s)
+        return out
+    return renamed(inputs, ins), renamed(outputs, outs)
+
+
 _EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 

@@ -13,7 +13,7 @@ from ondevice.errors import UnsupportedOpError
 from ondevice.export.manifest import build_manifest, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import METADATA_NOTE, normalisation, quantization_record
-from ondevice.export.tflite_util import check_int8_source, convert_tflite, example_int8, read_graph
+from ondevice.export.tflite_util import check_int8_source, convert_tflite, example_int8, read_graph, with_model_names
 from ondevice.fsutil import atomic_path
 
 # Host pointers are 8 bytes, an MCU's 4, so the host-measured arena is an upper bound; the margin covers
@@ -137,6 +137,7 @@ class TFLMExporter(Exporter):
         counts = self.precheck_source(run)
         ops = sorted(counts)
         arena, inputs, outputs = measure_arena(data, dest.name, run)
+        inputs, outputs = with_model_names(data, dest.name, inputs, outputs)
         files = render_sources(run.name, data, ops, arena)
         with atomic_path(dest) as tmp:
             tmp.mkdir()
