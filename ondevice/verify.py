@@ -212,7 +212,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
     for op in graph.ops:
         for o in op.outputs:
             t = graph.tensors[o]
-            if o not in values or not t.scales or t.constant:
+            if o not in values or t.scale is None or t.is_const:
                 continue
             v = values[o]["spec"].dequantize(values[o]["value"])
             # the matching PT2E activation is the next one (within a short window) with the same size
@@ -229,9 +229,9 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
             j, err = best
             ptr = j + 1
             matched[acts[j]["node"]] = v
-            layers.append({"op_index": op.index, "op": op.name, "tflite_tensor": short_name(t.name),
+            layers.append({"op_index": op.index, "op": op.opcode, "tflite_tensor": short_name(t.name),
                            "pt2e_node": acts[j]["node"], "shape": list(v.shape), "max_abs_diff": err,
-                           "steps": round(err / t.scales[0], 2)})
+                           "steps": round(err / float(t.scale[0]), 2)})
     own = _own_errors(run, x1, matched)
     for row in layers:  # own errors are in the PT2E activation's steps, the same scale as the TFLite tensor's
         row["own_steps"] = round(own.get(row["pt2e_node"], 0.0), 2)

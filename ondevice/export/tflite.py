@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ondevice.export.manifest import build_manifest, write_manifest
 from ondevice.export.registry import Exporter, register
-from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph, tensor_specs
+from ondevice.export.tflite_util import check_full_int8, convert_tflite, op_counts, read_graph, tensor_specs
 from ondevice.fsutil import atomic_path
 
 # TFLite metadata (the support library's TFLITE_METADATA buffer) is not embedded: see ondevice/export/README.md.
@@ -44,7 +44,7 @@ def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, *
     graph = read_graph(data, dest.name)
     check_full_int8(graph, dest.name)
     inputs, outputs = tensor_specs(data, dest.name)
-    ops = graph.op_counts()
+    ops = op_counts(graph)
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
         extra.setdefault("delegation", {"delegated": {}, "not_delegated": ops,

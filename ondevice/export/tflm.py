@@ -13,7 +13,8 @@ from ondevice.errors import UnsupportedOpError
 from ondevice.export.manifest import build_manifest, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import METADATA_NOTE, normalisation, quantization_record
-from ondevice.export.tflite_util import check_int8_source, convert_tflite, example_int8, read_graph, with_model_names
+from ondevice.export.tflite_util import (check_int8_source, convert_tflite, example_int8, op_counts, read_graph,
+                                         with_model_names)
 from ondevice.fsutil import atomic_path
 
 # Host pointers are 8 bytes, an MCU's 4, so the host-measured arena is an upper bound; the margin covers
@@ -122,7 +123,7 @@ class TFLMExporter(Exporter):
         data = convert_tflite(run)
         name = self.artifact_name(run.name)
         check_int8_source(data, name, self.name)
-        counts = read_graph(data, name).op_counts()
+        counts = op_counts(read_graph(data, name))
         missing = sorted(set(counts) & _TFLM_MISSING)
         if missing:
             raise UnsupportedOpError(f"TFLM has no kernel for {', '.join(missing)}",
