@@ -164,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     except OndeviceError as e:
         if _state["debug"]:
             raise
+        from rich.markup import escape
+
         from ondevice.log import console
-        console.print(f"[red]error:[/red] {e.message}", markup=True)
+        # escaped: messages start with "[target]", which rich would otherwise take for a style tag
+        console.print(f"[red]error:[/red] {escape(e.message)}", markup=True)
         if e.hint:
             console.print(f"  hint: {e.hint}")
         return e.exit_code

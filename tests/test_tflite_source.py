@@ -13,7 +13,7 @@ import pytest
 from conftest import require_tool
 from ondevice.cli import main
 from ondevice.errors import ConfigError, DataError, UnsupportedOpError
-from ondevice.source import input_qparams, mcu_artifact, random_inputs, resolve_model
+from ondevice.source import input_qparams, mcu_artifact, mcu_can_run, random_inputs, resolve_model
 
 import tflite_zoo
 
@@ -60,6 +60,7 @@ def test_resolver_reads_a_tflite_with_its_own_input_names(zoo):
     i8 = resolve_model(zoo("ds_cnn", True))
     assert i8.inputs[0].dtype == "int8" and i8.inputs[0].scale is not None
     assert random_inputs(i8, 1)[0][0].dtype == np.int8
+    assert mcu_can_run(zoo("resnet", True)) and not mcu_can_run(tflite_zoo.float_tflite(zoo("resnet", True).parent))
 
 
 def test_resolver_refusals(tmp_path):
@@ -106,9 +107,10 @@ def test_unsupported_op_is_refused_naming_it_with_nothing_written(tmp_path, caps
     # tflm first in the list: the mcu refusal still comes before anything at all is written
     assert _cli("export", "--target", "tflm,mcu", "--model", p, "--out", out) == UnsupportedOpError.exit_code
     err = _said(capsys)
-    assert "TRANSPOSE_CONV (op " in err and "cannot lower" in err
+    assert "[mcu] the MCU engine cannot lower: TRANSPOSE_CONV (op " in err
     assert len([ln for ln in err.splitlines() if ln.startswith("error:")]) == 1
     assert not out.exists()
+    assert not mcu_can_run(p)  # so `profile --device all` leaves the QEMU boards out for it
 
 
 def test_pytorch_only_targets_refuse_a_tflite_and_all_means_the_tflite_targets(zoo, tmp_path, capsys):
