@@ -167,6 +167,14 @@ def test_verify_tflm_against_litert_with_npz_data_and_with_random_inputs(zoo, tm
     assert "accuracy" not in r2["targets"]["tflm"]
 
 
+def test_verify_a_lone_tflite_runs_it_on_tflm_against_litert(zoo, tmp_path):
+    from ondevice.verify import verify
+    r = verify(zoo("resnet", True), out=tmp_path / "r.json")
+    e = r["targets"]["tflm"]
+    assert r["source_kind"] == "tflite" and e["runtime"] == "tflm" and e["ran"] is True
+    assert e["passed"] and e["n"] == r["data"]["n"] > 0 and "deterministic" not in e
+
+
 def test_verify_npz_errors_name_the_file(zoo, tmp_path):
     from ondevice.verify_source import read_npz_folder
     src = resolve_model(zoo("resnet", True))
