@@ -143,7 +143,8 @@ def slim(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
 @app.command()
 def export(target: List[str] = typer.Option(["all"], "--target",
                                             help="executorch, tflite, edgetpu, coreml, tflm, mcu or all."),
-           model: Optional[Path] = typer.Option(None, "--model", help="Slim run folder (default: shipped mitsis)."),
+           model: Optional[Path] = typer.Option(None, "--model", help="Slim run folder or an existing int8 .tflite "
+                                                                      "(default: shipped mitsis)."),
            out: Path = typer.Option(Path("artifacts"), "--out", help="Artifact folder."),
            allow_cpu_ops: bool = typer.Option(False, "--allow-cpu-ops",
                                               help="Keep an Edge TPU model whose compiler runs ops on the CPU.")):
@@ -290,8 +291,11 @@ def _main(argv: list[str] | None) -> int:
     except OndeviceError as e:
         if _state["debug"]:
             raise
+        from rich.markup import escape
+
         from ondevice.log import console
-        console.print(f"[red]error:[/red] {e.message}", markup=True)
+        # escaped: messages start with "[target]", which rich would otherwise take for a style tag
+        console.print(f"[red]error:[/red] {escape(e.message)}", markup=True)
         if e.hint:
             console.print(f"  hint: {e.hint}")
         return e.exit_code

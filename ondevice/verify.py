@@ -263,7 +263,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
     for op in graph.ops:
         for o in op.outputs:
             t = graph.tensors[o]
-            if o not in values or not t.scales or t.constant:
+            if o not in values or t.scale is None or t.is_const:
                 continue
             v = values[o]["spec"].dequantize(values[o]["value"])
             # the matching PT2E activation is the next one (within a short window) with the same size
@@ -280,9 +280,9 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
             j, err = best
             ptr = j + 1
             matched[acts[j]["node"]] = v
-            layers.append({"op_index": op.index, "op": op.name, "tflite_tensor": short_name(t.name),
+            layers.append({"op_index": op.index, "op": op.opcode, "tflite_tensor": short_name(t.name),
                            "pt2e_node": acts[j]["node"], "shape": list(v.shape), "max_abs_diff": err,
-                           "steps": round(err / t.scales[0], 2)})
+                           "steps": round(err / float(t.scale[0]), 2)})
     own = _own_errors(run, x1, matched)
     for row in layers:  # own errors are in the PT2E activation's steps, the same scale as the TFLite tensor's
         row["own_steps"] = round(own.get(row["pt2e_node"], 0.0), 2)
@@ -368,7 +368,12 @@ def verify(artifacts: str | Path = "artifacts", data: str | Path | None = None, 
     recipe). ``data`` is a dataset folder whose test split is used (default: a cached synthetic corpus). Writes
     ``verify_report.json`` into ``out`` (a folder or a .json path; default: the artifacts folder). Raises
     VerifyError after writing the report if an artifact failed to load or missed the agreement goal.
+    Artifacts made from an existing .tflite/.pte (or the file itself) are checked against that file instead.
     """
+    from ondevice.verify_source import file_source_for, verify_source
+    spec = file_source_for(artifacts, model)
+    if spec is not None:
+        return verify_source(artifacts, spec, data=data, out=out)
     from ondevice.export.api import one_thread
     if out is not None:
         check_out(out, "file_or_dir")  # before any work: a bad --out once failed after all of it

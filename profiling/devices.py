@@ -115,6 +115,7 @@ def urls_for_all(artifact) -> list[str]:
     d = list_devices()
     urls = [e["url"] for e in d["adb"]] + [e["url"] for e in d["ios"]]
     urls += [e["url"] for e in d["sim"] if e.get("available") and path.suffix in e.get("extensions", [])]
-    if path.is_dir():
+    from ondevice.source import mcu_can_run
+    if path.is_dir() or (path.suffix == ".tflite" and mcu_can_run(path)):  # boots as its mcu build, made and cached
         urls += [e["url"] for e in d["qemu"]]
     return urls

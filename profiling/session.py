@@ -564,7 +564,9 @@ class Artifact:
         else:
             data = path.read_bytes()
             fmt = _FORMATS.get(path.suffix, P.ModelFormat.RAW)
-        model = manifest.get("model") or path.name.split("_")[0]
+        from ondevice.source import is_file_source, model_name
+        # a .tflite/.pte brought as it is: named as export and the on-the-fly mcu build name it
+        model = manifest.get("model") or (model_name(path) if is_file_source(path) else path.name.split("_")[0])
         sha = hashlib.sha256(data).hexdigest() if data else manifest.get("sha256", "")
         return cls(path, path.name, model, data, int(fmt), sha, manifest)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import select
 import socket
@@ -193,8 +194,9 @@ class SimAgent:
     """A protocol agent backed by a host runtime (``ondevice.runtimes``: litert, executorch, tflm, ...)."""
 
     def __init__(self, runtime: str, *, board: str = "host", max_payload: int = P.MAX_PAYLOAD, rx_window: int = 8,
-                 max_runs: int = 10000, own_process: bool = False, device: str | None = None):
+                 max_runs: int = 10000, own_process: bool = False, device: str | None = None, builtin=None):
         self.runtime_name = runtime
+        self.builtin = Path(builtin) if builtin else None  # an export folder "flashed" into this agent
         self.board = board
         self.max_payload = max(P.MIN_PAYLOAD, min(max_payload, P.MAX_PAYLOAD))
         self.rx_window = rx_window
@@ -327,10 +329,14 @@ class SimAgent:
 
     # -- handlers -----------------------------------------------------------------------------------------------
     def _hello(self, f, v):
-        caps = P.Caps.LOAD_MODEL | P.Caps.MEMORY_STATS | P.Caps.RESET | P.Caps.GET_OUTPUT | P.Caps.FRONTEND
+        caps = P.Caps.MEMORY_STATS | P.Caps.RESET | P.Caps.GET_OUTPUT | P.Caps.FRONTEND
         caps |= P.Caps.LOG  # GET_MEMORY says where its peak_ram_bytes comes from in a LOG line
+        # built with an export folder, like firmware: it runs that model and takes no uploads
+        caps |= P.Caps.LOAD_MODEL if self.builtin is None else 0
         if self.runtime_name in _OP_PROFILERS:
             caps |= P.Caps.OP_TIMINGS  # litert answers UNSUPPORTED with the reason, so the report says none
+        if self.builtin is not None:
+            caps |= P.Caps.BUILTIN_MODELS
         try:
             ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
@@ -339,7 +345,7 @@ class SimAgent:
                           max_payload=self.max_payload, rx_window=self.rx_window, max_runs=self.max_runs,
                           timer_units=(1 << P.TimerUnit.US) | (1 << P.TimerUnit.NS), default_unit=int(P.TimerUnit.US),
                           clock_hz=0, ram_bytes=min(ram, P.UNKNOWN_U32 - 1), flash_bytes=P.UNKNOWN_U32,
-                          builtin_models=0, boot_id=self.boot_id, device=self.device, runtime=self.runtime_name,
+                          builtin_models=int(self.builtin is not None), boot_id=self.boot_id, device=self.device, runtime=self.runtime_name,
                           board=self.board)
 
     def _ping(self, f, v):
@@ -350,7 +356,20 @@ class SimAgent:
         self.request_reset(P.ResetReason.SOFTWARE)
 
     def _select(self, f, v):
-        raise AgentError(E.UNSUPPORTED, "the simulator has no built-in models")
+        if self.builtin is None:
+            raise AgentError(E.UNSUPPORTED, "the simulator has no built-in models")
+        try:  # an export folder (tflm, mcu) the runtime loads as it is, like firmware built with it
+            from ondevice.runtimes.base import get_runtime
+            model = get_runtime(self.runtime_name).load(self.builtin)
+        except Exception as e:  # noqa: BLE001 - any load failure is MODEL_INVALID on a device
+            raise AgentError(E.MODEL_INVALID, str(e)[:180]) from None
+        mpath = self.builtin.with_name(self.builtin.name + ".manifest.json")
+        meta = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        name = str(meta.get("model") or self.builtin.name)
+        src = sorted(self.builtin.glob("*.tflite"))  # as firmware does: report the SHA-256 of the source .tflite
+        sha = hashlib.sha256(src[0].read_bytes()).digest() if len(src) == 1 else b"\x00" * 32
+        self._install(model, b"", sha, name)
+        yield self._reply(f, index=0, name=name[:32])
 
     def _begin(self, f, v):
         if v["format"] not in _EXT and v["format"] != P.ModelFormat.RAW:
@@ -401,14 +420,17 @@ class SimAgent:
             model = get_runtime(self.runtime_name).load(path)
         except Exception as e:  # noqa: BLE001 - any load failure is MODEL_INVALID on a device
             raise AgentError(E.MODEL_INVALID, str(e)[:180]) from None
-        self.model, self.model_bytes, self.model_sha, self.model_name = model, data, up["sha"], up["name"]
+        self._install(model, data, up["sha"], up["name"])
+        yield self._reply(f)
+
+    def _install(self, model, data: bytes, sha: bytes, name: str) -> None:
+        self.model, self.model_bytes, self.model_sha, self.model_name = model, data, sha, name
         self.in_specs = [_spec(s) for s in model.inputs]
         self.out_specs = [_spec(s) for s in model.outputs]
         self.inputs = [bytearray(P.tensor_nbytes(s)) for s in self.in_specs]
         self.outputs = [b""] * len(model.outputs)
         self.upload = None
         self.mode = P.Mode.MODEL
-        yield self._reply(f)
 
     def _need_model(self):
         if self.model is None:
@@ -675,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=8)
     ap.add_argument("--board", default="host")
     ap.add_argument("--pace", type=float, default=None, help="line rate in bytes/s to emulate (e.g. 11520)")
+    ap.add_argument("--builtin", default=None, help="an export folder (tflm, mcu) to serve as the built-in model")
     a = ap.parse_args(argv)
     from ondevice.runtimes.base import get_runtime
     get_runtime(a.runtime)  # import the runtime before accepting, so the first request is not slow
@@ -682,7 +705,8 @@ def main(argv: list[str] | None = None) -> int:
     ls.bind(("127.0.0.1", a.port))
     ls.listen(1)
     print(f"PORT {ls.getsockname()[1]}", flush=True)
-    agent = SimAgent(a.runtime, board=a.board, max_payload=a.max_payload, rx_window=a.window, own_process=True)
+    agent = SimAgent(a.runtime, board=a.board, max_payload=a.max_payload, rx_window=a.window, own_process=True,
+                     builtin=a.builtin)
     serve_socket(agent, ls, a.pace)
     return 0
 

@@ -104,7 +104,7 @@ def tensor_memory(model: LiteRTModel, data: bytes) -> dict:
         except ValueError:  # no buffer: owned by a delegate partition
             delegated += 1
             continue
-        if t.constant:
+        if t.is_const:
             const += a.nbytes
         elif a.nbytes:
             start = a.__array_interface__["data"][0]

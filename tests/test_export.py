@@ -14,7 +14,8 @@ from ondevice.errors import ConfigError, ExportError, OndeviceError, Unsupported
 from ondevice.export import edgetpu as etpu
 from ondevice.export.manifest import REQUIRED, artifact_digest, find_artifacts, read_manifest
 from ondevice.export.registry import Exporter, TARGETS, get_exporter, register, resolve_targets, target_names
-from ondevice.export.tflite_util import TfGraph, TfOp, TfTensor, check_full_int8, read_graph
+from ondevice.export.tflite_util import check_full_int8, float_tensors, op_counts, read_graph
+from ondevice.mcu.reader import Graph, Op, Tensor
 
 MINE = ("tflite", "edgetpu", "tflm", "executorch", "coreml")
 DATA = Path(__file__).parent / "data"
@@ -85,19 +86,27 @@ def test_artifact_names_and_complete_manifests(exported, run):
 def test_tflite_is_fully_int8_with_int8_io(exported):
     data = exported["tflite"].read_bytes()
     g = read_graph(data)
-    assert g.float_tensors() == []
-    assert all(g.tensors[i].dtype == "INT8" for i in g.inputs + g.outputs)
+    assert float_tensors(g) == []
+    assert all(g.tensors[i].dtype == "int8" for i in g.inputs + g.outputs)
     m = read_manifest(exported["tflite"])
     assert m["inputs"][0]["dtype"] == "int8" and m["inputs"][0]["scale"] > 0
     assert m["outputs"][0]["dtype"] == "int8"
-    assert m["ops"] == g.op_counts()
+    assert m["ops"] == op_counts(g)
     assert m["tflite_metadata"]["embedded"] == "TFLITE_METADATA" and m["normalisation"]
 
 
+def _t(i, name, shape, dtype="int8", quantized=True):
+    q = (np.array([0.1], np.float32), np.array([0])) if quantized else (None, None)
+    return Tensor(i, name, tuple(shape), dtype, *q)
+
+
+def _g(ops, tensors):
+    return Graph("m", tensors, ops, [0], [len(tensors) - 1], "", 0)
+
+
 def test_full_int8_check_names_the_float_op():
-    t = [TfTensor(0, "x", [1, 4], "INT8", False, [0.1], [0]), TfTensor(1, "y", [1, 4], "FLOAT32", False),
-         TfTensor(2, "z", [1, 4], "INT8", False, [0.1], [0])]
-    g = TfGraph(t, [TfOp(0, "DEQUANTIZE", [0], [1]), TfOp(1, "QUANTIZE", [1], [2])], [0], [2])
+    t = [_t(0, "x", [1, 4]), _t(1, "y", [1, 4], "float32", False), _t(2, "z", [1, 4])]
+    g = _g([Op(0, "DEQUANTIZE", [0], [1]), Op(1, "QUANTIZE", [1], [2])], t)
     with pytest.raises(UnsupportedOpError) as e:
         check_full_int8(g, "m.tflite")
     assert "DEQUANTIZE (op 0)" in e.value.message and "1 float tensor" in e.value.message and e.value.hint
@@ -114,14 +123,9 @@ def test_edgetpu_precheck_maps_everything_and_says_compiler_absent(exported):
         assert m["edgetpu_compiled_model"] is None
 
 
-def _g(ops, tensors):
-    return TfGraph(tensors, ops, [0], [len(tensors) - 1])
-
-
 def test_edgetpu_rules_variable_fc_weights_and_cpu_tail():
-    t = [TfTensor(0, "q", [25, 32], "INT8", False, [0.1], [0]), TfTensor(1, "k", [25, 32], "INT8", False, [0.1], [0]),
-         TfTensor(2, "s", [25, 25], "INT8", False, [0.1], [0]), TfTensor(3, "p", [25, 25], "INT8", False, [0.1], [0])]
-    g = _g([TfOp(0, "FULLY_CONNECTED", [0, 1, -1], [2]), TfOp(1, "SOFTMAX", [2], [3])], t)
+    t = [_t(0, "q", [25, 32]), _t(1, "k", [25, 32]), _t(2, "s", [25, 25]), _t(3, "p", [25, 25])]
+    g = _g([Op(0, "FULLY_CONNECTED", [0, 1, -1], [2]), Op(1, "SOFTMAX", [2], [3])], t)
     rep = etpu.precheck(g)
     assert rep["ops"][0]["status"] == etpu.UNMAPPED and "variable" in rep["ops"][0]["why"]
     assert rep["ops"][1]["status"] == etpu.CPU_AFTER
@@ -129,15 +133,14 @@ def test_edgetpu_rules_variable_fc_weights_and_cpu_tail():
 
 
 def test_edgetpu_rules_rank_batch_matmul_and_dtype():
-    big = TfTensor(0, "x", [1, 2, 3, 4, 5], "INT8", False, [0.1], [0])
-    out = TfTensor(1, "y", [1, 2, 3, 4, 5], "INT8", False, [0.1], [0])
-    rep = etpu.precheck(_g([TfOp(0, "ADD", [0, 0], [1])], [big, out]))
+    big, out = _t(0, "x", [1, 2, 3, 4, 5]), _t(1, "y", [1, 2, 3, 4, 5])
+    rep = etpu.precheck(_g([Op(0, "ADD", [0, 0], [1])], [big, out]))
     assert "dims > 1" in rep["ops"][0]["why"]
-    a = TfTensor(0, "a", [4, 4], "INT8", False, [0.1], [0])
-    rep = etpu.precheck(_g([TfOp(0, "BATCH_MATMUL", [0, 0], [1])], [a, TfTensor(1, "b", [4, 4], "INT8", False)]))
+    a = _t(0, "a", [4, 4])
+    rep = etpu.precheck(_g([Op(0, "BATCH_MATMUL", [0, 0], [1])], [a, _t(1, "b", [4, 4], quantized=False)]))
     assert "broadcast MUL" in rep["ops"][0]["why"]
-    f = TfTensor(1, "f", [4, 4], "INT16", False)
-    rep = etpu.precheck(_g([TfOp(0, "RELU", [0], [1])], [a, f]))
+    f = _t(1, "f", [4, 4], "int16", False)
+    rep = etpu.precheck(_g([Op(0, "RELU", [0], [1])], [a, f]))
     assert "8-bit" in rep["ops"][0]["why"]
 
 
@@ -177,7 +180,7 @@ def test_tflm_sources_resolver_and_measured_arena(exported):
     assert "alignas(16) const unsigned char g_tiny_model_data[]" in cc
     assert f"g_tiny_model_data_len = {len(data)};" in cc
     assert len(re.findall(r"0x[0-9a-f]{2}", cc)) == len(data)
-    ops = set(read_graph(data).op_counts())
+    ops = set(op_counts(read_graph(data)))
     res = (d / "ops_resolver.h").read_text()
     added = re.findall(r"r\.(Add\w+)\(\)", res)
     assert len(added) == len(ops) == len(set(added))

@@ -53,7 +53,7 @@ def test_litert_arena_is_the_interpreters_layout():
     m = get_runtime("litert").load(path)
     s = tensor_memory(m, path.read_bytes())
     g = read_graph(path.read_bytes())
-    weights = sum(int(np.prod(t.shape)) * 4 for t in g.tensors if t.constant and t.dtype == "FLOAT32")
+    weights = sum(int(np.prod(t.shape)) * 4 for t in g.tensors if t.is_const and t.dtype == "float32")
     assert s["constant_bytes"] >= weights or s["delegated_tensors"] > 0
     # the arena span holds at least the input (the planner may reuse memory, so it can be below the plain sum)
     assert 49 * 40 * 4 <= s["arena_bytes"] and s["tensor_bytes"] >= 49 * 40 * 4

@@ -53,13 +53,13 @@ class ZooET(Zoo):
 def _converted_ops(module, example) -> set[str]:
     import litert_torch
 
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.export.tflite_util import op_counts, read_graph
     with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         path = Path(d) / "zoo.tflite"
         litert_torch.convert(module.eval(), example).export(str(path))
         data = path.read_bytes()
-    return set(read_graph(data).op_counts())
+    return set(op_counts(read_graph(data)))
 
 
 def _predicted_ops(module, example) -> set[str]:
@@ -172,10 +172,10 @@ def _int8_tflite(module, example) -> bytes:
 
 def _int8_float_ops(module, example) -> set[str]:
     """Builtins touching a float tensor in the real int8 export."""
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.export.tflite_util import float_tensors, read_graph
     graph = read_graph(_int8_tflite(module, example))
-    bad = {t.index for t in graph.float_tensors()}
-    return {op.name for op in graph.ops if bad & set(op.inputs + op.outputs)}
+    bad = {t.index for t in float_tensors(graph)}
+    return {op.opcode for op in graph.ops if bad & set(op.inputs + op.outputs)}
 
 
 def test_int8_coverage_matches_the_real_int8_export():
@@ -227,7 +227,7 @@ def test_modelled_arena_and_pad_ops_against_the_real_export():
         assert modelled <= head <= 1.25 * modelled, (type(model).__name__, modelled, head)
         # the padding rule predicts exactly the PAD ops the converter inserts (NCHW here, NHWC there)
         graph = read_graph(data)
-        pads = sorted(tuple(graph.tensors[op.outputs[0]].shape) for op in graph.ops if op.name == "PAD")
+        pads = sorted(tuple(graph.tensors[op.outputs[0]].shape) for op in graph.ops if op.opcode == "PAD")
         ctx = LintContext(model, example)
         nchw = [explicit_pad(n)[1] for n in ctx.nodes if explicit_pad(n)]
         assert pads == sorted((n, h, w, c) for n, c, h, w in nchw)

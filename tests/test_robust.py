@@ -315,7 +315,7 @@ if {fail}:
     print("Edge TPU Compiler version 16.0.384591198")
     print("Internal compiler error. Aborting!")
     sys.exit(1)
-ops = [op.name for op in read_graph(model.read_bytes()).ops]
+ops = [op.opcode for op in read_graph(model.read_bytes()).ops]
 tpu, cpu = Counter(ops[:len(ops) - {n_cpu}]), ops[len(ops) - {n_cpu}:]
 (out_dir / (model.stem + "_edgetpu.tflite")).write_bytes(model.read_bytes())
 print("Edge TPU Compiler version 16.0.384591198")

@@ -83,7 +83,7 @@ def _damage_first_conv(src: Path, dst: Path) -> None:
     from ondevice.export.tflite_util import read_graph
     data = src.read_bytes()
     g = read_graph(data)
-    op = next(o for o in g.ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    op = next(o for o in g.ops if o.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"))
     model = s.ModelT.InitFromPackedBuf(data, 0)
     buf = model.buffers[model.subgraphs[0].tensors[op.inputs[1]].buffer]
     w = np.frombuffer(bytes(bytearray(buf.data)), np.int8)
@@ -106,7 +106,7 @@ def test_localise_finds_the_damaged_layer(exported, base, tmp_path):
     bad = tmp_path / "bad.tflite"
     _damage_first_conv(exported["tflite"], bad)
     rep = localise(bad, m, run, x1)
-    first_conv = next(o for o in read_graph(bad.read_bytes()).ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    first_conv = next(o for o in read_graph(bad.read_bytes()).ops if o.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"))
     assert rep["first_diverging"]["op_index"] == first_conv.index
     assert rep["first_diverging"]["steps"] > 3
     # judged on the runtime's own inputs, the damaged conv is the layer at fault, not the ones it feeds
@@ -146,9 +146,9 @@ def test_verify_names_the_layer_at_fault_when_agreement_drops(exported, corpus, 
     Path(str(dst) + ".manifest.json").write_text(json.dumps(m))
     with pytest.raises(VerifyError) as e:
         verify(art, data=corpus, model=tiny_run_dir(str(base)))
-    conv = next(o for o in read_graph(dst.read_bytes()).ops if o.name in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    conv = next(o for o in read_graph(dst.read_bytes()).ops if o.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"))
     assert "top-1 agreement down to" in e.value.message
-    assert f"differs on identical inputs: op {conv.index} {conv.name}" in e.value.message
+    assert f"differs on identical inputs: op {conv.index} {conv.opcode}" in e.value.message
     entry = json.loads((art / "verify_report.json").read_text())["targets"]["tflite"]
     loc = entry["localisation"]
     assert loc["first_own_error"]["op_index"] == conv.index and len(loc["layers"]) == loc["layers_compared"]

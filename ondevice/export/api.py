@@ -42,24 +42,31 @@ def load_source(model) -> object:
 
 
 def _check_path(model) -> None:
-    if isinstance(model, (str, Path)) and not Path(model).exists():
+    from ondevice.source import is_file_source
+    if is_file_source(model) and not Path(model).is_file():
+        raise ConfigError(f"model {model} does not exist", "pass the path of an existing .tflite or .pte")
+    if isinstance(model, (str, Path)) and not is_file_source(model) and not Path(model).exists():
         raise ConfigError(f"model run folder {model} does not exist",
-                          "pass a folder written by `ondevice slim --out DIR`, or omit --model for the shipped recipe")
+                          "pass a folder written by `ondevice slim --out DIR`, a .tflite or a .pte, "
+                          "or omit --model for the shipped recipe")
 
 
 def export(model=None, targets=("all",), out: str | Path = "artifacts", allow_cpu_ops: bool = False) -> dict[str, Path]:
     """Export one QAT run to each target; returns {target: artifact path}.
 
-    ``model`` is a slim run folder, None for the shipped reference recipe, or a loaded Run. ``targets`` may hold
+    ``model`` is a slim run folder, None for the shipped reference recipe, a loaded Run, or an existing int8
+    ``.tflite`` (used as it is by the tflite, edgetpu, tflm and mcu targets; ``all`` means those). ``targets`` may hold
     names, comma lists or ``all``. Each artifact is written atomically with its ``.manifest.json`` beside it; the
     first failing target stops the export with its error (artifacts already written stay, each complete).
     ``allow_cpu_ops`` keeps an Edge TPU model whose compiler puts ops on the CPU (refused by default).
     """
-    names = resolve_targets(list(targets) if not isinstance(targets, str) else [targets])
+    raw = list(targets) if not isinstance(targets, str) else [targets]
+    names = resolve_targets(raw)
     check_out(out)
     _check_path(model)  # before torch is imported: a typo should fail in a blink
     with one_thread():
-        return _export(names, model, out, allow_cpu_ops)
+        return _export(names, model, out, allow_cpu_ops,
+                       wants_all=any(str(t).strip().lower() == "all" for t in raw))
 
 
 def check_run(run) -> None:
@@ -80,10 +87,31 @@ def check_run(run) -> None:
                               "no target exported", "re-run `ondevice slim` for this run folder") from None
 
 
-def _export(names: list[str], model, out, allow_cpu_ops: bool = False) -> dict[str, Path]:
+def _for_source(names: list[str], src, wants_all: bool) -> list[str]:
+    """The targets that can take this kind of source; naming one that cannot is refused before anything runs."""
+    ok = [n for n in names if src.kind in getattr(get_exporter(n), "sources", ("run",))]
+    bad = [n for n in names if n not in ok]
+    if bad and not wants_all or not ok:
+        able = [n for n in resolve_targets(["all"]) if src.kind in getattr(get_exporter(n), "sources", ("run",))]
+        raise ConfigError(f"target(s) {', '.join(bad or names)} cannot take {src.path.name} (a {src.kind}): they "
+                          "convert a PyTorch model", f"use --target {','.join(able)}" if able else
+                          "verify or profile the file directly")
+    if bad:
+        log.info(f"export: {src.path.name} goes to {', '.join(ok)} (not {', '.join(bad)}: they need a PyTorch model)")
+    return ok
+
+
+def _export(names: list[str], model, out, allow_cpu_ops: bool = False, wants_all: bool = False) -> dict[str, Path]:
+    from ondevice.source import resolve_model
     with log.step("loading the model"):
-        run = load_source(model)
+        src = resolve_model(model)
+        names = _for_source(names, src, wants_all)
+        run = src.for_export()
         check_run(run)
+    for name in names:  # every target's refusals (unsupported op, float model) come before anything is written
+        check = getattr(get_exporter(name), "precheck_source", None)
+        if check is not None:
+            _tagged(name, check, run)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file", "give a folder for the artifacts")
@@ -96,16 +124,22 @@ def _export(names: list[str], model, out, allow_cpu_ops: bool = False) -> dict[s
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             with log.step(f"exporting {name} ({i}/{len(names)})"):
-                path = exp.export(run, out)
+                path = _tagged(name, exp.export, run, out)
         except KeyboardInterrupt:  # say what is complete: each artifact is written atomically
             kept = ", ".join(p.name for p in done.values()) or "none"
             raise KeyboardInterrupt(f"{len(done)} artifact(s) kept in {out} ({kept}); {name} not written") from None
-        except OndeviceError as e:
-            if not e.message.startswith(f"[{name}]"):
-                e.message = f"[{name}] {e.message}"
-                e.args = (e.message,)
-            raise
         done[name] = path
         # CPU time too: on a shared machine wall time says more about the neighbours than about the export.
         log.info(f"{name:<10} {path}  ({time.perf_counter() - t0:.1f} s, cpu {time.process_time() - c0:.1f} s)")
     return done
+
+
+def _tagged(name: str, fn, *args):
+    """Call ``fn``; an expected error gets the target's name in front of its message."""
+    try:
+        return fn(*args)
+    except OndeviceError as e:
+        if not e.message.startswith(f"[{name}]"):
+            e.message = f"[{name}] {e.message}"
+            e.args = (e.message,)
+        raise

@@ -19,7 +19,8 @@ from ondevice.errors import ExportError, UnsupportedOpError
 from ondevice.export import edgetpu_rules as rules
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import write_tflite_artifact
-from ondevice.export.tflite_util import TfGraph, convert_tflite, read_graph
+from ondevice.export.tflite_util import check_int8_source, convert_tflite, read_graph
+from ondevice.mcu.reader import Graph
 
 MAPPED, UNMAPPED, CPU_AFTER = "mapped", "unmapped", "cpu (after first unmapped op)"
 
@@ -29,49 +30,49 @@ def _tname(t) -> str:
     return repr(t.name) if t.name and len(t.name) <= 40 else f"#{t.index}"
 
 
-def _tensor_problem(graph: TfGraph, op) -> str | None:
+def _tensor_problem(graph: Graph, op) -> str | None:
     """General requirements: 8-bit activations, static shapes, at most 3 innermost dims > 1."""
     for i in op.inputs + op.outputs:
         if i < 0:
             continue
         t = graph.tensors[i]
-        if not t.constant and t.dtype not in ("INT8", "UINT8"):
-            return f"tensor {_tname(t)} is {t.dtype}; the Edge TPU takes only 8-bit tensors"
-        if not t.constant and any(d < 0 for d in t.shape):
-            return f"tensor {_tname(t)} has a dynamic shape {t.shape}"
-        if not t.constant:
+        if not t.is_const and t.dtype not in ("int8", "uint8"):
+            return f"tensor {_tname(t)} is {t.dtype.upper()}; the Edge TPU takes only 8-bit tensors"
+        if not t.is_const and any(d < 0 for d in t.shape):
+            return f"tensor {_tname(t)} has a dynamic shape {list(t.shape)}"
+        if not t.is_const:
             big = [k for k, d in enumerate(t.shape) if d > 1]
             if len(big) > rules.MAX_NON1_DIMS:
-                return f"tensor {_tname(t)} {t.shape} has {len(big)} dims > 1 (at most {rules.MAX_NON1_DIMS})"
+                return f"tensor {_tname(t)} {list(t.shape)} has {len(big)} dims > 1 (at most {rules.MAX_NON1_DIMS})"
             if big and big[0] < len(t.shape) - rules.MAX_NON1_DIMS:
-                return f"tensor {_tname(t)} {t.shape}: only the 3 innermost dims may be > 1"
+                return f"tensor {_tname(t)} {list(t.shape)}: only the 3 innermost dims may be > 1"
     return None
 
 
-def precheck(graph: TfGraph) -> dict:
+def precheck(graph: Graph) -> dict:
     """Op-by-op prediction: each op is mapped, unmapped (with the rule it breaks), or on CPU after the first unmapped."""
     rows, first = [], None
     for op in graph.ops:
         if first is not None:
-            rows.append({"index": op.index, "op": op.name, "status": CPU_AFTER,
+            rows.append({"index": op.index, "op": op.opcode, "status": CPU_AFTER,
                          "why": f"after op {first['index']} {first['op']}, the rest of the graph runs on the CPU"})
             continue
         why = None
-        if op.name not in rules.SUPPORTED_OPS:
-            why = rules.NOT_SUPPORTED_HINTS.get(op.name, "not on the Edge TPU supported-op list")
+        if op.opcode not in rules.SUPPORTED_OPS:
+            why = rules.NOT_SUPPORTED_HINTS.get(op.opcode, "not on the Edge TPU supported-op list")
         else:
             why = _tensor_problem(graph, op)
-            if why is None and op.name in rules.OP_CHECKS:
-                why = rules.OP_CHECKS[op.name](graph, op)
+            if why is None and op.opcode in rules.OP_CHECKS:
+                why = rules.OP_CHECKS[op.opcode](graph, op)
         if why is None:
-            row = {"index": op.index, "op": op.name, "status": MAPPED, "why": ""}
-            caution = rules.CAUTIONS.get(op.name)
+            row = {"index": op.index, "op": op.opcode, "status": MAPPED, "why": ""}
+            caution = rules.CAUTIONS.get(op.opcode)
             note = caution(graph, op) if caution else None
             if note:
                 row["caution"] = note
             rows.append(row)
         else:
-            row = {"index": op.index, "op": op.name, "status": UNMAPPED, "why": why}
+            row = {"index": op.index, "op": op.opcode, "status": UNMAPPED, "why": why}
             rows.append(row)
             first = row
     return _summary(rows, source="pre-check (documented rules)")
@@ -193,16 +194,14 @@ class EdgeTPUExporter(Exporter):
     # (here, or with ONDEVICE_EDGETPU_ALLOW_CPU=1).
     allow_cpu_fallback = False
 
-    def export(self, run, out_dir: Path) -> Path:
-        out_dir = Path(out_dir)
+    sources = ("run", "tflite")
+
+    def precheck_source(self, run) -> dict:
+        """The op-by-op mapping pre-check; a float model, or an op that would fall back to the CPU, is refused here."""
         data = convert_tflite(run)
         name = self.artifact_name(run.name)
-        graph = read_graph(data, name)
-        rep = precheck(graph)
+        rep = precheck(read_graph(data, name))
         allow = self.allow_cpu_fallback or os.environ.get("ONDEVICE_EDGETPU_ALLOW_CPU") == "1"
-        if rep["first_unmapped"] is not None and allow:
-            f = rep["first_unmapped"]
-            log.warn(f"edgetpu: op {f['index']} {f['op']} and everything after it will run on the CPU: {f['why']}")
         if rep["first_unmapped"] is not None and not allow:
             f = rep["first_unmapped"]
             after = sum(1 for r in rep["ops"] if r["status"] == CPU_AFTER)
@@ -211,6 +210,17 @@ class EdgeTPUExporter(Exporter):
                 f"({after} later ops would fall back to the CPU too)",
                 "rewrite that layer in mappable ops (see ondevice/export/edgetpu_rules.py), "
                 "export --target tflite for a CPU-only model, or set ONDEVICE_EDGETPU_ALLOW_CPU=1 to accept the fallback")
+        check_int8_source(data, name, self.name)  # with the fallback allowed, float compute is still refused
+        return rep
+
+    def export(self, run, out_dir: Path) -> Path:
+        out_dir = Path(out_dir)
+        data = convert_tflite(run)
+        name = self.artifact_name(run.name)
+        rep = self.precheck_source(run)
+        if rep["first_unmapped"] is not None:  # allowed: say so
+            f = rep["first_unmapped"]
+            log.warn(f"edgetpu: op {f['index']} {f['op']} and everything after it will run on the CPU: {f['why']}")
         log.info(f"edgetpu: pre-check predicts {sum(rep['mapped'].values())}/{len(rep['ops'])} ops mapped "
                  f"({rep['mapped_fraction']:.0%}); op-by-op report in the manifest (edgetpu_precheck)")
         for c in rep["cautions"]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from ondevice.export.tflite_util import const_values, fused_activation
+
 MAX_NON1_DIMS = 3
 SOFTMAX_MAX_ELEMENTS = 16000
 
@@ -48,33 +50,32 @@ NOT_SUPPORTED_HINTS: dict[str, str] = {
     "SELECT_V2": "not on the Edge TPU op list",
 }
 
-def _fused(op) -> int:
-    return int(getattr(op.options, "fusedActivationFunction", 0) or 0) if op.options is not None else 0
+def _fused(op) -> bool:
+    return fused_activation(op) != "NONE"
 
 
 def _reduce_axes(graph, op) -> Optional[list[int]]:
     if len(op.inputs) < 2:
         return None
-    t = graph.tensors[op.inputs[1]]
-    return t.values
+    return const_values(graph.tensors[op.inputs[1]])
 
 
 def _check_fc(graph, op) -> Optional[str]:
     w = graph.tensors[op.inputs[1]]
-    if not w.constant:
+    if not w.is_const:
         return (f"FULLY_CONNECTED weights {w.name!r} are a variable tensor, not constant "
                 "(q @ k.T lowers to this); write the product as a broadcast MUL + SUM")
     out = graph.tensors[op.outputs[0]]
     if len(out.shape) > 2:
         return f"FULLY_CONNECTED output is rank {len(out.shape)} (keep_num_dims); feed it a 2-D [T, D] input"
-    fmt = getattr(op.options, "weightsFormat", 0) if op.options is not None else 0
+    fmt = op.options.get("weightsFormat", 0)
     if fmt:
         return "FULLY_CONNECTED weights use a shuffled format; only the default format maps"
     return None
 
 
 def _check_no_fused(graph, op) -> Optional[str]:
-    return f"{op.name} has a fused activation; only an unfused one maps" if _fused(op) else None
+    return f"{op.opcode} has a fused activation; only an unfused one maps" if _fused(op) else None
 
 
 def _check_softmax(graph, op) -> Optional[str]:
@@ -89,7 +90,7 @@ def _check_softmax(graph, op) -> Optional[str]:
 
 def _check_strided(graph, op) -> Optional[str]:
     if len(op.inputs) >= 4:
-        s = graph.tensors[op.inputs[3]].values
+        s = const_values(graph.tensors[op.inputs[3]])
         if s is not None and any(int(x) != 1 for x in s):
             return f"STRIDED_SLICE strides {list(s)} are not all 1"
     return None
@@ -98,7 +99,7 @@ def _check_strided(graph, op) -> Optional[str]:
 def _check_concat(graph, op) -> Optional[str]:
     if _fused(op):
         return "CONCATENATION has a fused activation"
-    consts = [graph.tensors[i] for i in op.inputs if graph.tensors[i].constant]
+    consts = [graph.tensors[i] for i in op.inputs if graph.tensors[i].is_const]
     if consts and len(op.inputs) != 2:
         return "CONCATENATION with a constant input must have exactly 2 inputs"
     return None
@@ -110,7 +111,7 @@ def _check_batch_axis(graph, op) -> Optional[str]:
         return None
     rank = len(graph.tensors[op.inputs[0]].shape)
     if any((int(a) % rank if rank else 0) == 0 for a in axes) and rank >= 3:
-        return f"{op.name} reduces along the batch axis (axes {list(axes)})"
+        return f"{op.opcode} reduces along the batch axis (axes {list(axes)})"
     return None
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import normalisation, quantization_record
-from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph
+from ondevice.export.tflite_util import check_int8_source, convert_tflite, with_model_names
 from ondevice.fsutil import atomic_path
 from ondevice.mcu.build import measure_flash
 from ondevice.mcu.library import write_library
@@ -20,17 +20,27 @@ from ondevice.mcu.library import write_library
 @register("mcu", extension="", quant="int8")
 class MCUExporter(Exporter):
     """Generated C for Cortex-M (static arena, const weights), bit-exact with TFLM."""
+    sources = ("run", "tflite")
+
+    def precheck_source(self, run) -> None:
+        """Refuse a float model, or an op the engine cannot lower (named, with its index), before writing anything."""
+        from ondevice.mcu.codegen import generate
+        from ondevice.mcu.reader import read_tflite
+        data = convert_tflite(run)
+        check_int8_source(data, self.artifact_name(run.name), self.name)
+        generate(read_tflite(data, run.name), run.name)  # in memory only
 
     def export(self, run, out_dir: Path) -> Path:
         dest = self.artifact_path(run, out_dir)
         data = convert_tflite(run)
-        check_full_int8(read_graph(data, dest.name), dest.name)
+        check_int8_source(data, dest.name, self.name)
         with atomic_path(dest) as tmp:
             summary = write_library(data, tmp, name=run.name)
             flash = measure_flash(tmp)
+            inputs, outputs = with_model_names(data, dest.name, summary["inputs"], summary["outputs"])
             manifest = build_manifest(
                 tmp, run=run, target=self.name, quant=self.quant,
-                inputs=name_inputs(run, summary["inputs"]), outputs=summary["outputs"], ops=summary["ops"],
+                inputs=name_inputs(run, inputs), outputs=outputs, ops=summary["ops"],
                 delegation={"delegated": summary["ops"], "not_delegated": {},
                             "note": "every op is a generated call into the ondevice int8 kernels"},
                 arena_bytes=summary["arena_bytes"], arena_source="static plan (generated code)",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
-from ondevice.export.tflite_util import check_full_int8, convert_tflite, read_graph, tensor_specs
+from ondevice.export.tflite_util import check_full_int8, convert_tflite, op_counts, read_graph, tensor_specs
 from ondevice.fsutil import atomic_path
 
 # The tflm target's C array carries no TFLite metadata (flash on a microcontroller is precious).
@@ -19,6 +19,8 @@ METADATA_NOTE = ("TFLite metadata not embedded in the C array (it would cost fla
 
 def quantization_record(run) -> dict:
     """What the manifest says about how the int8 numbers were obtained."""
+    if hasattr(run, "quantization"):  # an existing .tflite says it itself
+        return run.quantization
     recipe = getattr(run, "recipe", None) or {}
     return {"method": "PT2E QAT (the run's own converted graph, no re-training, no re-calibration)",
             "quantizer": recipe.get("quantizer", "ondevice-int8"),
@@ -27,6 +29,8 @@ def quantization_record(run) -> dict:
 
 def normalisation(run) -> dict:
     """How raw features become the float input (the app needs it to feed the int8 input)."""
+    if hasattr(run, "normalisation"):
+        return run.normalisation
     recipe = getattr(run, "recipe", None) or {}
     if "inputs" in recipe and not recipe.get("frontend"):
         return {"feature": "none: the model's own float tensors, as given to forward()",
@@ -70,7 +74,7 @@ def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, *
     check_full_int8(graph, dest.name)
     inputs, outputs = tensor_specs(data, dest.name)
     inputs = name_inputs(run, inputs)
-    ops = graph.op_counts()
+    ops = op_counts(graph)
     info = metadata_info(run, inputs, outputs)
     data = embed(data, info)
     meta = {"embedded": METADATA_NAME, "schema": "tflite-support metadata_schema.fbs 1.0 (M001)",
@@ -90,6 +94,7 @@ def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, *
 @register("tflite", extension=".tflite", quant="int8")
 class TFLiteExporter(Exporter):
     """Fully int8 TFLite flatbuffer for LiteRT on Android/iOS/Linux."""
+    sources = ("run", "tflite")
 
     def export(self, run, out_dir: Path) -> Path:
         return write_tflite_artifact(self, run, Path(out_dir), convert_tflite(run))

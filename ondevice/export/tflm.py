@@ -13,7 +13,8 @@ from ondevice.errors import UnsupportedOpError
 from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import METADATA_NOTE, normalisation, quantization_record
-from ondevice.export.tflite_util import check_full_int8, convert_tflite, example_int8, read_graph
+from ondevice.export.tflite_util import (check_int8_source, convert_tflite, example_int8, op_counts, read_graph,
+                                         with_model_names)
 from ondevice.fsutil import atomic_path
 
 # Host pointers are 8 bytes, an MCU's 4, so the host-measured arena is an upper bound; the margin covers
@@ -99,31 +100,45 @@ inline TfLiteStatus Register{ident.capitalize()}Ops({ident.capitalize()}OpResolv
 
 
 def measure_arena(data: bytes, name: str, run) -> tuple[int, list, list]:
-    """Load in the tflite-micro interpreter, invoke once on the example input, read the arena total."""
+    """Load in the tflite-micro interpreter, invoke once (on the run's example input when it has one), read the
+    arena total. The total does not depend on the values, so an existing .tflite is invoked on zeros."""
+    import numpy as np
+
     from ondevice.runtimes.tflm import TFLMModel
     m = TFLMModel(data, name)
-    m.run([example_int8(run, s, k) for k, s in enumerate(m.inputs)])
+    xs = [s.quantize(np.zeros(s.shape)) for s in m.inputs]
+    if hasattr(run, "example_input"):
+        xs = [example_int8(run, s, k) for k, s in enumerate(m.inputs)]
+    m.run(xs)
     return m.arena_bytes(), name_inputs(run, m.inputs), m.outputs
 
 
 @register("tflm", extension="", quant="int8")
 class TFLMExporter(Exporter):
     """TFLite Micro C sources: model array, exact op resolver, measured arena size."""
+    sources = ("run", "tflite")
 
-    def export(self, run, out_dir: Path) -> Path:
-        dest = self.artifact_path(run, out_dir)
+    def precheck_source(self, run) -> dict[str, int]:
+        """Refuse a float model, ops TFLM lacks and custom ops, before anything is written; returns the op counts."""
         data = convert_tflite(run)
-        graph = read_graph(data, dest.name)
-        check_full_int8(graph, dest.name)
-        counts = graph.op_counts()
+        name = self.artifact_name(run.name)
+        check_int8_source(data, name, self.name)
+        counts = op_counts(read_graph(data, name))
         missing = sorted(set(counts) & _TFLM_MISSING)
         if missing:
             raise UnsupportedOpError(f"TFLM has no kernel for {', '.join(missing)}",
                                      "replace these ops (e.g. index with a one-hot FC instead of a gather+select)")
+        for op in counts:
+            resolver_method(op)  # raises for custom ops
+        return counts
+
+    def export(self, run, out_dir: Path) -> Path:
+        dest = self.artifact_path(run, out_dir)
+        data = convert_tflite(run)
+        counts = self.precheck_source(run)
         ops = sorted(counts)
-        for op in ops:
-            resolver_method(op)  # raises for custom ops before anything is written
         arena, inputs, outputs = measure_arena(data, dest.name, run)
+        inputs, outputs = with_model_names(data, dest.name, inputs, outputs)
         files = render_sources(run.name, data, ops, arena)
         with atomic_path(dest) as tmp:
             tmp.mkdir()

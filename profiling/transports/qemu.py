@@ -228,7 +228,11 @@ class QemuTransport(SocketStream):
         artifacts/<model>_mcu_int8`` works without a separate ``ondevice flash``.
         """
         _, _, q = split_url(url)
-        if "elf" in q or "artifact" in q or not Path(artifact).is_dir():
+        if "elf" in q or "artifact" in q:
+            return url
+        from ondevice.source import mcu_artifact
+        artifact = mcu_artifact(artifact)  # a .tflite: its mcu build, made on the fly and cached
+        if not Path(artifact).is_dir():
             return url
         return url + ("&" if "?" in url else "?") + "artifact=" + quote(str(Path(artifact).resolve()))
 

@@ -2,7 +2,8 @@
 
 Query options: ``process=1`` runs the agent in its own Python process (its peak RAM is then its own; default
 in a thread, which starts instantly), ``window=N``, ``max_payload=N``, ``max_runs=N`` (thread mode),
-``pace=BYTES_PER_S`` (emulate a UART's line rate).
+``pace=BYTES_PER_S`` (emulate a UART's line rate), ``artifact=FOLDER`` (an export folder, tflm or mcu, served as
+the agent's built-in model, as firmware built with it would be; the profiler adds it for a folder).
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from urllib.parse import quote
 
 from ondevice.errors import ConfigError, TransportError
 from ondevice.profiling.transports import TRANSPORTS, split_url
@@ -40,24 +43,27 @@ class SimTransport(SocketStream):
         max_runs = int(q.get("max_runs", 10000))
         max_payload = int(q.get("max_payload", 512))
         pace = float(q["pace"]) if "pace" in q else None
+        builtin = q.get("artifact")
         if q.get("process", "0") in ("1", "true", "yes"):
-            return cls._spawn(url, runtime, window, max_payload, pace)
+            return cls._spawn(url, runtime, window, max_payload, pace, builtin)
         from ondevice.profiling.sim_agent import SimAgent, serve_socket
         ls = socket.socket()
         ls.bind(("127.0.0.1", 0))
         ls.listen(1)
         port = ls.getsockname()[1]
-        agent = SimAgent(runtime, max_payload=max_payload, rx_window=window, max_runs=max_runs)
+        agent = SimAgent(runtime, max_payload=max_payload, rx_window=window, max_runs=max_runs, builtin=builtin)
         t = threading.Thread(target=serve_socket, args=(agent, ls, pace), name=f"sim-agent-{runtime}", daemon=True)
         t.start()
         return cls(cls.connect("127.0.0.1", port, url), url, agent=agent, thread=t)
 
     @classmethod
-    def _spawn(cls, url, runtime, window, max_payload, pace) -> "SimTransport":
+    def _spawn(cls, url, runtime, window, max_payload, pace, builtin=None) -> "SimTransport":
         cmd = [sys.executable, "-m", "ondevice.profiling.sim_agent", "--runtime", runtime, "--port", "0",
                "--window", str(window), "--max-payload", str(max_payload)]
         if pace:
             cmd += ["--pace", str(pace)]
+        if builtin:
+            cmd += ["--builtin", builtin]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         if not line.startswith("PORT "):
@@ -67,6 +73,19 @@ class SimTransport(SocketStream):
                                  "run `python -m ondevice.profiling.sim_agent --runtime ...` to see why")
         port = int(line.split()[1])
         return cls(cls.connect("127.0.0.1", port, url), url, proc=proc)
+
+    @classmethod
+    def url_for_artifact(cls, url: str, artifact) -> str:
+        """An export folder (tflm, mcu) becomes the agent's built-in model; files are uploaded as before."""
+        _, runtime, q = split_url(url)
+        if "artifact" in q:
+            return url
+        if runtime.strip("/") == "mcu-host":  # generated C only: a .tflite runs as its cached mcu build
+            from ondevice.source import mcu_artifact
+            artifact = mcu_artifact(artifact)
+        if not Path(str(artifact)).is_dir():
+            return url
+        return url + ("&" if "?" in url else "?") + "artifact=" + quote(str(Path(str(artifact)).resolve()))
 
     def reset_device(self) -> None:
         """Make the agent reboot as a real device would (used by ``fault://...?reset_after=``)."""

@@ -49,18 +49,12 @@ def convert_int8(fn) -> bytes:
 
 
 def op_dtypes(buf: bytes) -> dict[str, set[str]]:
-    """builtin name -> dtypes of its tensors, straight from the flatbuffer."""
-    from ai_edge_litert import schema_py_generated as s
-    names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
-    types = {v: k.lower() for k, v in vars(s.TensorType).items() if not k.startswith("_")}
-    m = s.ModelT.InitFromPackedBuf(buf, 0)
+    """builtin name -> dtypes of its tensors, straight from the flatbuffer (the project's one reader)."""
+    from ondevice.mcu.reader import read_tflite
+    g = read_tflite(buf)
     out: dict[str, set[str]] = {}
-    for sg in m.subgraphs:
-        for op in sg.operators:
-            oc = m.operatorCodes[op.opcodeIndex]
-            name = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?")
-            out.setdefault(name, set()).update(types[sg.tensors[i].type] for i in list(op.inputs) + list(op.outputs)
-                                               if i >= 0)
+    for op in g.ops:
+        out.setdefault(op.opcode, set()).update(g.tensors[i].dtype for i in op.inputs + op.outputs if i >= 0)
     return out
 
 
