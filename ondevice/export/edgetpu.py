@@ -218,6 +218,7 @@ class EdgeTPUExporter(Exporter):
         data = convert_tflite(run)
         name = self.artifact_name(run.name)
         rep = self.precheck_source(run)
+        allow = self.allow_cpu_fallback or os.environ.get("ONDEVICE_EDGETPU_ALLOW_CPU") == "1"
         if rep["first_unmapped"] is not None:  # allowed: say so
             f = rep["first_unmapped"]
             log.warn(f"edgetpu: op {f['index']} {f['op']} and everything after it will run on the CPU: {f['why']}")
