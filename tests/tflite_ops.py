@@ -105,6 +105,31 @@ class OpCase(Case):
             st = self.b.tensor([len(sizes)], "int32", data=np.asarray(sizes, np.int32))
             self.b.op("SPLIT_V", [x, st, at], outs, options("SplitVOptions", numSplits=len(sizes)))
 
+    def reduce_max(self, shape, axes, keep_dims):
+        x = self.act_in(shape)
+        s, zp = self.qparams(x)
+        rank = len(shape)
+        ax = sorted({a % rank for a in axes})
+        out = [1 if d in ax else n for d, n in enumerate(shape)] if keep_dims else \
+            [n for d, n in enumerate(shape) if d not in ax]
+        y = self.act_out(out, s, zp)
+        at = self.b.tensor([len(axes)], "int32", data=np.asarray(axes, np.int32))
+        self.b.op("REDUCE_MAX", [x, at], [y], options("ReducerOptions", keepDims=keep_dims))
+
+    def pack(self, shape, n, axis):
+        s, zp = 0.04, -7
+        xs = [self.act_in(shape, scale=s, zp=zp) for _ in range(n)]
+        out = list(shape)
+        out.insert(axis, n)
+        y = self.act_out(out, s, zp)
+        self.b.op("PACK", xs, [y], options("PackOptions", valuesCount=n, axis=axis))
+
+    def unpack(self, shape, axis):
+        x = self.act_in(shape)
+        s, zp = self.qparams(x)
+        outs = [self.act_out([d for k, d in enumerate(shape) if k != axis], s, zp) for _ in range(shape[axis])]
+        self.b.op("UNPACK", [x], outs, options("UnpackOptions", num=shape[axis], axis=axis))
+
     def squeeze(self, shape, dims):
         """x -> RELU -> SQUEEZE -> RELU, so the squeeze sits between two kernels (an alias)."""
         x = self.act_in(shape)

@@ -50,6 +50,9 @@ typedef struct {
 
 od_status_t od_batch_matmul_s8(const od_batch_matmul_params_t *p, const int8_t *lhs, const int8_t *rhs, int8_t *out);
 
+/* REDUCE_MAX over any axes (od_reduce_params_t: only in_shape, out_strides and num_outputs are used). */
+od_status_t od_reduce_max_s8(const od_reduce_params_t *p, const int8_t *in, int8_t *out);
+
 /* TRANSPOSE_CONV (NHWC input, OHWI filter, per-channel): each output gathers the input taps that TFLM's
  * scatter would add into it (integer sums, so the order does not matter). */
 typedef struct {

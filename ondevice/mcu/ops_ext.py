@@ -258,3 +258,63 @@ def _transpose_conv(e: Emitter, op: Op) -> Lowered:
     bias = e.const(b) if b >= 0 else "NULL"
     return Lowered(f"od_transpose_conv_s8(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})",
                    macs=n * ih * iw * ic * kh * kw * oc)
+
+
+def _same_quant(e: Emitter, ref: int, idxs) -> None:
+    for i in idxs:
+        if e.t(i).qparams() != e.t(ref).qparams():
+            raise Unsupported("tensors quantized differently (TFLM copies bytes)")
+
+
+@lowering("PACK")
+def _pack(e: Emitter, op: Op) -> Lowered:
+    """PACK of activations: a CONCATENATION along the new axis (each input is one row block)."""
+    o = op.outputs[0]
+    e.require_int8(op, o, *op.inputs)
+    _same_quant(e, o, op.inputs)
+    to = e.t(o)
+    axis = int(op.options.get("axis", 0)) % len(to.shape)
+    outer = int(np.prod(to.shape[:axis]))
+    row = int(np.prod(to.shape[axis + 1:]))
+    calls = [f"od_copy_rows_s8({e.act(i)}, {e.act(o)} + {k * row}, {outer}, {row}, {row * len(op.inputs)})"
+             for k, i in enumerate(op.inputs)]
+    fn = f"od_pack{op.index}"
+    body = "".join(f"    if ((st = {c}) != OD_OK) return st;\n" for c in calls)
+    e.consts.append(f"static od_status_t {fn}(void) {{\n    od_status_t st;\n{body}    return OD_OK;\n}}")
+    return Lowered(f"{fn}()")
+
+
+@lowering("UNPACK")
+def _unpack(e: Emitter, op: Op) -> Lowered:
+    """UNPACK: a SPLIT into size-1 slices whose axis is then dropped (same bytes)."""
+    i = op.inputs[0]
+    e.require_int8(op, i, *op.outputs)
+    _same_quant(e, i, op.outputs)
+    ti = e.t(i)
+    axis = int(op.options.get("axis", 0)) % len(ti.shape)
+    st = codegen._strides(ti.shape)
+    shape = [d for k, d in enumerate(ti.shape) if k != axis]
+    strides = [s for k, s in enumerate(st) if k != axis]
+    return _copy_group(e, op, [(i, o, shape, strides, k * st[axis]) for k, o in enumerate(op.outputs)])
+
+
+@lowering("REDUCE_MAX")
+def _reduce_max(e: Emitter, op: Op) -> Lowered:
+    i, ax = op.inputs[:2]
+    o = op.outputs[0]
+    e.require_int8(op, i, o)
+    _same_quant(e, i, [o])
+    if not e.t(ax).is_const:
+        raise Unsupported("reduction axes must be constant")
+    ti = e.t(i)
+    rank = len(ti.shape)
+    red = {int(a) % rank + 5 - rank for a in np.asarray(e.t(ax).data).reshape(-1)}
+    in5 = codegen._ext5(ti.shape)
+    kept = [d for d in range(5) if d not in red]
+    out_strides = [0] * 5
+    for d, st in zip(kept, codegen._strides([in5[d] for d in kept])):
+        out_strides[d] = st
+    p = e.struct("od_reduce_params_t", f"od_p{op.index}", dict(
+        in_shape=in5, out_strides=out_strides, num_outputs=e.t(o).size, num_reduced=ti.size // max(1, e.t(o).size),
+        in_zp=0, out_zp=0, mult=0, shift=0))
+    return Lowered(f"od_reduce_max_s8(&{p}, {e.act(i)}, {e.act(o)})")
