@@ -221,6 +221,7 @@ class EdgeTPUExporter(Exporter):
         delegation = {"mapped": rep["mapped"], "unmapped": rep["unmapped"],
                       "mapped_fraction": rep["mapped_fraction"], "first_unmapped": rep["first_unmapped"]}
         return write_tflite_artifact(
-            self, run, out_dir, data, check=lambda g, n: check_int8_source(data, n, self.name), delegation=delegation, edgetpu_precheck=rep,
+            self, run, out_dir, data, check=lambda g, n: check_int8_source(data, n, self.name),
+            delegation=delegation, edgetpu_precheck=rep,
             edgetpu_compiler=compiler_rep if compiler_rep is not None else "not run: edgetpu_compiler not on PATH",
             edgetpu_compiled_model=compiled_name)

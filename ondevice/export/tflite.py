@@ -38,13 +38,11 @@ def normalisation(run) -> dict:
         return {"feature": "uint16 log-mel from ondevice.features", "float_input": "ondevice.features.to_model_input"}
 
 
-def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, check=check_full_int8,
-                          **extra) -> Path:
-    """Write ``data`` as this exporter's artifact and its manifest (shared by tflite and edgetpu); ``check(graph,
-    name)`` refuses what the target cannot take (default: anything but a fully int8 graph with int8 I/O)."""
+def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, check=check_full_int8, **extra) -> Path:
+    """Write ``data`` as this exporter's artifact and its manifest (shared by tflite and edgetpu)."""
     dest = exporter.artifact_path(run, out_dir)
     graph = read_graph(data, dest.name)
-    check(graph, dest.name)
+    check(graph, dest.name)  # the target's refusal: by default anything but fully int8 with int8 I/O
     inputs, outputs = tensor_specs(data, dest.name)
     ops = op_counts(graph)
     with atomic_path(dest) as tmp:
