@@ -173,7 +173,7 @@ def input_range(spec: TensorSpec, qparams: tuple[float, int] | None = None) -> t
 def random_inputs(src: ModelSource, n: int, seed: int = 0) -> list[list[np.ndarray]]:
     """``n`` deterministic input vectors, each input uniform over its quantized range, in its own dtype."""
     rng = np.random.default_rng(seed)
-    qp = getattr(src, "_input_qparams", None) or input_qparams(src)
+    qp = input_qparams(src)
     vecs = []
     for _ in range(n):
         vec = []

@@ -21,7 +21,7 @@ from ondevice import log
 from ondevice.errors import ConfigError, DataError, OndeviceError, VerifyError
 from ondevice.export.manifest import find_artifacts, read_manifest, versions
 from ondevice.fsutil import write_json_atomic
-from ondevice.source import ModelSource, input_qparams, is_file_source, random_inputs, resolve_model
+from ondevice.source import ModelSource, is_file_source, random_inputs, resolve_model
 
 RANDOM_N = int(os.environ.get("ONDEVICE_VERIFY_RANDOM_N", "64"))
 RANDOM_SEED = 0
@@ -59,13 +59,12 @@ def read_npz_folder(folder: Path, src: ModelSource) -> tuple[list[list[np.ndarra
     if not files:
         raise DataError(f"--data {folder} holds no .npz files",
                         hint="one .npz per sample: one array per model input, named after it, plus `label`")
-    qps = input_qparams(src)
     vecs, labels = [], []
     for f in files:
         with np.load(f) as z:
             arrays = {k: z[k] for k in z.files}
         vec = []
-        for spec, qp in zip(src.inputs, qps):
+        for spec in src.inputs:
             a = arrays.get(spec.name)
             if a is None and len(src.inputs) == 1 and len([k for k in arrays if k != "label"]) == 1:
                 a = next(v for k, v in arrays.items() if k != "label")  # one input, one array: no doubt which
@@ -75,34 +74,34 @@ def read_npz_folder(folder: Path, src: ModelSource) -> tuple[list[list[np.ndarra
             if a.size != int(np.prod(spec.shape)):
                 raise DataError(f"{f.name}: {spec.name} has shape {list(a.shape)}, the model takes {spec.shape}",
                                 hint="one sample per file, shaped like the input (the batch dimension may be left out)")
-            vec.append(_as_input(a.reshape(spec.shape), spec, qp))
+            vec.append(_as_input(a.reshape(spec.shape), spec))
         vecs.append(vec)
         labels.append(int(arrays["label"]) if "label" in arrays and arrays["label"].size == 1 else None)
     y = np.asarray(labels, np.int64) if all(v is not None for v in labels) else None
     return vecs, y
 
 
-def _as_input(a: np.ndarray, spec, qp) -> np.ndarray:
+def _as_input(a: np.ndarray, spec) -> np.ndarray:
     """A data array in the input's dtype: float data for an int8 input is quantized with the input's parameters."""
     if np.issubdtype(np.dtype(spec.dtype), np.integer) and np.issubdtype(a.dtype, np.floating):
         return spec.quantize(a)
     return a.astype(spec.dtype)
 
 
-def _float_of(x: np.ndarray, spec, qp) -> np.ndarray:
+def _float_of(x: np.ndarray, spec) -> np.ndarray:
     if spec.scale is not None:
         return spec.dequantize(x)
     return np.asarray(x, np.float32)
 
 
-def _to_artifact(vec, src: ModelSource, qps, specs) -> list[np.ndarray]:
+def _to_artifact(vec, src: ModelSource, specs) -> list[np.ndarray]:
     """One source input vector as an artifact's inputs (the same values; re-typed if the artifact's I/O differs)."""
     out = []
-    for x, s_src, qp, s_art in zip(vec, src.inputs, qps, specs):
+    for x, s_src, s_art in zip(vec, src.inputs, specs):
         if np.dtype(s_art.dtype) == np.asarray(x).dtype:
             out.append(x)
         else:
-            f = _float_of(x, s_src, qp)
+            f = _float_of(x, s_src)
             out.append(s_art.quantize(f) if s_art.scale is not None else f.astype(s_art.dtype))
     return out
 
@@ -124,11 +123,11 @@ def output_steps(src: ModelSource) -> list[float | None]:
     return steps
 
 
-def _run_all(model, vecs, src, qps) -> list[np.ndarray]:
+def _run_all(model, vecs, src) -> list[np.ndarray]:
     """Outputs of ``model`` on every vector, dequantized to float, stacked per output: [N, ...]."""
     per = [[] for _ in model.outputs]
     for vec in vecs:
-        raw = model.run(_to_artifact(vec, src, qps, model.inputs))
+        raw = model.run(_to_artifact(vec, src, model.inputs))
         for k, (spec, y) in enumerate(zip(model.outputs, raw)):
             per[k].append(spec.dequantize(y).reshape(-1))
     return [np.stack(p) for p in per]
@@ -196,7 +195,7 @@ def _artifacts(target: Path, src: ModelSource, problems: dict) -> dict[Path, dic
     return out
 
 
-def _check(p: Path, m: dict, src, vecs, y, ref_outs, steps, qps) -> dict:
+def _check(p: Path, m: dict, src, vecs, y, ref_outs, steps) -> dict:
     from ondevice.runtimes.base import get_runtime
     rt_name = RUNTIME_OF.get(m["target"])
     entry: dict = {"target": m["target"], "artifact": p.name, "runtime": rt_name}
@@ -208,7 +207,7 @@ def _check(p: Path, m: dict, src, vecs, y, ref_outs, steps, qps) -> dict:
     if not ok:
         entry["ran"] = why
         return entry
-    outs = _run_all(rt.load(p), vecs, src, qps)
+    outs = _run_all(rt.load(p), vecs, src)
     entry.update(ran=True, n=len(vecs), **compare(outs, ref_outs, steps, y))
     if p == src.path and rt_name == _REFERENCE_RUNTIME[src.kind]:  # the reference itself: it must repeat exactly
         entry["deterministic"] = entry["max_abs_diff"] == 0.0
@@ -221,7 +220,7 @@ def verify_source(artifacts, spec, data=None, out=None) -> dict:
     """Check every artifact in ``artifacts`` (or the model file itself) against ``spec`` (.tflite/.pte) on its own
     runtime; writes ``verify_report.json`` and returns it. Raises VerifyError after writing when one fails."""
     from ondevice.export.api import one_thread
-    from ondevice.verify import QEMU_VECTORS, _mcu_entries  # noqa: F401  the same mcu bit-exact entries
+    from ondevice.verify import _mcu_entries  # the same mcu bit-exact entries (host build and QEMU)
     src = resolve_model(spec)
     target = Path(artifacts)
     problems: dict = {}
@@ -232,9 +231,8 @@ def verify_source(artifacts, spec, data=None, out=None) -> dict:
             raise ConfigError(f"artifacts are of model(s) {sorted(names)}, not of {src.path.name} ({src.name!r})",
                               "pass the .tflite they were exported from with --model")
         vecs, y, desc = _inputs(src, data)
-        qps = input_qparams(src)
         ref = _reference(src)
-        ref_outs = _run_all(ref, vecs, src, qps)
+        ref_outs = _run_all(ref, vecs, src)
         steps = output_steps(src)
         report: dict = {"model": src.name, "source_model": str(src.path), "source_kind": src.kind, "data": desc,
                         "reference": {"what": src.reference},
@@ -246,7 +244,7 @@ def verify_source(artifacts, spec, data=None, out=None) -> dict:
         for p, m in arts.items():
             key = m["target"] if m["target"] not in report["targets"] else f"{m['target']}:{p.name}"
             try:
-                report["targets"][key] = _check(p, m, src, vecs, y, ref_outs, steps, qps)
+                report["targets"][key] = _check(p, m, src, vecs, y, ref_outs, steps)
             except OndeviceError as e:
                 problems[p.name] = str(e)
                 report["targets"][key] = {"target": m["target"], "artifact": p.name, "ran": f"failed: {e.message}"}

@@ -137,6 +137,19 @@ def test_tflm_export_uses_the_file_as_it_is_and_measures_the_arena(zoo, tmp_path
     assert "#define DS_CNN_TENSOR_ARENA_SIZE" in (dest / "model_data.h").read_text()
 
 
+def test_edgetpu_keeps_a_float_models_edge_converters_on_the_cpu(zoo, tmp_path):
+    from ondevice.export import edgetpu as etpu
+    from ondevice.export.api import export
+    from ondevice.export.manifest import read_manifest
+    src = zoo("ds_cnn")
+    from ondevice.export.tflite_util import op_counts, read_graph
+    dest = export(src, ["edgetpu"], tmp_path)["edgetpu"]
+    assert op_counts(read_graph(dest.read_bytes())) == op_counts(read_graph(src.read_bytes()))  # the graph as given
+    rep = read_manifest(dest)["edgetpu_precheck"]
+    assert [r["status"] for r in rep["ops"]][0] == [r["status"] for r in rep["ops"]][-1] == etpu.CPU_EDGE
+    assert rep["first_unmapped"] is None and rep["mapped"]["CONV_2D"] == 3
+
+
 # --------------------------------------------------------------------------------------------------- verify
 def _npz_folder(src, folder: Path, n: int) -> Path:
     folder.mkdir()

@@ -23,6 +23,16 @@ from ondevice.export.tflite_util import check_int8_source, convert_tflite, read_
 from ondevice.mcu.reader import Graph
 
 MAPPED, UNMAPPED, CPU_AFTER = "mapped", "unmapped", "cpu (after first unmapped op)"
+CPU_EDGE = "cpu (float I/O edge)"
+
+
+def _float_edge(graph: Graph, op) -> bool:
+    """A float model input's QUANTIZE or a float output's DEQUANTIZE: the compiler leaves these on the CPU and maps
+    the int8 graph between them (its logs list them as CPU ops beside a mapped body)."""
+    if op.opcode == "QUANTIZE":
+        return op.inputs[0] in graph.inputs and graph.tensors[op.inputs[0]].dtype == "float32"
+    return op.opcode == "DEQUANTIZE" and op.outputs[0] in graph.outputs
+
 
 
 def _tname(t) -> str:
@@ -56,6 +66,10 @@ def precheck(graph: Graph) -> dict:
         if first is not None:
             rows.append({"index": op.index, "op": op.opcode, "status": CPU_AFTER,
                          "why": f"after op {first['index']} {first['op']}, the rest of the graph runs on the CPU"})
+            continue
+        if _float_edge(graph, op):
+            rows.append({"index": op.index, "op": op.opcode, "status": CPU_EDGE,
+                         "why": "float input/output conversion at the graph edge stays on the CPU"})
             continue
         why = None
         if op.opcode not in rules.SUPPORTED_OPS:
@@ -248,6 +262,7 @@ class EdgeTPUExporter(Exporter):
                       "mapped_fraction": final["mapped_fraction"], "first_unmapped": final["first_unmapped"],
                       "source": final["source"]}
         return write_tflite_artifact(
-            self, run, out_dir, data, delegation=delegation, edgetpu_precheck=rep,
+            self, run, out_dir, data, check=lambda g, n: check_int8_source(data, n, self.name),
+            delegation=delegation, edgetpu_precheck=rep,
             edgetpu_compiler=compiler_rep if compiler_rep is not None else "not run: edgetpu_compiler not on PATH",
             edgetpu_compiled_model=compiled_name)

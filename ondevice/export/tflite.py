@@ -46,32 +46,35 @@ def metadata_info(run, inputs, outputs):
     """The TFLite metadata of this run's model: name, version, labels, input normalisation, I/O quantization."""
     from ondevice import __version__
     from ondevice.export.tflite_metadata import LABELS_FILE, ModelInfo, TensorInfo
-    try:
+    labels = list(getattr(run, "labels", None) or [])
+    audio = "log-mel" in str(normalisation(run).get("feature", ""))
+    mean = std = None
+    if audio:
         from ondevice.features import FEATURE_SCALE
         mean, std = [0.0], [1.0 / FEATURE_SCALE]  # float input = (feature - 0) / std
-    except ImportError:
-        mean = std = None
+    what = "log-mel features from ondevice.features" if audio else "the model's own input tensor"
 
     def q(spec) -> str:
         return (f"{spec.dtype}, scale {spec.scale:.9g}, zero point {spec.zero_point}" if spec.scale is not None
                 else spec.dtype)
 
-    ins = [TensorInfo(sp.name, f"log-mel features from ondevice.features; {q(sp)}", sp.scale, sp.zero_point,
-                      sp.dtype, mean, std) for sp in inputs]
-    outs = [TensorInfo(sp.name, f"class scores ({', '.join(run.labels)}); {q(sp)}", sp.scale, sp.zero_point,
-                       sp.dtype, labels_file=LABELS_FILE if k == 0 else None) for k, sp in enumerate(outputs)]
+    ins = [TensorInfo(sp.name, f"{what}; {q(sp)}", sp.scale, sp.zero_point, sp.dtype, mean, std) for sp in inputs]
+    outs = [TensorInfo(sp.name, f"class scores ({', '.join(labels)}); {q(sp)}" if labels else f"output; {q(sp)}",
+                       sp.scale, sp.zero_point, sp.dtype, labels_file=LABELS_FILE if k == 0 and labels else None)
+            for k, sp in enumerate(outputs)]
     return ModelInfo(name=run.name, version=f"ondevice {__version__}", inputs=ins, outputs=outs,
-                     description=f"{run.name}: int8 QAT model exported by ondevice ({len(run.labels)} classes)",
-                     files={LABELS_FILE: ("\n".join(run.labels) + "\n").encode()})
+                     description=f"{run.name}: int8 model exported by ondevice" + (f" ({len(labels)} classes)" if labels else ""),
+                     files={LABELS_FILE: ("\n".join(labels) + "\n").encode()} if labels else {})
 
 
-def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, **extra) -> Path:
+def write_tflite_artifact(exporter: Exporter, run, out_dir: Path, data: bytes, check=check_full_int8,
+                          **extra) -> Path:
     """Write ``data`` as this exporter's artifact, with TFLite metadata embedded, and its manifest (shared by tflite
     and edgetpu)."""
     from ondevice.export.tflite_metadata import METADATA_NAME, embed
     dest = exporter.artifact_path(run, out_dir)
     graph = read_graph(data, dest.name)
-    check_full_int8(graph, dest.name)
+    check(graph, dest.name)  # the target's refusal: by default anything but fully int8 with int8 I/O
     inputs, outputs = tensor_specs(data, dest.name)
     inputs = name_inputs(run, inputs)
     ops = op_counts(graph)
