@@ -316,9 +316,12 @@ cp "$model" "$out/${{base}}_edgetpu.tflite"
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
     run.__dict__.setdefault("_ondevice_export_cache", {})["tflite"] = exported["tflite"].read_bytes()
-    path = get_exporter("edgetpu").export(run, tmp_path / "out")
+    exp = get_exporter("edgetpu")
+    exp.allow_cpu_fallback = True  # the sample log puts 3 ops on the CPU: refused unless allowed (issue 13)
+    path = exp.export(run, tmp_path / "out")
     m = read_manifest(path, check_sha=True)
     rep = m["edgetpu_compiler"]
+    assert m["delegation"]["source"] == "edgetpu_compiler" and rep["cpu_ops"]["BATCH_MATMUL"] == 1
     assert rep["compiler_version"] == "16.0.384591198" and rep["returncode"] == 0
     assert m["edgetpu_compiled_model"] == "tiny_edgetpu_int8_edgetpu.tflite"
     assert (tmp_path / "out" / m["edgetpu_compiled_model"]).is_file()

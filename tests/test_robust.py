@@ -151,6 +151,9 @@ def test_truncated_wav_fails_check_and_is_never_trained_on(tmp_path):
         check_dataset(d)
     with pytest.raises(DataError, match="truncated WAV"):
         load_split(d, "train")
+    _write_wav(wav, n=0)
+    with pytest.raises(DataError, match=r"row 3 \(clips/1.wav\): empty WAV"):
+        check_dataset(d)
 
 
 def test_wav_rate_and_channels_are_both_reported(tmp_path):

@@ -123,7 +123,9 @@ def read_wav(folder: Path, row: Row) -> np.ndarray:
     if any(wrong):
         raise DataError(f"{row.where()}: " + "; ".join(w for w in wrong if w),
                         hint="convert with: sox in.wav -r 16000 -c 1 -b 16 -e signed-integer out.wav")
-    if len(raw) < n * ch * width or n == 0:  # the header promises more audio than the file holds
+    if n == 0:
+        raise DataError(f"{row.where()}: empty WAV (no samples)", hint="re-record or drop the row")
+    if len(raw) < n * ch * width:  # the header promises more audio than the file holds
         raise DataError(f"{row.where()}: truncated WAV ({len(raw) // 2} of {n} samples present)",
                         hint="the file was cut short (copy or download interrupted); restore or re-record it")
     x = np.frombuffer(raw, dtype="<i2")
