@@ -66,16 +66,16 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
     if verbose or folder is None or (not create and not os.path.isdir(folder)):
         yield None
         return
+    import tempfile
     import time
     from pathlib import Path
     path = Path(folder) / LOG_NAME
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        logf = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
-    except OSError:  # --out is a file or under one: the command's own --out check names it, before any work
-        yield None
-        return
+    existed = path.parent.is_dir()
+    # collected beside, then moved in: a command refused before any work must leave --out as it found it
+    logf = tempfile.NamedTemporaryFile("w", prefix=f"ondevice-{command or 'cmd'}-", suffix=".log", delete=False,
+                                       buffering=1, encoding="utf-8", errors="replace")
     logf.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ondevice {command}\n")
+    ok = False
     real_py, is_fd2 = sys.stderr, _stderr_is_fd2()
     if is_fd2:
         real_py.flush()
@@ -91,6 +91,7 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
     console.file = ours
     try:
         yield path
+        ok = True
     finally:
         try:
             sys.stderr.flush()
@@ -103,6 +104,19 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
         if ours is not real_py:
             ours.close()
         logf.close()
+        _keep_log(Path(logf.name), path, ok or existed)
+
+
+def _keep_log(tmp, path, into_folder: bool) -> None:
+    """Append the collected log to ``path`` when the command finished (or its folder was already there); after an
+    early failure it stays in the temp folder rather than creating --out."""
+    try:
+        if into_folder and path.parent.is_dir():
+            with open(path, "ab") as dst:
+                dst.write(tmp.read_bytes())
+            tmp.unlink()
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager

@@ -250,7 +250,8 @@ def verify_source(artifacts, spec, data=None, out=None) -> dict:
                 report["targets"][key] = {"target": m["target"], "artifact": p.name, "ran": f"failed: {e.message}"}
         for p, m in arts.items():
             if m["target"] == "mcu" and p.is_dir():
-                _mcu_entries(report["targets"], p, vecs, problems)
+                per_input = tuple(np.stack([np.asarray(v[i]) for v in vecs]) for i in range(len(vecs[0])))
+                _mcu_entries(report["targets"], p, per_input, problems)  # one [N, ...] array per input
     if problems:
         report["problems"] = problems
     dest = Path(out) if out is not None else (target if target.is_dir() else target.parent)
