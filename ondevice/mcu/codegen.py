@@ -214,8 +214,13 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
         if depthwise:
             p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
-            fn = "od_depthwise_conv2d_s8_inplace_padded" if uses_dw_padded(e.g, op) else "od_depthwise_conv2d_s8_inplace"
+            fn = "od_depthwise_conv2d_s8_inplace_padded" if _dw_inplace_padded(e.g, op) else "od_depthwise_conv2d_s8_inplace"
             return Lowered(f"{fn}(&{p}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
+        if uses_im2col(e.g, op):  # the im2col kernel reads a pixel pair before its outputs land: in == out
+            p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
+            w = e.reordered_const(f"od_wr{op.index}", im2col_filter(tf.data))
+            return Lowered(f"od_conv2d_s8_im2col(&{p}, {e.act(o)}, {w}, {bias}, {m}, {s}, {e.act(o)}, "
+                           f"(int16_t *){tmp})", macs=macs)
         # A 1x1 stride-1 conv is a matmul over pixels: run it as in-place FULLY_CONNECTED rows.
         fc = e.struct("od_fc_params_t", f"od_q{op.index}", dict(
             batches=n * oh * ow, in_depth=ic, out_depth=oc, input_offset=-in_zp, filter_offset=0,
@@ -252,6 +257,14 @@ def uses_dw_padded(g: Graph, op: Op) -> bool:
     return (op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4 and ti.shape[3] == to.shape[3]
             and ti.shape[3] % 4 == 0 and int(o.get("dilationHFactor", 1) or 1) == 1
             and int(o.get("dilationWFactor", 1) or 1) == 1 and tf.shape[1] * tf.shape[2] <= 64)
+
+
+def _dw_inplace_padded(g: Graph, op: Op) -> bool:
+    """In-place depthwise through the padded rows, unless their scratch would cost the in-place saving."""
+    to = g.tensors[op.outputs[0]]
+    n, oh, ow, _ = to.shape
+    return (uses_dw_padded(g, op) and n == 1
+            and (4 * oh * ow + 3) // 4 * 4 + dw_padded_bytes(g, op) < to.nbytes)
 
 
 def dw_padded_bytes(g: Graph, op: Op) -> int:
@@ -674,7 +687,7 @@ def inplace_scratch_bytes(g: Graph, op: Op) -> int:
         n, ih, iw, ic = ti.shape
         _, oh, ow, oc = to.shape
         if ic == oc and oh * ow <= ih * iw:
-            if uses_dw_padded(g, op) and n == 1:  # output staging, then the padded grid
+            if _dw_inplace_padded(g, op):  # output staging, then the padded rows
                 return (4 * oh * ow + 3) // 4 * 4 + dw_padded_bytes(g, op)
             return 4 * n * oh * ow
     if op.opcode == "CONV_2D" and len(ti.shape) == 4:
@@ -682,6 +695,8 @@ def inplace_scratch_bytes(g: Graph, op: Op) -> int:
         o = op.options
         if (f.shape[1] == 1 and f.shape[2] == 1 and o.get("strideH", 1) == 1 and o.get("strideW", 1) == 1
                 and ti.shape[1:3] == to.shape[1:3] and to.shape[3] <= ti.shape[3]):
+            if uses_im2col(g, op):
+                return im2col_scratch_bytes(g, op)
             return min(2, n * ti.shape[1] * ti.shape[2]) * to.shape[3] if (n := ti.shape[0]) else 0
     if op.opcode == "FULLY_CONNECTED":
         f = g.tensors[op.inputs[1]]
