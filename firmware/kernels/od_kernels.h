@@ -115,6 +115,8 @@ typedef struct {
 
 od_status_t od_add_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 od_status_t od_mul_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+/* ADD without broadcasting (out_shape == both inputs), the code generator having checked out_shift <= -1. */
+od_status_t od_add_s8_fast(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 od_status_t od_sub_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out); /* ADD's params */
 od_status_t od_maximum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 od_status_t od_minimum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
