@@ -256,7 +256,7 @@ def uses_dw_padded(g: Graph, op: Op) -> bool:
     o = op.options
     return (op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4 and ti.shape[3] == to.shape[3]
             and ti.shape[3] % 4 == 0 and int(o.get("dilationHFactor", 1) or 1) == 1
-            and int(o.get("dilationWFactor", 1) or 1) == 1 and tf.shape[1] * tf.shape[2] <= 64)
+            and int(o.get("dilationWFactor", 1) or 1) == 1 and tf.shape[1] * tf.shape[2] <= 25)
 
 
 def _dw_inplace_padded(g: Graph, op: Op) -> bool:
