@@ -8,7 +8,8 @@ import numpy as np
 
 from conftest import require_tool
 from mcu_cases import Case
-from ondevice.mcu.codegen import _requant_fast, generate
+from ondevice.mcu.codegen import generate
+from ondevice.mcu.layouts import requant_fast as _requant_fast
 from ondevice.mcu.library import FIRMWARE_DIR
 from ondevice.mcu.reader import read_tflite
 
