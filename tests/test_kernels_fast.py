@@ -8,7 +8,8 @@ import numpy as np
 
 from conftest import require_tool
 from mcu_cases import Case
-from ondevice.mcu.codegen import _requant_fast, generate
+from ondevice.mcu.codegen import generate
+from ondevice.mcu.layouts import requant_fast as _requant_fast
 from ondevice.mcu.library import FIRMWARE_DIR
 from ondevice.mcu.reader import read_tflite
 
@@ -72,3 +73,40 @@ def test_codegen_enables_fast_requant_only_when_proved():
     c.fc(1, 32, 8)
     src = generate(read_tflite(c.build())).source
     assert src.count(".requant_fast = 1") == 2
+
+
+def _adds(c: Case):
+    from mcu_cases import ACT
+    for ratio, act in ((1.0, ACT.NONE), (0.3, ACT.RELU), (3.0, ACT.NONE), (1.0, ACT.RELU6)):
+        a = c.act_in([1, 5, 4, 8], scale=0.05)
+        b = c.act_in([1, 5, 4, 8], scale=0.05 * ratio)
+        y = c.act_out([1, 5, 4, 8], 0.05 * (1 + ratio) * 0.9)
+        from ondevice.mcu.tflite_build import options
+        c.b.op("ADD", [a, b], [y], options("AddOptions", fusedActivationFunction=act))
+
+
+def test_same_shape_add_fast_bit_exact_vs_tflm_host_and_qemu(tmp_path):
+    """od_add_s8_fast (equal input scales: both shifts 0; unequal: one of them), host and Cortex-M4 QEMU."""
+    require_tool("gcc")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from mcu_cases import random_inputs
+    from ondevice.mcu.library import write_library
+    from ondevice.mcu.qemu_bench import bench_qemu
+    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.mcu.verify import verify_host
+    c = Case(seed=5)
+    _adds(c)
+    data = c.build()
+    lib = tmp_path / "adds_mcu_int8"
+    summary = write_library(data, lib, name="adds")
+    assert "od_add_s8_fast" in (lib / "od_model.c").read_text()
+    vecs = random_inputs(summary["inputs"], n=4, seed=3)
+    vecs += [[np.full(s["shape"], v, np.int8) for s in summary["inputs"]] for v in (-128, 127)]
+    rep = verify_host(lib, vecs)
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0} and rep["bit_exact_vs_tflm"] is True, rep
+    res = bench_qemu(lib, vecs[:3], "mps2-an386", "opt")
+    ref = TflmReference(data)
+    for got, vec in zip(res.outputs, vecs[:3]):
+        for g, w in zip(got, ref.run(vec)):
+            np.testing.assert_array_equal(g, w.reshape(g.shape))

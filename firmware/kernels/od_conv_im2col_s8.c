@@ -71,6 +71,38 @@ OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t 
 OD_INLINE void dot2x2_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t T, int32_t *a) {
     int32_t s00 = a[0], s01 = a[1], s10 = a[2], s11 = a[3];
     const uint32_t *xp = (const uint32_t *)(const void *)x;
+#if OD_SIMD_NATIVE
+    /* 18 instructions per 16 MACs; the C form below lets GCC spill accumulators. wp may be unaligned: LDR only. */
+    if (G > 0) {
+        uint32_t w0, w1, t0, t1, xa, xb;
+        int32_t n = G;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[w1], [%[wp], #4]\n\t"
+            "ldr %[w0], [%[wp]], #8\n\t"
+            "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
+            "sxtb16 %[t0], %[w0]\n\t"
+            "sxtb16 %[t1], %[w1]\n\t"
+            "smlad %[s00], %[t0], %[xa], %[s00]\n\t"
+            "smlad %[s10], %[t0], %[xb], %[s10]\n\t"
+            "smlad %[s01], %[t1], %[xa], %[s01]\n\t"
+            "smlad %[s11], %[t1], %[xb], %[s11]\n\t"
+            "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
+            "sxtb16 %[t0], %[w0], ror #8\n\t"
+            "sxtb16 %[t1], %[w1], ror #8\n\t"
+            "smlad %[s00], %[t0], %[xa], %[s00]\n\t"
+            "smlad %[s10], %[t0], %[xb], %[s10]\n\t"
+            "smlad %[s01], %[t1], %[xa], %[s01]\n\t"
+            "smlad %[s11], %[t1], %[xb], %[s11]\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0), [t1] "=&r"(t1), [xa] "=&r"(xa), [xb] "=&r"(xb),
+              [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [xp] "+r"(xp), [wp] "+r"(wp),
+              [n] "+r"(n)
+            :
+            : "cc", "memory");
+    }
+#else
     for (int32_t g = 0; g < G; ++g, xp += 4, wp += 8) {
         const uint32_t w0 = od_read_u32(wp), w1 = od_read_u32(wp + 4);
         uint32_t x0 = xp[0], x1 = xp[1];
@@ -88,6 +120,7 @@ OD_INLINE void dot2x2_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t
         s01 = od_smlad(t1, x0, s01);
         s11 = od_smlad(t1, x1, s11);
     }
+#endif
     const int16_t *t = (const int16_t *)(const void *)xp;
     for (int32_t d = 0; d < T; ++d) {
         const int32_t v0 = t[(d >> 1) * 4 + (d & 1)], v1 = t[(d >> 1) * 4 + 2 + (d & 1)];
@@ -197,11 +230,33 @@ od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in,
     return OD_OK;
 }
 
+#if defined(OD_KERNELS_REFERENCE)
+/* In place (1x1, stride 1, out_c <= in_c): each pixel's input is copied before its outputs overwrite it. */
+static od_status_t im2col_ref_inplace(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                      const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *x) {
+    const int32_t IC = p->in_c, OC = p->out_c;
+    OD_CHECK(p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && OC <= IC && x != NULL);
+    for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
+        memcpy(x, buf + px * IC, (size_t)IC);
+        for (int32_t oc = 0; oc < OC; ++oc) {
+            int32_t acc = bias ? bias[oc] : 0;
+            for (int32_t ic = 0; ic < IC; ++ic)
+                acc += (int32_t)filter[od_im2col_w_index(oc, ic, IC, OC)] * ((int32_t)x[ic] + p->input_offset);
+            buf[px * OC + oc] =
+                (int8_t)od_clamp_i32(od_mbqm(acc, mult[oc], shift[oc]) + p->output_offset, p->act_min, p->act_max);
+        }
+    }
+    return OD_OK;
+}
+#endif
+
+/* in == out is allowed for a 1x1 stride-1 conv with out_c <= in_c (the planner's in-place case): a pixel pair's
+ * inputs are in the scratch before its outputs land, at or before those inputs. */
 od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                                 int16_t *scratch) {
 #if defined(OD_KERNELS_REFERENCE)
-    (void)scratch;
+    if (in == out) return im2col_ref_inplace(p, out, filter, bias, mult, shift, (int8_t *)(void *)scratch);
     return od_conv2d_s8_im2col_ref(p, in, filter, bias, mult, shift, out);
 #endif
     OD_CHECK_PTR(p);

@@ -19,7 +19,7 @@
 #define OD_INLINE static inline
 #endif
 
-#define OD_DWP_MAX_TAPS 64
+#define OD_DWP_MAX_TAPS 25 /* up to 5x5: fw[] and rows[] live on the stack */
 
 static int32_t padded_w(const od_conv_params_t *p) { return (p->out_w - 1) * p->stride_w + p->k_w; }
 

@@ -48,7 +48,8 @@ od_status_t od_depthwise_conv2d_s8_opt(const od_conv_params_t *p, const int8_t *
 
 /* CONV_2D (dilation 1) as im2col + 2x2-blocked matrix multiply over int16 receptive fields (od_conv_im2col_s8.c).
  * The filter rows are stored by the code generator with each group of four weights as [w0 w2 w1 w3];
- * scratch (4-byte aligned) holds od_conv2d_im2col_scratch_bytes(k_h, k_w, in_c) bytes. */
+ * scratch (4-byte aligned) holds od_conv2d_im2col_scratch_bytes(k_h, k_w, in_c) bytes. in == out is allowed for
+ * a 1x1 stride-1 conv with out_c <= in_c (in place). */
 int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c);
 od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
@@ -114,6 +115,8 @@ typedef struct {
 
 od_status_t od_add_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 od_status_t od_mul_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+/* ADD without broadcasting (out_shape == both inputs), the code generator having checked out_shift <= -1. */
+od_status_t od_add_s8_fast(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 od_status_t od_sub_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out); /* ADD's params */
 od_status_t od_maximum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 od_status_t od_minimum_s8(const od_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);

@@ -15,6 +15,8 @@ import numpy as np
 from ondevice.errors import ExportError, UnsupportedOpError
 from ondevice.mcu import quant
 from ondevice.mcu.fold import fold_constants
+from ondevice.mcu.layouts import (dw_inplace_padded, dw_padded_bytes, im2col_filter, im2col_scratch_bytes,
+                                  requant_fast, uses_dw_padded, uses_im2col)
 from ondevice.mcu.planner import MemoryPlan
 from ondevice.mcu.reader import Graph, Op, Tensor
 from ondevice.registry import Registry
@@ -211,14 +213,31 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         in_zp = 0
     else:
         bias = e.const(b) if b >= 0 else "NULL"
-    conv_fields["requant_fast"] = _requant_fast(
+    conv_fields["requant_fast"] = requant_fast(
         shifts, bias_vals, np.abs(tf.data.astype(np.int64)).sum(axis=axes), conv_fields["input_offset"])
+    return _conv_call(e, op, depthwise, conv_fields, bias, m, s, macs)
+
+
+def _conv_call(e: Emitter, op: Op, depthwise: bool, conv_fields: dict, bias: str, m: str, s: str,
+               macs: int) -> Lowered:
+    """The kernel a conv runs (layouts.py decides) and its call, in place when the planner merged its buffers."""
+    i, f, o = op.inputs[0], op.inputs[1], op.outputs[0]
+    tf = e.t(f)
+    n, oh, ow, oc = e.t(o).shape
+    ic = e.t(i).shape[3]
+    in_zp, out_zp = -conv_fields["input_offset"], conv_fields["output_offset"]
+    lo, hi = conv_fields["act_min"], conv_fields["act_max"]
     if op.index in e.plan.inplace:
         tmp = f"OD_ARENA({e.plan.offset(('scratch', op.index))})"
         if depthwise:
             p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
-            fn = "od_depthwise_conv2d_s8_inplace_padded" if uses_dw_padded(e.g, op) else "od_depthwise_conv2d_s8_inplace"
+            fn = "od_depthwise_conv2d_s8_inplace_padded" if dw_inplace_padded(e.g, op) else "od_depthwise_conv2d_s8_inplace"
             return Lowered(f"{fn}(&{p}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
+        if uses_im2col(e.g, op):  # the im2col kernel reads a pixel pair before its outputs land: in == out
+            p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
+            w = e.reordered_const(f"od_wr{op.index}", im2col_filter(tf.data))
+            return Lowered(f"od_conv2d_s8_im2col(&{p}, {e.act(o)}, {w}, {bias}, {m}, {s}, {e.act(o)}, "
+                           f"(int16_t *){tmp})", macs=macs)
         # A 1x1 stride-1 conv is a matmul over pixels: run it as in-place FULLY_CONNECTED rows.
         fc = e.struct("od_fc_params_t", f"od_q{op.index}", dict(
             batches=n * oh * ow, in_depth=ic, out_depth=oc, input_offset=-in_zp, filter_offset=0,
@@ -239,63 +258,8 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
     return Lowered(f"{fn}(&{p}, {e.act(i)}, {e.const(f)}, {bias}, {m}, {s}, {e.act(o)})", macs=macs)
 
 
-def uses_im2col(g: Graph, op: Op) -> bool:
-    """CONV_2D runs as im2col + blocked matmul (od_conv_im2col_s8.c) unless dilated."""
-    o = op.options
-    return (op.opcode == "CONV_2D" and int(o.get("dilationHFactor", 1) or 1) == 1
-            and int(o.get("dilationWFactor", 1) or 1) == 1 and len(g.tensors[op.inputs[0]].shape) == 4)
-
-
-def uses_dw_padded(g: Graph, op: Op) -> bool:
-    """DEPTHWISE_CONV_2D through the zero-point-padded four-channel copy (od_dw_padded_s8.c)."""
-    if op.opcode != "DEPTHWISE_CONV_2D":
-        return False
-    ti, to, tf = (g.tensors[op.inputs[0]], g.tensors[op.outputs[0]], g.tensors[op.inputs[1]])
-    o = op.options
-    return (op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4 and ti.shape[3] == to.shape[3]
-            and ti.shape[3] % 4 == 0 and int(o.get("dilationHFactor", 1) or 1) == 1
-            and int(o.get("dilationWFactor", 1) or 1) == 1 and tf.shape[1] * tf.shape[2] <= 64)
-
-
-def dw_padded_bytes(g: Graph, op: Op) -> int:
-    """od_dw_padded_scratch_bytes: one word per pixel of the k_h padded input rows an output row reads."""
-    to, tf = g.tensors[op.outputs[0]], g.tensors[op.inputs[1]]
-    sw = int(op.options.get("strideW", 1))
-    return 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
-
-
-def im2col_scratch_bytes(g: Graph, op: Op) -> int:
-    """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
-    _, kh, kw, c = g.tensors[op.inputs[1]].shape
-    return 16 * ((kh * kw * c + 3) // 4)
-
-
-def im2col_filter(w: np.ndarray) -> np.ndarray:
-    """Weights in od_conv_im2col_s8.c's read order: per channel pair and group of four depths, four bytes of each
-    channel as [w0 w2 w1 w3]; then each channel's depth % 4 tail; an odd last channel alone, groups reordered."""
-    rows = np.asarray(w, np.int8).reshape(w.shape[0], -1)
-    oc, d = rows.shape
-    g4 = d // 4 * 4
-    perm = np.concatenate([rows[:, :g4].reshape(oc, -1, 4)[:, :, [0, 2, 1, 3]].reshape(oc, g4), rows[:, g4:]], 1)
-    out = []
-    for o in range(0, oc - 1, 2):
-        pair = perm[o:o + 2, :g4].reshape(2, -1, 4).transpose(1, 0, 2).reshape(-1)
-        out += [pair, perm[o, g4:], perm[o + 1, g4:]]
-    if oc % 2:
-        out.append(perm[-1])
-    return np.concatenate(out)
-
-
 def _bias_values(e: Emitter, b: int, n: int) -> np.ndarray:
     return e.t(b).data.astype(np.int64).reshape(-1) if b >= 0 else np.zeros(n, np.int64)
-
-
-def _requant_fast(shifts, bias_vals: np.ndarray, wabs: np.ndarray, in_off: int) -> int:
-    """1 when od_requant_fast (od_simd.h) is exact on every channel for any int8 input: each shift <= -1 and
-    |accumulator + bias| < 2^30 (bound: |bias| + sum|w| * max|x + in_off|)."""
-    xmax = max(abs(-128 + in_off), abs(127 + in_off))
-    bound = np.abs(bias_vals) + wabs * xmax
-    return int(bool(np.all(np.asarray(shifts) <= -1)) and int(bound.max(initial=0)) < 2**30)
 
 
 def _folded_bias(e: Emitter, op: Op, b: int, wsum: np.ndarray, in_off: int) -> str:
@@ -346,7 +310,7 @@ def _fc(e: Emitter, op: Op) -> Lowered:
         in_off = 0
     else:
         bias = e.const(b) if b >= 0 else "NULL"
-    fast = 0 if int(tf.zero_point[0]) else _requant_fast(
+    fast = 0 if int(tf.zero_point[0]) else requant_fast(
         shifts, bias_vals, np.abs(tf.data.astype(np.int64)).sum(axis=1), in_off)
     p = e.struct("od_fc_params_t", f"od_p{op.index}", dict(
         batches=batches, in_depth=in_d, out_depth=out_d, input_offset=in_off,
@@ -406,6 +370,8 @@ def _binary(e: Emitter, op: Op) -> Lowered:
         fields.update(in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
                       left_shift=left_shift)
         fn = "od_add_s8" if op.opcode == "ADD" else "od_sub_s8"
+        if op.opcode == "ADD" and list(ta.shape) == list(tb.shape) == list(to.shape) and so_ <= -1:
+            fn = "od_add_s8_fast"  # no broadcast: od_add_fast_s8.c's exact cheaper rescaling
     else:
         mo, so_ = quant.quantize_multiplier(quant.f64(sa) * quant.f64(sb) / quant.f64(so))
         fields.update(in1_mult=0, in1_shift=0, in2_mult=0, in2_shift=0, out_mult=mo, out_shift=so_, left_shift=0)
@@ -677,7 +643,7 @@ def inplace_scratch_bytes(g: Graph, op: Op) -> int:
         n, ih, iw, ic = ti.shape
         _, oh, ow, oc = to.shape
         if ic == oc and oh * ow <= ih * iw:
-            if uses_dw_padded(g, op) and n == 1:  # output staging, then the padded grid
+            if dw_inplace_padded(g, op):  # output staging, then the padded rows
                 return (4 * oh * ow + 3) // 4 * 4 + dw_padded_bytes(g, op)
             return 4 * n * oh * ow
     if op.opcode == "CONV_2D" and len(ti.shape) == 4:
@@ -685,6 +651,8 @@ def inplace_scratch_bytes(g: Graph, op: Op) -> int:
         o = op.options
         if (f.shape[1] == 1 and f.shape[2] == 1 and o.get("strideH", 1) == 1 and o.get("strideW", 1) == 1
                 and ti.shape[1:3] == to.shape[1:3] and to.shape[3] <= ti.shape[3]):
+            if uses_im2col(g, op):
+                return im2col_scratch_bytes(g, op)
             return min(2, n * ti.shape[1] * ti.shape[2]) * to.shape[3] if (n := ti.shape[0]) else 0
     if op.opcode == "FULLY_CONNECTED":
         f = g.tensors[op.inputs[1]]

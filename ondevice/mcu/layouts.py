@@ -1,0 +1,71 @@
+"""Kernel selection and weight layouts of the optimised MCU kernels (issue 15), shared by the lowerings and the
+memory planner in codegen.py: which kernel an op runs, the scratch it needs, the order its weights are stored in,
+and when the cheaper requantization is proven exact."""
+from __future__ import annotations
+
+import numpy as np
+
+from ondevice.mcu.reader import Graph, Op
+
+
+def uses_im2col(g: Graph, op: Op) -> bool:
+    """CONV_2D runs as im2col + blocked matmul (od_conv_im2col_s8.c) unless dilated."""
+    o = op.options
+    return (op.opcode == "CONV_2D" and int(o.get("dilationHFactor", 1) or 1) == 1
+            and int(o.get("dilationWFactor", 1) or 1) == 1 and len(g.tensors[op.inputs[0]].shape) == 4)
+
+
+def uses_dw_padded(g: Graph, op: Op) -> bool:
+    """DEPTHWISE_CONV_2D through the zero-point-padded four-channel copy (od_dw_padded_s8.c)."""
+    if op.opcode != "DEPTHWISE_CONV_2D":
+        return False
+    ti, to, tf = (g.tensors[op.inputs[0]], g.tensors[op.outputs[0]], g.tensors[op.inputs[1]])
+    o = op.options
+    return (op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4 and ti.shape[3] == to.shape[3]
+            and ti.shape[3] % 4 == 0 and int(o.get("dilationHFactor", 1) or 1) == 1
+            and int(o.get("dilationWFactor", 1) or 1) == 1 and tf.shape[1] * tf.shape[2] <= 25)
+
+
+def dw_inplace_padded(g: Graph, op: Op) -> bool:
+    """In-place depthwise through the padded rows, unless their scratch would cost the in-place saving."""
+    to = g.tensors[op.outputs[0]]
+    n, oh, ow, _ = to.shape
+    return (uses_dw_padded(g, op) and n == 1
+            and (4 * oh * ow + 3) // 4 * 4 + dw_padded_bytes(g, op) < to.nbytes)
+
+
+def dw_padded_bytes(g: Graph, op: Op) -> int:
+    """od_dw_padded_scratch_bytes: one word per pixel of the k_h padded input rows an output row reads."""
+    to, tf = g.tensors[op.outputs[0]], g.tensors[op.inputs[1]]
+    sw = int(op.options.get("strideW", 1))
+    return 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
+
+
+def im2col_scratch_bytes(g: Graph, op: Op) -> int:
+    """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
+    _, kh, kw, c = g.tensors[op.inputs[1]].shape
+    return 16 * ((kh * kw * c + 3) // 4)
+
+
+def im2col_filter(w: np.ndarray) -> np.ndarray:
+    """Weights in od_conv_im2col_s8.c's read order: per channel pair and group of four depths, four bytes of each
+    channel as [w0 w2 w1 w3]; then each channel's depth % 4 tail; an odd last channel alone, groups reordered."""
+    rows = np.asarray(w, np.int8).reshape(w.shape[0], -1)
+    oc, d = rows.shape
+    g4 = d // 4 * 4
+    perm = np.concatenate([rows[:, :g4].reshape(oc, -1, 4)[:, :, [0, 2, 1, 3]].reshape(oc, g4), rows[:, g4:]], 1)
+    out = []
+    for o in range(0, oc - 1, 2):
+        pair = perm[o:o + 2, :g4].reshape(2, -1, 4).transpose(1, 0, 2).reshape(-1)
+        out += [pair, perm[o, g4:], perm[o + 1, g4:]]
+    if oc % 2:
+        out.append(perm[-1])
+    return np.concatenate(out)
+
+
+def requant_fast(shifts, bias_vals: np.ndarray, wabs: np.ndarray, in_off: int) -> int:
+    """1 when od_requant_fast (od_simd.h) is exact on every channel for any int8 input: each shift <= -1 and
+    |accumulator + bias| < 2^30 (bound: |bias| + sum|w| * max|x + in_off|)."""
+    xmax = max(abs(-128 + in_off), abs(127 + in_off))
+    bound = np.abs(bias_vals) + wabs * xmax
+    return int(bool(np.all(np.asarray(shifts) <= -1)) and int(bound.max(initial=0)) < 2**30)
