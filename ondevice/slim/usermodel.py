@@ -234,3 +234,38 @@ def check_audio_input(um: UserModel, shape: tuple) -> None:
     if got != [list(shape)]:
         raise ConfigError(f"{um.name} takes inputs {got}, but an audio corpus gives one {list(shape)} log-mel input",
                           "give --data a folder of .npz samples or path.py:make_dataset (see `ondevice data check`)")
+
+
+def slim_source(recipe, model, data):
+    """What ``slim`` trains: (recipe, build, {split: Arrays}, labels, keywords, input specs or None for the log-mel
+    input, the UserModel or None). Tensor data (.npz, make_dataset) needs a user model; an audio corpus feeds a
+    recipe or a user model taking the one log-mel input."""
+    from dataclasses import replace
+
+    from ondevice.data.user import is_user_data
+    from ondevice.models import INPUT_SHAPE, get_recipe
+    from ondevice.slim.train import Arrays, load_arrays
+    tensors = is_user_data(data)
+    if not model:
+        if tensors:
+            raise ConfigError(f"--data {data} is tensor data (.npz or make_dataset), but the recipes take audio",
+                              "pass your model with --model path.py:build, or an audio corpus folder")
+        rec = get_recipe(recipe or "mitsis")
+        arrays, labels, keywords = load_arrays(data)
+        if rec.task == "keyword":  # a keyword spotter: the classes are the keywords
+            labels = keywords
+            arrays = {k: Arrays(a.x, a.kw, a.kw) for k, a in arrays.items()}
+        return rec, rec.build, arrays, labels, keywords, None, None
+    user = load_user_model(model)
+    if tensors:
+        arrays, labels = user_arrays(data, user)
+        keywords = []
+        user = load_user_model(model, n_classes=len(labels))  # build(n_classes=...) sizes its head
+    else:
+        check_audio_input(user, INPUT_SHAPE)
+        arrays, labels, keywords = load_arrays(data)
+    train = get_recipe("mitsis").train
+    if tensors:  # SpecAugment is for log-mel features; other tensors are taken as they are
+        train = replace(train, freq_mask=0, time_shift=0)
+    rec = replace(get_recipe("mitsis"), name=Path(str(model).split(":")[0]).stem, fusion=False, arch={}, train=train)
+    return rec, (lambda **kw: user.module), arrays, labels, keywords, (user.input_specs() if tensors else None), user
