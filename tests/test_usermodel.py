@@ -77,7 +77,8 @@ MODEL = textwrap.dedent('''
     def build_wide():  # output [1, 3, 2]: not [1, classes]
         class W(nn.Module):
             def forward(self, image, imu):
-                return torch.stack([image.mean((1, 2, 3)), imu.mean((1, 2)), imu.amax((1, 2))], 1)[:, :, None].expand(1, 3, 2)
+                y = torch.stack([image.mean((1, 2, 3)), imu.mean((1, 2)), imu.amax((1, 2))], 1)
+                return y[:, :, None].expand(1, 3, 2)
         return W()
 
 
@@ -191,7 +192,8 @@ def test_bad_model_inputs_one_line_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize("mutate, needle", [
     (lambda d: d.pop("imu"), "s0003.npz: no array 'imu'"),
-    (lambda d: d.update(imu=np.zeros((6, 32), np.float32)), r"s0003.npz: 'imu' has shape \[6, 32\], expected \[6, 64\]"),
+    (lambda d: d.update(imu=np.zeros((6, 32), np.float32)),
+     r"s0003.npz: 'imu' has shape \[6, 32\], expected \[6, 64\]"),
     (lambda d: d.update(label=np.float32(1.5)), "s0003.npz: label 1.5 .* is not one non-negative integer"),
 ])
 def test_bad_npz_names_the_first_bad_sample(proj, tmp_path, capsys, mutate, needle):

@@ -213,7 +213,8 @@ def check_output(net: nn.Module, example: tuple, n_classes: int, where: str) -> 
     if shape != [1, n_classes]:
         raise ConstraintError(f"{where}: output is {shape}, expected [1, {n_classes}] for the {n_classes} classes "
                               "in the data",
-                              "return one [batch, classes] tensor; let build(n_classes=...) size the head from the data")
+                              "return one [batch, classes] tensor; let build(n_classes=...) size the head from "
+                              "the data")
 
 
 def user_arrays(data, um: UserModel) -> tuple[dict, list[str]]:
