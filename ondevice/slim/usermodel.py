@@ -132,13 +132,15 @@ def load_user_model(spec: str, n_classes: int | None = None) -> UserModel:
     if not isinstance(built, nn.Module):
         raise ConfigError(f"{path.name}:{fn_name}() returned {type(built).__name__}, not a torch.nn.Module",
                           "return the model object (or (model, example_inputs))")
-    default = False
+    default, src = False, None
     params = forward_params(built)
     if example is None and getattr(built, "example_inputs", None) is not None:
-        example = _as_inputs(built.example_inputs, f"{type(built).__name__}.example_inputs")
+        src = built.example_inputs
+        example = _as_inputs(src, f"{type(built).__name__}.example_inputs")
     mod = sys.modules[fn.__module__]
     if example is None and getattr(mod, "example_inputs", None) is not None:
-        example = _as_inputs(mod.example_inputs, f"{path.name}:example_inputs")
+        src = mod.example_inputs
+        example = _as_inputs(src, f"{path.name}:example_inputs")
     if example is None and params is not None and len(params) != 1:
         raise ConfigError(f"{path.name}:{fn_name}() gives no example inputs for a forward taking "
                           f"{len(params) if params else 'any number of'} inputs",
@@ -146,8 +148,8 @@ def load_user_model(spec: str, n_classes: int | None = None) -> UserModel:
                           "one batch-1 tensor per forward parameter")
     if example is None:
         example, default = (torch.zeros(DEFAULT_INPUT_SHAPE),), True
-    elif getattr(built, "example_inputs", None) is None and callable(getattr(mod, "example_inputs", None)):
-        _check_static(example, _as_inputs(mod.example_inputs, "example_inputs"), path.name)
+    elif callable(src) and not isinstance(src, torch.Tensor):  # called twice: shapes must not move
+        _check_static(example, _as_inputs(src, "example_inputs"), path.name)
     names = _check_signature(example, params, path.name)
     return UserModel(module=built, example_inputs=example, name=path.stem, source=path, default_inputs=default,
                      input_names=names)
