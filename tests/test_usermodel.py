@@ -357,3 +357,24 @@ def test_two_input_model_lint_slim_export_verify_profile(proj, tmp_path, capsys)
     assert rc == 0, out
     p = json.loads((tmp_path / "p_qemu" / "profile.json").read_text())
     assert len(p["model_info"]["inputs"]) == 2 and p["metrics"]["instructions_per_inference"]["value"] > 0
+
+
+@pytest.mark.slow
+def test_shipped_mitsis_verifies_with_its_default_data(tmp_path, capsys):
+    """`ondevice verify` on the shipped model and its default data passes, with every tie inside its band."""
+    require_tool("espeak-ng")
+    from ondevice.verify import TOL_STEPS
+    rc, out = cli(capsys, "export", "--target", "executorch", "--target", "tflite", "--target", "tflm",
+                  "--out", tmp_path / "art")
+    assert rc == 0, out
+    rc, out = cli(capsys, "verify", tmp_path / "art")
+    assert rc == 0, out
+    v = json.loads((tmp_path / "art" / "verify_report.json").read_text())
+    for k, e in v["targets"].items():
+        if "top1_agreement" not in e:
+            continue
+        assert e["passed"] and e["top1_agreement_raw"] >= 0.95, (k, e)
+        assert len(e["ties"]) == e["ties_excluded"] <= 3, (k, e)
+        for m, d in zip(e["tie_ref_margin_steps"], e["tie_deviation_steps"]):
+            assert m <= d <= TOL_STEPS, (k, m, d)
+        assert e["outputs"][0]["snr_db"] > 20 and e["outputs"][0]["cosine"] > 0.99, (k, e["outputs"])
