@@ -156,7 +156,10 @@ def export(target: List[str] = typer.Option(["all"], "--target",
 
 @app.command()
 def verify(artifacts: Path = typer.Argument(Path("artifacts"), help="Folder of exported artifacts."),
-           data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: synthetic test split)."),
+           data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder, .npz folder or "
+                                                                     "path.py:make_dataset (default: synthetic test "
+                                                                     "split, or the data a tensor model was slimmed "
+                                                                     "on)."),
            model: Optional[Path] = typer.Option(None, "--model", help="Slim run the artifacts came from."),
            out: Optional[Path] = typer.Option(None, "--out", help="Where to write verify_report.json.")):
     """Run every artifact on its real host runtime and compare it with the QAT PyTorch model."""

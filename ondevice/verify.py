@@ -7,7 +7,6 @@ localised from LiteRT's preserved intermediate tensors against the PT2E graph's 
 """
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
 
@@ -23,69 +22,14 @@ GOAL_TOP1_AGREEMENT = 0.99
 TOL_STEPS = 8
 # A layer "diverges" once it is this many of its own quantization steps away from the PT2E activation.
 LAYER_TOL_STEPS = 3
-SYNTH_SIZE = int(os.environ.get("ONDEVICE_VERIFY_SYNTH_SIZE", "400"))
-SYNTH_SEED = 0
 
 # target -> runtime name (the manifest's target decides, since .tflite serves three targets)
 RUNTIME_OF = {"executorch": "executorch", "tflite": "litert", "edgetpu": "litert", "tflm": "tflm",
               "coreml": "coreml", "mcu": "mcu-host"}
 
 
-# ----------------------------------------------------------------------------------------------------- data
-def cache_dir() -> Path:
-    return Path(os.environ.get("ONDEVICE_CACHE", Path.home() / ".cache" / "ondevice"))
-
-
-def tensor_inputs(run) -> bool:
-    """True for a run whose model takes its own tensors (an .npz folder or make_dataset), not log-mel features."""
-    recipe = getattr(run, "recipe", None) or {}
-    return "inputs" in recipe and not recipe.get("frontend")
-
-
-def test_inputs(data, run) -> tuple:
-    """(xs: one float array [N, ...] per model input, y int [N], description) from the test split.
-
-    Log-mel runs read an audio corpus (default: a cached synthetic one); tensor runs read an .npz folder or
-    ``path.py:make_dataset`` (default: the data the run was slimmed on, from recipe.json).
-    """
-    if not tensor_inputs(run):
-        x, y, desc = _audio_test_inputs(data, run)
-        return (x,), y, desc
-    from ondevice.data.user import load_user_data
-    data = data if data is not None else run.recipe.get("data")
-    if data is None:
-        raise ConfigError(f"{run.name} takes its own tensors and no --data was given",
-                          "pass --data with the .npz folder or path.py:make_dataset it was slimmed on")
-    splits, _ = load_user_data(str(data), run.input_specs())
-    test = splits["test"]
-    return test.xs, test.y, {"source": "user", "data": str(data), "split": "test", "n": int(len(test)),
-                             "labels": "the run's labels"}
-
-
-def _audio_test_inputs(data: str | Path | None, run) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(x float [N,1,49,40], y int [N], description) from a dataset's test split, or a cached synthetic corpus."""
-    from ondevice.data.dataset import load_split
-    from ondevice.features import to_model_input
-    if data is None:
-        folder = cache_dir() / f"verify-synth-{SYNTH_SIZE}-{SYNTH_SEED}"
-        if not (folder / "metadata.csv").is_file():
-            from ondevice.data.synth import synth
-            log.info(f"verify: no --data given; generating a {SYNTH_SIZE}-clip synthetic corpus in {folder}")
-            synth(folder, size=SYNTH_SIZE, seed=SYNTH_SEED)
-        desc = {"source": "synthetic", "folder": str(folder), "size": SYNTH_SIZE, "seed": SYNTH_SEED}
-    else:
-        folder = Path(data)
-        if not folder.is_dir():
-            raise ConfigError(f"--data {folder} is not a folder", "give a dataset folder with metadata.csv")
-        desc = {"source": "folder", "folder": str(folder)}
-    split = load_split(folder, "test")
-    if len(split.labels) == 0:
-        raise ConfigError(f"{folder} has no test rows", "mark some rows split=test in metadata.csv")
-    x = to_model_input(split.features).astype(np.float32)
-    keyword_task = (run.recipe or {}).get("task") == "keyword"
-    y = np.asarray(split.keywords if keyword_task else split.labels, dtype=np.int64)
-    desc.update(split="test", n=int(len(y)), labels="keywords" if keyword_task else "emotion labels")
-    return x, y, desc
+from ondevice.verify_inputs import (SYNTH_SEED, SYNTH_SIZE, cache_dir, sample, tensor_inputs,  # noqa: E402,F401
+                                    test_inputs, vectors)
 
 
 # -------------------------------------------------------------------------------------------------- metrics
@@ -100,11 +44,6 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
             continue
         f1s.append(2 * tp / (2 * tp + fp + fn))
     return float(np.mean(f1s)) if f1s else 0.0
-
-
-def sample(xs, i: int) -> tuple:
-    """Sample ``i`` of every input, batch 1."""
-    return tuple(np.ascontiguousarray(x[i:i + 1]) for x in xs)
 
 
 def reference_outputs(run, xs) -> np.ndarray:
@@ -472,12 +411,6 @@ def _verify(folder: Path, data, model, out) -> dict:
 QEMU_VECTORS = 32  # each vector boots nothing new, but two kernel variants run under TCG: keep verify quick
 
 
-def _vectors(xs: tuple, n: int | None = None):
-    """The MCU checkers' input form: the array itself for one input, else one list of arrays per vector."""
-    n = len(xs[0]) if n is None else min(n, len(xs[0]))
-    return xs[0][:n] if len(xs) == 1 else [[x[i] for x in xs] for i in range(n)]
-
-
 def _mcu_entries(targets: dict, lib: Path, x: tuple, problems: dict) -> None:
     """The generated C checked bit for bit against the TFLM interpreter: host gcc build (``mcu``, every test
     vector, reference and optimised kernels) and the firmware on QEMU mps2-an386 over its serial line
@@ -488,7 +421,7 @@ def _mcu_entries(targets: dict, lib: Path, x: tuple, problems: dict) -> None:
     from ondevice.mcu import verify_host
     host = targets.setdefault("mcu", {"target": "mcu", "artifact": lib.name})
     try:
-        res = verify_host(lib, _vectors(x))
+        res = verify_host(lib, vectors(x))
         host.update(bit_exact_vs_tflm=bool(res["bit_exact_vs_tflm"]), vectors_compared=int(res["vectors"]),
                     bit_exact_detail=res)
     except OndeviceError as e:
@@ -499,7 +432,7 @@ def _mcu_entries(targets: dict, lib: Path, x: tuple, problems: dict) -> None:
         entry["ran"] = "not run: needs qemu-system-arm and gcc-arm-none-eabi (scripts/setup.sh installs them)"
     else:
         try:
-            res = verify_on_device(lib, _vectors(x, QEMU_VECTORS))
+            res = verify_on_device(lib, vectors(x, QEMU_VECTORS))
             entry.update(ran=True, bit_exact_vs_tflm=bool(res["bit_exact_vs_tflm"]),
                          vectors_compared=int(res["vectors"]), detail=res)
         except OndeviceError as e:

@@ -77,7 +77,8 @@ MODEL = textwrap.dedent('''
     def build_wide():  # output [1, 3, 2]: not [1, classes]
         class W(nn.Module):
             def forward(self, image, imu):
-                return torch.stack([image.mean((1, 2, 3)), imu.mean((1, 2)), imu.amax((1, 2))], 1)[:, :, None].expand(1, 3, 2)
+                y = torch.stack([image.mean((1, 2, 3)), imu.mean((1, 2)), imu.amax((1, 2))], 1)
+                return y[:, :, None].expand(1, 3, 2)
         return W()
 
 
@@ -191,7 +192,8 @@ def test_bad_model_inputs_one_line_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize("mutate, needle", [
     (lambda d: d.pop("imu"), "s0003.npz: no array 'imu'"),
-    (lambda d: d.update(imu=np.zeros((6, 32), np.float32)), r"s0003.npz: 'imu' has shape \[6, 32\], expected \[6, 64\]"),
+    (lambda d: d.update(imu=np.zeros((6, 32), np.float32)),
+     r"s0003.npz: 'imu' has shape \[6, 32\], expected \[6, 64\]"),
     (lambda d: d.update(label=np.float32(1.5)), "s0003.npz: label 1.5 .* is not one non-negative integer"),
 ])
 def test_bad_npz_names_the_first_bad_sample(proj, tmp_path, capsys, mutate, needle):
@@ -355,3 +357,24 @@ def test_two_input_model_lint_slim_export_verify_profile(proj, tmp_path, capsys)
     assert rc == 0, out
     p = json.loads((tmp_path / "p_qemu" / "profile.json").read_text())
     assert len(p["model_info"]["inputs"]) == 2 and p["metrics"]["instructions_per_inference"]["value"] > 0
+
+
+@pytest.mark.slow
+def test_shipped_mitsis_verifies_with_its_default_data(tmp_path, capsys):
+    """`ondevice verify` on the shipped model and its default data passes, with every tie inside its band."""
+    require_tool("espeak-ng")
+    from ondevice.verify import TOL_STEPS
+    rc, out = cli(capsys, "export", "--target", "executorch", "--target", "tflite", "--target", "tflm",
+                  "--out", tmp_path / "art")
+    assert rc == 0, out
+    rc, out = cli(capsys, "verify", tmp_path / "art")
+    assert rc == 0, out
+    v = json.loads((tmp_path / "art" / "verify_report.json").read_text())
+    for k, e in v["targets"].items():
+        if "top1_agreement" not in e:
+            continue
+        assert e["passed"] and e["top1_agreement_raw"] >= 0.95, (k, e)
+        assert len(e["ties"]) == e["ties_excluded"] <= 3, (k, e)
+        for m, d in zip(e["tie_ref_margin_steps"], e["tie_deviation_steps"]):
+            assert m <= d <= TOL_STEPS, (k, m, d)
+        assert e["outputs"][0]["snr_db"] > 20 and e["outputs"][0]["cosine"] > 0.99, (k, e["outputs"])

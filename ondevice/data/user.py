@@ -6,7 +6,7 @@ a line) is optional, as is ``split.csv`` (``file,split``); without it a stable h
 70/15/15 into train/val/test.
 
 ``path.py:make_dataset``: a function taking no arguments that returns ``(train, val, test)`` (or a dict with those
-keys); each is a sequence of ``(inputs_tuple, label)`` items.
+keys, and optionally ``labels``, the class names); each is a sequence of ``(inputs_tuple, label)`` items.
 
 Both forms are checked against the model's inputs; every problem raises DataError naming the first bad sample.
 """
@@ -128,7 +128,9 @@ def _load_fn(spec: str, specs: Sequence) -> tuple[dict[str, list], list[str] | N
     except Exception as e:  # noqa: BLE001 - the user's function failed; one line says which
         raise DataError(f"{where}() raised {type(e).__name__}: {e}",
                         hint="fix make_dataset; it is called with no arguments") from e
+    names = None
     if isinstance(got, dict):
+        names = got.get("labels")
         got = tuple(got.get(s) for s in SPLITS)
     if not isinstance(got, (tuple, list)) or len(got) != 3 or any(d is None for d in got):
         raise DataError(f"{where}() returned {type(got).__name__}, not (train, val, test)",
@@ -148,7 +150,7 @@ def _load_fn(spec: str, specs: Sequence) -> tuple[dict[str, list], list[str] | N
             arrays["label"] = _np(lab)
             xs, y = _check_sample(arrays, specs, w)
             items[split].append((xs, y, w))
-    return items, getattr(fn, "labels", None)
+    return items, (list(map(str, names)) if names is not None else None)
 
 
 def _np(x) -> np.ndarray:
@@ -173,7 +175,7 @@ def load_user_data(data, specs: Sequence) -> tuple[dict[str, UserSplit], list[st
     n_classes = 1 + max((y for s in items.values() for _, y, _ in s), default=-1)
     if labels is not None:
         if len(labels) < n_classes:
-            raise DataError(f"labels.txt names {len(labels)} classes but a label is {n_classes - 1}",
+            raise DataError(f"the class names list {len(labels)} classes but a label is {n_classes - 1}",
                             hint="one class name a line, in label order")
         n_classes = len(labels)
     labels = list(labels) if labels is not None else [str(k) for k in range(n_classes)]

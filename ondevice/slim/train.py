@@ -338,37 +338,6 @@ def _resolve_targets(targets: Sequence[str]) -> list[str]:
     return ts
 
 
-def _source(recipe, model, data):
-    """(recipe, build, arrays, labels, keywords, input specs or None for the log-mel input, user model)."""
-    from ondevice.data.user import is_user_data
-    from ondevice.models import INPUT_SHAPE, get_recipe
-    from ondevice.slim import usermodel as um_
-    tensors = is_user_data(data)
-    if not model:
-        if tensors:
-            raise ConfigError(f"--data {data} is tensor data (.npz or make_dataset), but the recipes take audio",
-                              "pass your model with --model path.py:build, or an audio corpus folder")
-        rec = get_recipe(recipe or "mitsis")
-        arrays, labels, keywords = load_arrays(data)
-        if rec.task == "keyword":  # a keyword spotter: the classes are the keywords
-            labels = keywords
-            arrays = {k: Arrays(a.x, a.kw, a.kw) for k, a in arrays.items()}
-        return rec, rec.build, arrays, labels, keywords, None, None
-    user = um_.load_user_model(model)
-    if tensors:
-        arrays, labels = um_.user_arrays(data, user)
-        keywords = []
-        user = um_.load_user_model(model, n_classes=len(labels))  # build(n_classes=...) sizes its head
-    else:
-        um_.check_audio_input(user, INPUT_SHAPE)
-        arrays, labels, keywords = load_arrays(data)
-    train = get_recipe("mitsis").train
-    if tensors:  # SpecAugment is for log-mel features; other tensors are taken as they are
-        train = replace(train, freq_mask=0, time_shift=0)
-    rec = replace(get_recipe("mitsis"), name=Path(str(model).split(":")[0]).stem, fusion=False, arch={}, train=train)
-    return rec, (lambda **kw: user.module), arrays, labels, keywords, (user.input_specs() if tensors else None), user
-
-
 def slim(recipe: str | None = None, model: str | None = None, data: str | Path | None = None,
          out: str | Path = "runs/mitsis", epochs: int | None = None, qat_epochs: int | None = None,
          targets: Sequence[str] = ("all",), fix: bool = False, seed: int = 0, ablations: bool = True,
@@ -379,7 +348,7 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     ``model``). ``ptq``: no training; the model's own weights are calibrated and converted (post-training quant).
     """
     from ondevice.slim.checkpoint import save_run
-    from ondevice.slim.usermodel import check_output, set_softmax
+    from ondevice.slim.usermodel import check_output, set_softmax, slim_source
     t_start = time.time()
     if recipe and model:
         raise ConfigError("pass either --recipe or --model, not both")
@@ -396,7 +365,7 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     dist_ = _Dist()
     torch.manual_seed(seed)  # same init on every rank; DDP also broadcasts it
-    rec, build, arrays, labels, keywords, specs, user = _source(recipe, model, data)
+    rec, build, arrays, labels, keywords, specs, user = slim_source(recipe, model, data)
     n_classes = len(labels)
     cfg = replace(rec.train, epochs=epochs if epochs is not None else rec.train.epochs,
                   qat_epochs=qat_epochs if qat_epochs is not None else rec.train.qat_epochs,

@@ -132,13 +132,15 @@ def load_user_model(spec: str, n_classes: int | None = None) -> UserModel:
     if not isinstance(built, nn.Module):
         raise ConfigError(f"{path.name}:{fn_name}() returned {type(built).__name__}, not a torch.nn.Module",
                           "return the model object (or (model, example_inputs))")
-    default = False
+    default, src = False, None
     params = forward_params(built)
     if example is None and getattr(built, "example_inputs", None) is not None:
-        example = _as_inputs(built.example_inputs, f"{type(built).__name__}.example_inputs")
+        src = built.example_inputs
+        example = _as_inputs(src, f"{type(built).__name__}.example_inputs")
     mod = sys.modules[fn.__module__]
     if example is None and getattr(mod, "example_inputs", None) is not None:
-        example = _as_inputs(mod.example_inputs, f"{path.name}:example_inputs")
+        src = mod.example_inputs
+        example = _as_inputs(src, f"{path.name}:example_inputs")
     if example is None and params is not None and len(params) != 1:
         raise ConfigError(f"{path.name}:{fn_name}() gives no example inputs for a forward taking "
                           f"{len(params) if params else 'any number of'} inputs",
@@ -146,8 +148,8 @@ def load_user_model(spec: str, n_classes: int | None = None) -> UserModel:
                           "one batch-1 tensor per forward parameter")
     if example is None:
         example, default = (torch.zeros(DEFAULT_INPUT_SHAPE),), True
-    elif getattr(built, "example_inputs", None) is None and callable(getattr(mod, "example_inputs", None)):
-        _check_static(example, _as_inputs(mod.example_inputs, "example_inputs"), path.name)
+    elif callable(src) and not isinstance(src, torch.Tensor):  # called twice: shapes must not move
+        _check_static(example, _as_inputs(src, "example_inputs"), path.name)
     names = _check_signature(example, params, path.name)
     return UserModel(module=built, example_inputs=example, name=path.stem, source=path, default_inputs=default,
                      input_names=names)
@@ -213,7 +215,8 @@ def check_output(net: nn.Module, example: tuple, n_classes: int, where: str) -> 
     if shape != [1, n_classes]:
         raise ConstraintError(f"{where}: output is {shape}, expected [1, {n_classes}] for the {n_classes} classes "
                               "in the data",
-                              "return one [batch, classes] tensor; let build(n_classes=...) size the head from the data")
+                              "return one [batch, classes] tensor; let build(n_classes=...) size the head from "
+                              "the data")
 
 
 def user_arrays(data, um: UserModel) -> tuple[dict, list[str]]:
@@ -234,3 +237,38 @@ def check_audio_input(um: UserModel, shape: tuple) -> None:
     if got != [list(shape)]:
         raise ConfigError(f"{um.name} takes inputs {got}, but an audio corpus gives one {list(shape)} log-mel input",
                           "give --data a folder of .npz samples or path.py:make_dataset (see `ondevice data check`)")
+
+
+def slim_source(recipe, model, data):
+    """What ``slim`` trains: (recipe, build, {split: Arrays}, labels, keywords, input specs or None for the log-mel
+    input, the UserModel or None). Tensor data (.npz, make_dataset) needs a user model; an audio corpus feeds a
+    recipe or a user model taking the one log-mel input."""
+    from dataclasses import replace
+
+    from ondevice.data.user import is_user_data
+    from ondevice.models import INPUT_SHAPE, get_recipe
+    from ondevice.slim.train import Arrays, load_arrays
+    tensors = is_user_data(data)
+    if not model:
+        if tensors:
+            raise ConfigError(f"--data {data} is tensor data (.npz or make_dataset), but the recipes take audio",
+                              "pass your model with --model path.py:build, or an audio corpus folder")
+        rec = get_recipe(recipe or "mitsis")
+        arrays, labels, keywords = load_arrays(data)
+        if rec.task == "keyword":  # a keyword spotter: the classes are the keywords
+            labels = keywords
+            arrays = {k: Arrays(a.x, a.kw, a.kw) for k, a in arrays.items()}
+        return rec, rec.build, arrays, labels, keywords, None, None
+    user = load_user_model(model)
+    if tensors:
+        arrays, labels = user_arrays(data, user)
+        keywords = []
+        user = load_user_model(model, n_classes=len(labels))  # build(n_classes=...) sizes its head
+    else:
+        check_audio_input(user, INPUT_SHAPE)
+        arrays, labels, keywords = load_arrays(data)
+    train = get_recipe("mitsis").train
+    if tensors:  # SpecAugment is for log-mel features; other tensors are taken as they are
+        train = replace(train, freq_mask=0, time_shift=0)
+    rec = replace(get_recipe("mitsis"), name=Path(str(model).split(":")[0]).stem, fusion=False, arch={}, train=train)
+    return rec, (lambda **kw: user.module), arrays, labels, keywords, (user.input_specs() if tensors else None), user
