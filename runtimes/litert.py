@@ -25,11 +25,15 @@ def spec_from_detail(d: dict) -> TensorSpec:
 class LiteRTModel(LoadedModel):
     """A ``.tflite`` loaded in ``ai_edge_litert.interpreter.Interpreter``."""
 
-    def __init__(self, data: bytes, name: str, preserve_all_tensors: bool = False, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, data: bytes, name: str, preserve_all_tensors: bool = False, num_threads: int | None = None,
+                 builtin_kernels: bool = False):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        # builtin_kernels: TFLite's own int8 kernels (what TFLM ports), not the XNNPACK delegate's requantization
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels else OpResolverType.AUTO
         try:
             self.interp = Interpreter(model_content=data, num_threads=num_threads,
-                                      experimental_preserve_all_tensors=preserve_all_tensors)
+                                      experimental_preserve_all_tensors=preserve_all_tensors,
+                                      experimental_op_resolver_type=resolver)
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ConfigError(f"{name} is not a loadable TFLite model ({str(e).splitlines()[0][:160]})",
@@ -79,14 +83,16 @@ class LiteRTRuntime(Runtime):
             return False, f"ai-edge-litert is not installed ({e})"
         return True, ""
 
-    def load(self, path: str | Path, preserve_all_tensors: bool = False, num_threads: int | None = None) -> LiteRTModel:
-        """Load a ``.tflite``. ``preserve_all_tensors`` keeps intermediates for layer-by-layer comparison."""
+    def load(self, path: str | Path, preserve_all_tensors: bool = False, num_threads: int | None = None,
+             builtin_kernels: bool = False) -> LiteRTModel:
+        """Load a ``.tflite``. ``preserve_all_tensors`` keeps intermediates for layer-by-layer comparison;
+        ``builtin_kernels`` runs TFLite's builtin kernels only (no XNNPACK delegate)."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path} does not exist", "run `ondevice export --target tflite` first")
         data = path.read_bytes()
-        return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads), path.name,
-                            ".tflite", data, "LiteRT")
+        return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads, builtin_kernels),
+                            path.name, ".tflite", data, "LiteRT")
 
 
 # --- model memory (sim:// reports it) -----------------------------------------------------------------------------
