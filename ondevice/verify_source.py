@@ -163,7 +163,7 @@ _REFERENCE_RUNTIME = {"tflite": "litert", "pte": "executorch"}
 def _reference(src: ModelSource):
     from ondevice.runtimes.base import get_runtime
     rt = get_runtime(_REFERENCE_RUNTIME[src.kind])
-    return rt.load(src.path, builtin_kernels=True) if src.kind == "tflite" else rt.load(src.path)
+    return rt.load(src.path, reference_kernels=True) if src.kind == "tflite" else rt.load(src.path)
 
 
 def _inputs(src: ModelSource, data) -> tuple[list, np.ndarray | None, dict]:
@@ -209,8 +209,8 @@ def _check(p: Path, m: dict, src, vecs, y, ref_outs, steps, qps) -> dict:
     if not ok:
         entry["ran"] = why
         return entry
-    # LiteRT as the reference runs: XNNPACK's int8 requantization differs from TFLite's (and TFLM's) by steps
-    outs = _run_all(rt.load(p, builtin_kernels=True) if rt_name == "litert" else rt.load(p), vecs, src, qps)
+    # LiteRT on the kernels the reference runs: XNNPACK / optimized int8 rounding differs by steps
+    outs = _run_all(rt.load(p, reference_kernels=True) if rt_name == "litert" else rt.load(p), vecs, src, qps)
     entry.update(ran=True, n=len(vecs), **compare(outs, ref_outs, steps, y))
     if p == src.path and rt_name == _REFERENCE_RUNTIME[src.kind]:  # the reference itself: it must repeat exactly
         entry["deterministic"] = entry["max_abs_diff"] == 0.0

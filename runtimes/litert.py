@@ -26,10 +26,11 @@ class LiteRTModel(LoadedModel):
     """A ``.tflite`` loaded in ``ai_edge_litert.interpreter.Interpreter``."""
 
     def __init__(self, data: bytes, name: str, preserve_all_tensors: bool = False, num_threads: int | None = None,
-                 builtin_kernels: bool = False):
+                 reference_kernels: bool = False):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        # builtin_kernels: TFLite's own int8 kernels (what TFLM ports), not the XNNPACK delegate's requantization
-        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin_kernels else OpResolverType.AUTO
+        # reference_kernels: TFLite's reference int8 kernels (what TFLM ports); XNNPACK and the optimized builtins
+        # round differently (HARD_SWISH, requantization): several output steps at a softmax
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
         try:
             self.interp = Interpreter(model_content=data, num_threads=num_threads,
                                       experimental_preserve_all_tensors=preserve_all_tensors,
@@ -84,14 +85,14 @@ class LiteRTRuntime(Runtime):
         return True, ""
 
     def load(self, path: str | Path, preserve_all_tensors: bool = False, num_threads: int | None = None,
-             builtin_kernels: bool = False) -> LiteRTModel:
+             reference_kernels: bool = False) -> LiteRTModel:
         """Load a ``.tflite``. ``preserve_all_tensors`` keeps intermediates for layer-by-layer comparison;
-        ``builtin_kernels`` runs TFLite's builtin kernels only (no XNNPACK delegate)."""
+        ``reference_kernels`` runs TFLite's reference kernels (no XNNPACK, no optimized builtins)."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path} does not exist", "run `ondevice export --target tflite` first")
         data = path.read_bytes()
-        return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads, builtin_kernels),
+        return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads, reference_kernels),
                             path.name, ".tflite", data, "LiteRT")
 
 

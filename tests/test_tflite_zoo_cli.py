@@ -22,7 +22,7 @@ N_VECTORS = 16
 
 
 def _spread(builder):
-    """``builder`` with its last Dense rescaled (logit std ~2 over random inputs, centred): outputs that vary."""
+    """``builder`` with its last Dense rescaled (logit std ~1 over random inputs, centred): outputs that vary."""
     def build(tf):
         model, shapes = builder(tf)
         dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)][-1]
@@ -30,7 +30,7 @@ def _spread(builder):
         x = np.random.default_rng(7).uniform(-1, 1, (64,) + tuple(shapes[0][1:])).astype(np.float32)
         w, _ = dense.get_weights()
         z = feats.predict(x, verbose=0).reshape(64, -1) @ w
-        k = 2.0 / max(float(z.std(0).mean()), 1e-6)
+        k = 1.0 / max(float(z.std(0).mean()), 1e-6)
         dense.set_weights([w * k, -z.mean(0) * k])
         return model, shapes
     return build
