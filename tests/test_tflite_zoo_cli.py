@@ -111,3 +111,22 @@ def test_float_io_zoo_model_export_verify_profile_from_the_cli(name, zoo_dir, tm
     for url, folder in (("sim://tflm", art / f"{stem}_tflm_int8"), ("sim://mcu-host", art / f"{stem}_mcu_int8")):
         sim = _profile(url, folder, tmp_path / url.split("/")[-1])
         assert np.asarray(sim["outputs"][0]["values"], np.float32).tobytes() == want.tobytes(), url
+
+
+@pytest.mark.qemu
+def test_qemu_verify_compares_float_outputs_bit_for_bit(zoo_dir, tmp_path, monkeypatch):
+    """A float32 output one ULP away from TFLM's is a mismatch on the board too (it was cast to int32 before)."""
+    require_tool("qemu-system-arm")
+    require_tool("arm-none-eabi-gcc")
+    from ondevice.export.api import export
+    from ondevice.flash import verify_on_device
+    from ondevice.mcu.tflm_ref import TflmReference
+    p = _float_model("resnet", zoo_dir, monkeypatch)
+    lib = export(p, ["mcu"], tmp_path)["mcu"]
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 1, 16, 16, 3)).astype(np.float32)
+    assert verify_on_device(lib, x, variants=("opt",))["bit_exact_vs_tflm"] is True
+    real = TflmReference.run
+    monkeypatch.setattr(TflmReference, "run",
+                        lambda self, q: [np.nextafter(o, np.float32(np.inf)) for o in real(self, q)])
+    res = verify_on_device(lib, x, variants=("opt",))
+    assert res["bit_exact_vs_tflm"] is False and res["mismatched_vectors"] == {"opt": 2}
