@@ -116,9 +116,22 @@ def tensor_memory(model: LiteRTModel, data: bytes) -> dict:
         elif a.nbytes:
             start = a.__array_interface__["data"][0]
             spans.append((start, start + a.nbytes))
-    arena = (max(e for _, e in spans) - min(s for s, _ in spans)) if spans else 0
+    arena = _arena_span(spans)
     return {"arena_bytes": int(arena), "tensor_bytes": int(sum(e - s for s, e in spans)),
             "constant_bytes": int(const), "delegated_tensors": delegated}
+
+
+def _arena_span(spans: list[tuple[int, int]]) -> int:
+    """Address span of the tensors that sit together (the arena); a tensor far from the others (a SHAPE-chain
+    output LiteRT computes at prepare time and keeps on the heap) counts by its own size, not the gap to it."""
+    total = sum(e - s for s, e in spans)
+    arena, lo, hi = 0, None, None
+    for s, e in sorted(spans):
+        if hi is not None and s - hi > total:  # a planned arena has no hole larger than all its tensors
+            arena += hi - lo
+            lo = None
+        lo, hi = (s, e) if lo is None else (lo, max(hi, e))
+    return arena + (hi - lo if lo is not None else 0)
 
 
 def measured_model_heap(model: LiteRTModel, data: bytes) -> int | None:

@@ -111,6 +111,19 @@ def test_float_io_zoo_model_export_verify_profile_from_the_cli(name, zoo_dir, tm
     for url, folder in (("sim://tflm", art / f"{stem}_tflm_int8"), ("sim://mcu-host", art / f"{stem}_mcu_int8")):
         sim = _profile(url, folder, tmp_path / url.split("/")[-1])
         assert np.asarray(sim["outputs"][0]["values"], np.float32).tobytes() == want.tobytes(), url
+    _profile("sim://litert", p, tmp_path / "litert")  # XNNPACK rounds its own way: float32 I/O, no bit check
+
+    if name == "autoencoder":  # --data: float samples (.npz, named by input) reach the board as they are
+        data = tmp_path / "samples"
+        data.mkdir()
+        rng = np.random.default_rng(1)
+        for k in range(5):
+            np.savez(data / f"s{k}.npz", frame=rng.uniform(-1, 1, 64).astype(np.float32), label=np.int64(0))
+        assert _cli("verify", art, "--data", data, "--out", tmp_path / "v.json") == 0
+        r = json.loads((tmp_path / "v.json").read_text())
+        assert r["data"]["source"] == "npz folder" and r["data"]["n"] == 5
+        assert r["targets"]["mcu"]["vectors_compared"] == r["targets"]["mcu-qemu"]["vectors_compared"] == 5
+        assert r["targets"]["mcu-qemu"]["bit_exact_vs_tflm"] is True and r["targets"]["mcu"]["passed"]
 
 
 @pytest.mark.qemu
@@ -130,3 +143,13 @@ def test_qemu_verify_compares_float_outputs_bit_for_bit(zoo_dir, tmp_path, monke
                         lambda self, q: [np.nextafter(o, np.float32(np.inf)) for o in real(self, q)])
     res = verify_on_device(lib, x, variants=("opt",))
     assert res["bit_exact_vs_tflm"] is False and res["mismatched_vectors"] == {"opt": 2}
+
+
+def test_litert_arena_leaves_out_tensors_kept_apart_from_it():
+    """A SHAPE-chain output LiteRT keeps on the heap, far from its arena, counts by its size, not by the gap
+    (the gap once overflowed MODEL_INFO's u32 arena_bytes: sim://litert failed on the autoencoder)."""
+    from ondevice.runtimes.litert import _arena_span
+    arena = [(0x1000, 0x1100), (0x1100, 0x1140), (0x1120, 0x1200)]
+    assert _arena_span(arena) == 0x200 and _arena_span([]) == 0
+    assert _arena_span(arena + [(0x7F00_0000_0000, 0x7F00_0000_0008)]) == 0x208
+    assert _arena_span([(0x10, 0x14)] + arena) == 0x204
