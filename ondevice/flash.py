@@ -278,7 +278,7 @@ def verify_on_device(artifact: str | Path, inputs, board: str = "qemu-mps2-an386
     from ondevice.errors import VerifyError
     from ondevice.mcu.library import SOURCE_TFLITE, read_summary
     from ondevice.mcu.tflm_ref import TflmReference
-    from ondevice.mcu.verify import _as_vectors, _quantize
+    from ondevice.mcu.verify import _as_vectors, _compare, _quantize
     from ondevice.profiling.session import DeviceSession
     from ondevice.profiling.transports import open_transport
 
@@ -312,12 +312,11 @@ def verify_on_device(artifact: str | Path, inputs, board: str = "qemu-mps2-an386
                     s.set_input(i, np.ascontiguousarray(x).tobytes())
                 unit, ts = s.run(1, 0)
                 times += ts
-                d = 0
-                for k, (spec, w) in enumerate(zip(outs, want)):
-                    got = np.frombuffer(s.get_output(k), spec["dtype"]).astype(np.int32)
-                    d = max(d, int(np.abs(got - w.astype(np.int32).reshape(-1)).max()))
+                # bytes compared as they are: float32 outputs (DEQUANTIZE inside) must match bit for bit too
+                got = [np.frombuffer(s.get_output(k), spec["dtype"]) for k, spec in enumerate(outs[:len(want)])]
+                d, same = _compare(got, want)
                 worst = max(worst, d)
-                bad += int(d != 0)
+                bad += int(not same)
         finally:
             t.close()
         mismatched[variant], max_diff[variant] = bad, worst

@@ -44,7 +44,8 @@ class ModelSource:
         if self.kind == "run":
             return self.run
         if self.kind == "tflite":
-            return TfliteModel(self.name, self.path, self.data, list(self.labels or []))
+            # absolute: the manifests' source_run must name the file from any working directory
+            return TfliteModel(self.name, self.path.resolve(), self.data, list(self.labels or []))
         raise ConfigError(f"{self.path.name} is already an ExecuTorch program; export has nothing to convert",
                           f"verify or profile it directly: `ondevice verify {self.path}`, "
                           f"`ondevice profile --device sim://executorch {self.path}`")

@@ -25,11 +25,16 @@ def spec_from_detail(d: dict) -> TensorSpec:
 class LiteRTModel(LoadedModel):
     """A ``.tflite`` loaded in ``ai_edge_litert.interpreter.Interpreter``."""
 
-    def __init__(self, data: bytes, name: str, preserve_all_tensors: bool = False, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, data: bytes, name: str, preserve_all_tensors: bool = False, num_threads: int | None = None,
+                 reference_kernels: bool = False):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        # reference_kernels: TFLite's reference int8 kernels (what TFLM ports); XNNPACK and the optimized builtins
+        # round differently (HARD_SWISH, requantization): several output steps at a softmax
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
         try:
             self.interp = Interpreter(model_content=data, num_threads=num_threads,
-                                      experimental_preserve_all_tensors=preserve_all_tensors)
+                                      experimental_preserve_all_tensors=preserve_all_tensors,
+                                      experimental_op_resolver_type=resolver)
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ConfigError(f"{name} is not a loadable TFLite model ({str(e).splitlines()[0][:160]})",
@@ -79,14 +84,16 @@ class LiteRTRuntime(Runtime):
             return False, f"ai-edge-litert is not installed ({e})"
         return True, ""
 
-    def load(self, path: str | Path, preserve_all_tensors: bool = False, num_threads: int | None = None) -> LiteRTModel:
-        """Load a ``.tflite``. ``preserve_all_tensors`` keeps intermediates for layer-by-layer comparison."""
+    def load(self, path: str | Path, preserve_all_tensors: bool = False, num_threads: int | None = None,
+             reference_kernels: bool = False) -> LiteRTModel:
+        """Load a ``.tflite``. ``preserve_all_tensors`` keeps intermediates for layer-by-layer comparison;
+        ``reference_kernels`` runs TFLite's reference kernels (no XNNPACK, no optimized builtins)."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path} does not exist", "run `ondevice export --target tflite` first")
         data = path.read_bytes()
-        return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads), path.name,
-                            ".tflite", data, "LiteRT")
+        return guarded_load(lambda: LiteRTModel(data, path.name, preserve_all_tensors, num_threads, reference_kernels),
+                            path.name, ".tflite", data, "LiteRT")
 
 
 # --- model memory (sim:// reports it) -----------------------------------------------------------------------------
@@ -109,9 +116,22 @@ def tensor_memory(model: LiteRTModel, data: bytes) -> dict:
         elif a.nbytes:
             start = a.__array_interface__["data"][0]
             spans.append((start, start + a.nbytes))
-    arena = (max(e for _, e in spans) - min(s for s, _ in spans)) if spans else 0
+    arena = _arena_span(spans)
     return {"arena_bytes": int(arena), "tensor_bytes": int(sum(e - s for s, e in spans)),
             "constant_bytes": int(const), "delegated_tensors": delegated}
+
+
+def _arena_span(spans: list[tuple[int, int]]) -> int:
+    """Address span of the tensors that sit together (the arena); a tensor far from the others (a SHAPE-chain
+    output LiteRT computes at prepare time and keeps on the heap) counts by its own size, not the gap to it."""
+    total = sum(e - s for s, e in spans)
+    arena, lo, hi = 0, None, None
+    for s, e in sorted(spans):
+        if hi is not None and s - hi > total:  # a planned arena has no hole larger than all its tensors
+            arena += hi - lo
+            lo = None
+        lo, hi = (s, e) if lo is None else (lo, max(hi, e))
+    return arena + (hi - lo if lo is not None else 0)
 
 
 def measured_model_heap(model: LiteRTModel, data: bytes) -> int | None:

@@ -28,6 +28,8 @@ class MCUHostModel(LoadedModel):
 
     @staticmethod
     def _spec(s: dict) -> TensorSpec:
+        if s["dtype"] == "float32":  # float I/O (QUANTIZE/DEQUANTIZE inside): the C API says scale 0
+            return TensorSpec(name=s["name"], shape=list(s["shape"]), dtype="float32")
         return TensorSpec(name=s["name"], shape=list(s["shape"]), dtype=s["dtype"], scale=s["scale"],
                           zero_point=s["zero_point"])
 
