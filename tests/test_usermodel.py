@@ -314,7 +314,7 @@ def test_near_ties_are_counted_apart_and_mismatches_are_not():
 
 # ------------------------------------------------------------------------------------------ the whole way
 @pytest.mark.slow
-def test_two_input_model_lint_slim_export_verify_profile(proj, tmp_path, capsys):
+def test_two_input_model_lint_slim_export_verify_profile(proj, tmp_path, capsys, monkeypatch):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     spec = f"{proj}/m.py:build"
@@ -345,6 +345,18 @@ def test_two_input_model_lint_slim_export_verify_profile(proj, tmp_path, capsys)
         assert e["top1_agreement"] >= 0.99 and e["n"] == v["data"]["n"] > 20, (k, e)
         assert e["outputs"][0]["cosine"] > 0.99, (k, e["outputs"])
     assert v["targets"]["mcu"]["bit_exact_vs_tflm"] and v["targets"]["mcu-qemu"]["bit_exact_vs_tflm"]
+
+    # an output beyond the tolerance warns even where every top-1 agrees (tolerance pushed below any difference)
+    import shutil
+
+    import ondevice.verify as ov
+    one = tmp_path / "one"
+    one.mkdir()
+    for f in art.glob("m_tflite_int8.tflite*"):
+        shutil.copy2(f, one / f.name)
+    monkeypatch.setattr(ov, "TOL_STEPS", -1)
+    e = ov.verify(one, data=proj / "data", model=run)["targets"]["tflite"]
+    assert e["passed"] and "steps off the reference (tolerance -1)" in e["warnings"][0], e
 
     rc, out = cli(capsys, "profile", "--device", "sim://executorch", art / "m_executorch_int8.pte",
                   "--runs", "5", "--warmup", "1", "--out", tmp_path / "p_sim")
