@@ -145,9 +145,9 @@ def _from_tflite(p: Path) -> ModelSource:
 
 
 def _from_pte(p: Path) -> ModelSource:
-    from ondevice.runtimes.executorch import ExecuTorchModel
+    from ondevice.runtimes.base import get_runtime
     data = p.read_bytes()
-    m = ExecuTorchModel(data, p.name, bundled=p.suffix == ".bpte")
+    m = get_runtime("executorch").load(p)  # header check and a trial load in a child: a user's file may abort
     return ModelSource("pte", model_name(p), p, list(m.inputs), list(m.outputs), _labels_beside(p), data=data)
 
 

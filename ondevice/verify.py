@@ -188,13 +188,13 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
     end to end; ``first_own_error`` the first layer over it on its own, the one to fix when there is one.
     """
     from ondevice.export.tflite_util import read_graph
-    from ondevice.runtimes.litert import LiteRTModel
+    from ondevice.runtimes.base import get_runtime
     tfl = artifact if artifact.suffix == ".tflite" else next(iter(sorted(artifact.glob("*.tflite"))), None)
     if tfl is None:
         return {"method": "none", "note": "layer localisation needs a .tflite (LiteRT intermediates)"}
     data = tfl.read_bytes()
     graph = read_graph(data, tfl.name)
-    lm = LiteRTModel(data, tfl.name, preserve_all_tensors=True)
+    lm = get_runtime("litert").load(tfl, preserve_all_tensors=True)  # guarded: the file may be damaged
     lm.run([s.quantize(np.asarray(x).reshape(s.shape)) for s, x in zip(lm.inputs, _tuple(x1))])
     values = {t["index"]: t for t in lm.tensors()}
     acts = pt2e_activations(run, x1)
@@ -292,9 +292,9 @@ def _check_one(artifact: Path, manifest: dict, run, x: tuple, y: np.ndarray, ref
 
 
 def _bundled_check(artifact: Path, manifest: dict) -> dict:
-    from ondevice.runtimes.executorch import ExecuTorchModel
+    from ondevice.runtimes.base import get_runtime
     n = int(manifest.get("bundled_test_cases", 0))
-    m = ExecuTorchModel(artifact.read_bytes(), artifact.name, bundled=True)
+    m = get_runtime("executorch").load(artifact)  # guarded: a damaged .bpte must not abort verify
     m.self_check(n, rtol=0.0, atol=float(manifest.get("bundled_atol", 1e-2)))
     return {"artifact": artifact.name, "cases": n, "atol": manifest.get("bundled_atol"), "passed": True}
 

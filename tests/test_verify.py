@@ -169,3 +169,19 @@ def test_cli_verify_writes_report(exported, corpus, base, tmp_path):
                  "--out", str(tmp_path / "r.json")])
     assert code == 0
     assert json.loads((tmp_path / "r.json").read_text())["targets"]["tflite"]["top1_agreement"] >= 0.99
+
+
+def test_verify_loads_user_files_through_the_guarded_runtimes(tmp_path):
+    """A damaged .bpte (verify's bundled self-check) or .pte (a model source) is a one-line error, not an abort."""
+    import random
+
+    from ondevice.errors import OndeviceError
+    from ondevice.source import resolve_model
+    from ondevice.verify import _bundled_check
+    blob = random.Random(1).randbytes(4096)
+    for name in ("damaged.bpte", "damaged.pte"):
+        p = tmp_path / name
+        p.write_bytes(blob[:4] + b"ET12" + blob[8:])  # an ExecuTorch-looking header over random bytes
+        with pytest.raises(OndeviceError) as e:
+            _bundled_check(p, {"bundled_test_cases": 1}) if p.suffix == ".bpte" else resolve_model(p)
+        assert name in e.value.message and "\n" not in e.value.message

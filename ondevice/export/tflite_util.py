@@ -124,9 +124,10 @@ def convert_tflite(run) -> bytes:
 
 def tensor_specs(data: bytes, name: str):
     """(inputs, outputs) TensorSpecs as the LiteRT interpreter sees them."""
+    from ondevice.runtimes._guard import guarded_load
     from ondevice.runtimes.litert import LiteRTModel
     with _quiet(c_level=True):  # "Created TensorFlow Lite XNNPACK delegate" goes to C stderr
-        m = LiteRTModel(data, name)
+        m = guarded_load(lambda: LiteRTModel(data, name), name, ".tflite", data, "LiteRT")  # may be a user's file
     return m.inputs, m.outputs
 
 
@@ -137,9 +138,10 @@ def example_int8(run, spec, k: int = 0) -> np.ndarray:
 
 def io_specs(data: bytes, name: str):
     """(inputs, outputs) TensorSpecs as LiteRT sees them, named after the model's signature (else its tensors)."""
+    from ondevice.runtimes._guard import guarded_load
     from ondevice.runtimes.litert import LiteRTModel
     with _quiet(c_level=True):
-        m = LiteRTModel(data, name)
+        m = guarded_load(lambda: LiteRTModel(data, name), name, ".tflite", data, "LiteRT")  # may be a user's file
         sigs = m.interp._get_full_signature_list() or {}
     sig = next(iter(sigs.values()), {})
     names = {idx: key for part in ("inputs", "outputs") for key, idx in (sig.get(part) or {}).items()}
