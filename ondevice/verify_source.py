@@ -241,6 +241,8 @@ def verify_source(artifacts, spec, data=None, out=None) -> dict:
                         "goal": {"top1_agreement": GOAL_TOP1_AGREEMENT, "near_tie_steps": NEAR_TIE_STEPS},
                         "tolerance_output_steps": TOL_STEPS, "targets": {}, "host": platform.platform(),
                         "versions": versions()}
+        if src.kind == "tflite":
+            report["reference"]["kernels"] = "LiteRT's reference kernels (what TFLM ports; no XNNPACK)"
         if y is not None and ref_outs[0].shape[1] > 1:
             report["reference"]["accuracy"] = float((ref_outs[0].argmax(1) == y).mean())
         for p, m in arts.items():

@@ -92,7 +92,7 @@ def test_float_io_zoo_model_export_verify_profile_from_the_cli(name, zoo_dir, tm
     monkeypatch.chdir(tmp_path)
     assert _cli("verify", art) == 0
     r = json.loads((art / "verify_report.json").read_text())
-    assert r["data"]["source"] == "random" and r["data"]["n"] == N_VECTORS
+    assert r["data"]["source"] == "random" and r["data"]["n"] == N_VECTORS and "reference" in r["reference"]["kernels"]
     t = r["targets"]
     assert t["tflm"]["passed"] and t["mcu"]["passed"] and t["tflm"]["n"] == t["mcu"]["n"] == N_VECTORS
     # the mcu host build is bit-exact with TFLM, so it sits exactly as far from LiteRT as TFLM does
