@@ -70,12 +70,10 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
     import time
     from pathlib import Path
     path = Path(folder) / LOG_NAME
-    existed = path.parent.is_dir()
     # collected beside, then moved in: a command refused before any work must leave --out as it found it
     logf = tempfile.NamedTemporaryFile("w", prefix=f"ondevice-{command or 'cmd'}-", suffix=".log", delete=False,
                                        buffering=1, encoding="utf-8", errors="replace")
     logf.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ondevice {command}\n")
-    ok = False
     real_py, is_fd2 = sys.stderr, _stderr_is_fd2()
     if is_fd2:
         real_py.flush()
@@ -91,7 +89,6 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
     console.file = ours
     try:
         yield path
-        ok = True
     finally:
         try:
             sys.stderr.flush()
@@ -104,19 +101,20 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
         if ours is not real_py:
             ours.close()
         logf.close()
-        _keep_log(Path(logf.name), path, ok or existed)
+        _keep_log(Path(logf.name), path)
 
 
-def _keep_log(tmp, path, into_folder: bool) -> None:
-    """Append the collected log to ``path`` when the command finished (or its folder was already there); after an
-    early failure it stays in the temp folder rather than creating --out."""
+def _keep_log(tmp, path) -> None:
+    """Append the collected log to ``path`` when the command made (or found) its folder; a command refused before
+    any work leaves --out as it was, and its third-party noise is dropped with the temp file."""
     try:
-        if into_folder and path.parent.is_dir():
+        if path.parent.is_dir():
             with open(path, "ab") as dst:
                 dst.write(tmp.read_bytes())
-            tmp.unlink()
     except OSError:
         pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,273 @@
+/* od_conv_im2col_s8.c: CONV_2D (any kernel size, stride, padding; dilation 1) as im2col + matrix multiply.
+ *
+ * Two output pixels at a time: their receptive fields are widened once to int16 (input offset added, padded taps
+ * written as 0 so they add nothing) into `scratch`, then every pair of output channels is a 2x2 register block
+ * of SMLADs over that q15 buffer. The code generator lays the weights out in the order this kernel reads them:
+ * per channel pair and group of four depths, 4 bytes of each channel as [w0 w2 w1 w3] (one SXTB16 gives
+ * (w0, w1), SXTB16 ROR 8 gives (w2, w3), matching the q15 input pairs); see od_im2col_w_index. Integer sums are exact, so the result is bit-identical
+ * with the reference kernel. Scratch: od_conv2d_im2col_scratch_bytes(). */
+#include <string.h>
+
+#include "od_fixedpoint.h"
+#include "od_kernels.h"
+#include "od_simd.h"
+
+#if defined(__GNUC__)
+#define OD_INLINE static inline __attribute__((always_inline))
+#else
+#define OD_INLINE static inline
+#endif
+
+/* Scratch layout: the two pixels' fields interleaved per group of four depths, as four words
+ * [row0 (x0,x1)] [row1 (x0,x1)] [row0 (x2,x3)] [row1 (x2,x3)], so the inner loop walks one pointer. */
+static inline int32_t q15_pos(int32_t r, int32_t d) { return (d >> 2) * 8 + ((d >> 1) & 1) * 4 + r * 2 + (d & 1); }
+
+/* Row r of the scratch, depths d..d+n: src[i] + off as int16 (src == NULL: zeros, a padded tap). */
+static void put_run(int16_t *dst, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+    if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
+        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 4 + r;
+        const uint32_t off2 = od_dup16(off);
+        for (; n > 0; n -= 4, w += 4) {
+            if (!src) {
+                w[0] = w[2] = 0;
+                continue;
+            }
+            const uint32_t u = od_read_u32(src);
+            src += 4;
+            const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
+            w[0] = (a & 0xffffu) | (b << 16);         /* (x0, x1) */
+            w[2] = (a >> 16) | (b & 0xffff0000u);     /* (x2, x3) */
+        }
+        return;
+    }
+    for (int32_t i = 0; i < n; ++i) dst[q15_pos(r, d + i)] = (int16_t)(src ? src[i] + off : 0);
+}
+
+/* One output pixel's receptive field, in filter order (ky, kx, c), into row r of the scratch. */
+static void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+    const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KH = p->k_h, KW = p->k_w, off = p->input_offset;
+    const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
+    const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+    const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_max_i32(kx0, od_min_i32(KW, IW - x0));
+    for (int32_t ky = 0, d = 0; ky < KH; ++ky, d += KW * C) {
+        const int32_t iy = y0 + ky;
+        if (iy < 0 || iy >= IH || kx1 == kx0) {
+            put_run(dst, r, d, NULL, KW * C, 0);
+            continue;
+        }
+        if (kx0 > 0) put_run(dst, r, d, NULL, kx0 * C, 0);
+        put_run(dst, r, d + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C, off);
+        if (kx1 < KW) put_run(dst, r, d + kx1 * C, NULL, (KW - kx1) * C, 0);
+    }
+}
+
+OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
+    const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
+    return (int8_t)od_clamp_i32(v, lo, hi);
+}
+
+/* Both scratch rows against a channel pair's interleaved weights: per group, 4 bytes of channel o
+ * ([w0 w2 w1 w3]) then 4 of channel o+1; then the T tail bytes of o, then of o+1. */
+OD_INLINE void dot2x2_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t T, int32_t *a) {
+    int32_t s00 = a[0], s01 = a[1], s10 = a[2], s11 = a[3];
+    const uint32_t *xp = (const uint32_t *)(const void *)x;
+#if OD_SIMD_NATIVE
+    /* 18 instructions per 16 MACs; the C form below lets GCC spill accumulators. wp may be unaligned: LDR only. */
+    if (G > 0) {
+        uint32_t w0, w1, t0, t1, xa, xb;
+        int32_t n = G;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[w1], [%[wp], #4]\n\t"
+            "ldr %[w0], [%[wp]], #8\n\t"
+            "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
+            "sxtb16 %[t0], %[w0]\n\t"
+            "sxtb16 %[t1], %[w1]\n\t"
+            "smlad %[s00], %[t0], %[xa], %[s00]\n\t"
+            "smlad %[s10], %[t0], %[xb], %[s10]\n\t"
+            "smlad %[s01], %[t1], %[xa], %[s01]\n\t"
+            "smlad %[s11], %[t1], %[xb], %[s11]\n\t"
+            "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
+            "sxtb16 %[t0], %[w0], ror #8\n\t"
+            "sxtb16 %[t1], %[w1], ror #8\n\t"
+            "smlad %[s00], %[t0], %[xa], %[s00]\n\t"
+            "smlad %[s10], %[t0], %[xb], %[s10]\n\t"
+            "smlad %[s01], %[t1], %[xa], %[s01]\n\t"
+            "smlad %[s11], %[t1], %[xb], %[s11]\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0), [t1] "=&r"(t1), [xa] "=&r"(xa), [xb] "=&r"(xb),
+              [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [xp] "+r"(xp), [wp] "+r"(wp),
+              [n] "+r"(n)
+            :
+            : "cc", "memory");
+    }
+#else
+    for (int32_t g = 0; g < G; ++g, xp += 4, wp += 8) {
+        const uint32_t w0 = od_read_u32(wp), w1 = od_read_u32(wp + 4);
+        uint32_t x0 = xp[0], x1 = xp[1];
+        uint32_t t0 = od_sxtb16(w0), t1 = od_sxtb16(w1);
+        s00 = od_smlad(t0, x0, s00);
+        s10 = od_smlad(t0, x1, s10);
+        s01 = od_smlad(t1, x0, s01);
+        s11 = od_smlad(t1, x1, s11);
+        x0 = xp[2];
+        x1 = xp[3];
+        t0 = od_sxtb16_ror8(w0);
+        t1 = od_sxtb16_ror8(w1);
+        s00 = od_smlad(t0, x0, s00);
+        s10 = od_smlad(t0, x1, s10);
+        s01 = od_smlad(t1, x0, s01);
+        s11 = od_smlad(t1, x1, s11);
+    }
+#endif
+    const int16_t *t = (const int16_t *)(const void *)xp;
+    for (int32_t d = 0; d < T; ++d) {
+        const int32_t v0 = t[(d >> 1) * 4 + (d & 1)], v1 = t[(d >> 1) * 4 + 2 + (d & 1)];
+        s00 += wp[d] * v0;
+        s10 += wp[d] * v1;
+        s01 += wp[T + d] * v0;
+        s11 += wp[T + d] * v1;
+    }
+    a[0] = s00;
+    a[1] = s01;
+    a[2] = s10;
+    a[3] = s11;
+}
+
+/* The odd last channel: its own row ([w0 w2 w1 w3] groups, natural tail) against both scratch rows. */
+static void dot2x1_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t T, int32_t *a0, int32_t *a1) {
+    int32_t s0 = *a0, s1 = *a1;
+    const uint32_t *xp = (const uint32_t *)(const void *)x;
+    for (int32_t g = 0; g < G; ++g, xp += 4, wp += 4) {
+        const uint32_t w = od_read_u32(wp);
+        s0 = od_smlad(od_sxtb16(w), xp[0], s0);
+        s1 = od_smlad(od_sxtb16(w), xp[1], s1);
+        s0 = od_smlad(od_sxtb16_ror8(w), xp[2], s0);
+        s1 = od_smlad(od_sxtb16_ror8(w), xp[3], s1);
+    }
+    const int16_t *t = (const int16_t *)(const void *)xp;
+    for (int32_t d = 0; d < T; ++d) {
+        s0 += wp[d] * t[(d >> 1) * 4 + (d & 1)];
+        s1 += wp[d] * t[(d >> 1) * 4 + 2 + (d & 1)];
+    }
+    *a0 = s0;
+    *a1 = s1;
+}
+
+OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                          const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int fast) {
+    const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
+    const int32_t pixels = p->batches * p->out_h * p->out_w, out_off = p->output_offset;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    for (int32_t px = 0; px < pixels; px += 2) {
+        const int two = px + 1 < pixels;
+        im2col_pixel(p, in, px, 0, scratch);
+        im2col_pixel(p, in, two ? px + 1 : px, 1, scratch); /* an odd last pixel runs twice, written once */
+        int8_t *y0 = out + px * OC, *y1 = y0 + OC;
+        int32_t o = 0;
+        for (; o + 2 <= OC; o += 2) {
+            int32_t a[4] = {0, 0, 0, 0};
+            if (bias) a[0] = a[2] = bias[o], a[1] = a[3] = bias[o + 1];
+            dot2x2_q15(scratch, filter + o * D, G, T, a);
+            const int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+            y0[o] = rq(a[0], m0, s0, out_off, lo, hi, fast);
+            y0[o + 1] = rq(a[1], m1, s1, out_off, lo, hi, fast);
+            if (two) {
+                y1[o] = rq(a[2], m0, s0, out_off, lo, hi, fast);
+                y1[o + 1] = rq(a[3], m1, s1, out_off, lo, hi, fast);
+            }
+        }
+        if (o < OC) {
+            int32_t a0 = bias ? bias[o] : 0, a1 = a0;
+            dot2x1_q15(scratch, filter + o * D, G, T, &a0, &a1);
+            y0[o] = rq(a0, mult[o], shift[o], out_off, lo, hi, fast);
+            if (two) y1[o] = rq(a1, mult[o], shift[o], out_off, lo, hi, fast);
+        }
+    }
+}
+
+int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c) {
+    return 16 * ((k_h * k_w * in_c + 3) >> 2);
+}
+
+/* Reference twin: TFLite's loop over the reordered filter (weight d of channel o is at od_im2col_w_index). */
+static inline int32_t od_im2col_w_index(int32_t o, int32_t d, int32_t D, int32_t OC) {
+    const int32_t G4 = D & ~3, perm = (d & ~3) | ((d & 1) << 1) | ((d & 2) >> 1);
+    if ((OC & 1) && o == OC - 1) return o * D + (d < G4 ? perm : d);
+    const int32_t base = (o & ~1) * D, k = o & 1;
+    return d < G4 ? base + (d >> 2) * 8 + k * 4 + (perm & 3) : base + 2 * G4 + k * (D - G4) + (d - G4);
+}
+
+od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+    OD_CHECK_PTR(p);
+    OD_CHECK_PTR(in);
+    OD_CHECK_PTR(filter);
+    OD_CHECK_PTR(out);
+    const int32_t D = p->k_h * p->k_w * p->in_c;
+    for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
+        const int32_t ox = px % p->out_w, t = px / p->out_w, oy = t % p->out_h, b = t / p->out_h;
+        for (int32_t oc = 0; oc < p->out_c; ++oc) {
+            int32_t acc = 0;
+            for (int32_t ky = 0; ky < p->k_h; ++ky) {
+                const int32_t iy = oy * p->stride_h - p->pad_h + ky;
+                for (int32_t kx = 0; kx < p->k_w; ++kx) {
+                    const int32_t ix = ox * p->stride_w - p->pad_w + kx;
+                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
+                    for (int32_t ic = 0; ic < p->in_c; ++ic) {
+                        const int32_t d = (ky * p->k_w + kx) * p->in_c + ic;
+                        acc += (int32_t)filter[od_im2col_w_index(oc, d, D, p->out_c)] *
+                               ((int32_t)in[((b * p->in_h + iy) * p->in_w + ix) * p->in_c + ic] + p->input_offset);
+                    }
+                }
+            }
+            if (bias) acc += bias[oc];
+            out[px * p->out_c + oc] =
+                (int8_t)od_clamp_i32(od_mbqm(acc, mult[oc], shift[oc]) + p->output_offset, p->act_min, p->act_max);
+        }
+    }
+    return OD_OK;
+}
+
+#if defined(OD_KERNELS_REFERENCE)
+/* In place (1x1, stride 1, out_c <= in_c): each pixel's input is copied before its outputs overwrite it. */
+static od_status_t im2col_ref_inplace(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                      const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *x) {
+    const int32_t IC = p->in_c, OC = p->out_c;
+    OD_CHECK(p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && OC <= IC && x != NULL);
+    for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
+        memcpy(x, buf + px * IC, (size_t)IC);
+        for (int32_t oc = 0; oc < OC; ++oc) {
+            int32_t acc = bias ? bias[oc] : 0;
+            for (int32_t ic = 0; ic < IC; ++ic)
+                acc += (int32_t)filter[od_im2col_w_index(oc, ic, IC, OC)] * ((int32_t)x[ic] + p->input_offset);
+            buf[px * OC + oc] =
+                (int8_t)od_clamp_i32(od_mbqm(acc, mult[oc], shift[oc]) + p->output_offset, p->act_min, p->act_max);
+        }
+    }
+    return OD_OK;
+}
+#endif
+
+/* in == out is allowed for a 1x1 stride-1 conv with out_c <= in_c (the planner's in-place case): a pixel pair's
+ * inputs are in the scratch before its outputs land, at or before those inputs. */
+od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                                int16_t *scratch) {
+#if defined(OD_KERNELS_REFERENCE)
+    if (in == out) return im2col_ref_inplace(p, out, filter, bias, mult, shift, (int8_t *)(void *)scratch);
+    return od_conv2d_s8_im2col_ref(p, in, filter, bias, mult, shift, out);
+#endif
+    OD_CHECK_PTR(p);
+    OD_CHECK_PTR(in);
+    OD_CHECK_PTR(filter);
+    OD_CHECK_PTR(out);
+    OD_CHECK_PTR(scratch);
+    OD_CHECK(p->dil_h == 1 && p->dil_w == 1 && ((uintptr_t)scratch & 3) == 0);
+    if (p->requant_fast)
+        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 1);
+    else
+        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 0);
+    return OD_OK;
+}
