@@ -110,7 +110,7 @@ def measure_arena(data: bytes, name: str, run) -> tuple[int, list, list]:
     if hasattr(run, "example_input"):
         xs = [example_int8(run, s, k) for k, s in enumerate(m.inputs)]
     m.run(xs)
-    return m.arena_bytes(), name_inputs(run, m.inputs), m.outputs
+    return m.arena_bytes(), m.inputs, m.outputs
 
 
 @register("tflm", extension="", quant="int8")
@@ -139,6 +139,7 @@ class TFLMExporter(Exporter):
         ops = sorted(counts)
         arena, inputs, outputs = measure_arena(data, dest.name, run)
         inputs, outputs = with_model_names(data, dest.name, inputs, outputs)
+        inputs = name_inputs(run, inputs)  # a run's inputs are named after forward's parameters
         files = render_sources(run.name, data, ops, arena)
         with atomic_path(dest) as tmp:
             tmp.mkdir()
