@@ -96,7 +96,8 @@ def test_profile_random_pte_on_sim_executorch(tmp_path):
     assert any(ln.startswith("error:") and "is not a .pte model" in ln for ln in lines), lines
     prof = json.loads((tmp_path / "p" / "profile.json").read_text())
     assert prof["status"] == "failed" and "not a .pte model" in prof["error"]["message"]
-    assert [p.name for p in tmp.iterdir()] == []
+    # nothing of ours left behind (torch may create its own torchinductor_<user> cache folder there)
+    assert [p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")] == []
 
 
 # ------------------------------------------------------------------------------------------------ data files
