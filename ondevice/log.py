@@ -70,7 +70,7 @@ def quiet(folder: str | os.PathLike | None, command: str = "", create: bool = Tr
     import time
     from pathlib import Path
     path = Path(folder) / LOG_NAME
-    # collected beside, then moved in: a command refused before any work must leave --out as it found it
+    # collected beside, then moved in: a command refused before it made --out must not create it for a log
     logf = tempfile.NamedTemporaryFile("w", prefix=f"ondevice-{command or 'cmd'}-", suffix=".log", delete=False,
                                        buffering=1, encoding="utf-8", errors="replace")
     logf.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ondevice {command}\n")
