@@ -108,6 +108,10 @@ def _export(names: list[str], model, out, allow_cpu_ops: bool = False, wants_all
         names = _for_source(names, src, wants_all)
         run = src.for_export()
         check_run(run)
+    for name in names:  # per call, before the pre-checks read it (the exporters are registry singletons)
+        exp = get_exporter(name)
+        if hasattr(exp, "allow_cpu_fallback"):
+            exp.allow_cpu_fallback = allow_cpu_ops
     for name in names:  # every target's refusals (unsupported op, float model) come before anything is written
         check = getattr(get_exporter(name), "precheck_source", None)
         if check is not None:
@@ -119,8 +123,6 @@ def _export(names: list[str], model, out, allow_cpu_ops: bool = False, wants_all
     done: dict[str, Path] = {}
     for i, name in enumerate(names, 1):
         exp = get_exporter(name)
-        if allow_cpu_ops and hasattr(exp, "allow_cpu_fallback"):
-            exp.allow_cpu_fallback = True
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             with log.step(f"exporting {name} ({i}/{len(names)})"):
