@@ -108,12 +108,12 @@ def _export(names: list[str], model, out, allow_cpu_ops: bool = False, wants_all
         names = _for_source(names, src, wants_all)
         run = src.for_export()
         check_run(run)
-    for name in names:  # per call, before the pre-checks read it (the exporters are registry singletons)
-        exp = get_exporter(name)
+    exps = {name: get_exporter(name) for name in names}  # one instance per target for the pre-check and export
+    for exp in exps.values():
         if hasattr(exp, "allow_cpu_fallback"):
             exp.allow_cpu_fallback = allow_cpu_ops
     for name in names:  # every target's refusals (unsupported op, float model) come before anything is written
-        check = getattr(get_exporter(name), "precheck_source", None)
+        check = getattr(exps[name], "precheck_source", None)
         if check is not None:
             _tagged(name, check, run)
     out = Path(out)
@@ -122,7 +122,7 @@ def _export(names: list[str], model, out, allow_cpu_ops: bool = False, wants_all
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, Path] = {}
     for i, name in enumerate(names, 1):
-        exp = get_exporter(name)
+        exp = exps[name]
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             with log.step(f"exporting {name} ({i}/{len(names)})"):
