@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -52,19 +51,13 @@ class Recipe:
         return (torch.rand((batch,) + tuple(self.input_shape[1:]), generator=g) * 20.0,)
 
 
-RECIPES: Registry[Recipe] = Registry("recipe")
-
-
-def _load_recipes() -> None:
-    for mod in ("mitsis", "kws_dscnn"):
-        importlib.import_module(f"ondevice.models.{mod}")
+#: every sub-package of models/ is a recipe that registers itself
+RECIPES: Registry[Recipe] = Registry("recipe", package=__name__, entry_points="ondevice.recipes")
 
 
 def get_recipe(name: str) -> Recipe:
-    _load_recipes()
     return RECIPES.get(name)
 
 
 def recipe_names() -> list[str]:
-    _load_recipes()
     return RECIPES.names()

@@ -49,14 +49,8 @@ def _check(name: str, port: Port) -> None:
             raise ValueError(f"port {name}: missing {f}")
 
 
-PORTS: Registry[Port] = Registry("board", _check)
-_loaded = False
-
-
 def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
+    """Register one port per ``firmware/ports/<board>/port.toml``."""
     for toml in sorted(PORTS_DIR.glob("*/port.toml")):
         with open(toml, "rb") as f:
             d = tomllib.load(f)
@@ -68,23 +62,22 @@ def _load() -> None:
                                   qemu_machine=d.get("qemu_machine"), pyocd_target=d.get("pyocd_target"),
                                   timer_unit=d.get("timer_unit", ""),
                                   extra={k: v for k, v in d.items() if k not in known}))
-    _loaded = True
+
+
+PORTS: Registry[Port] = Registry("board", _check, loader=_load)
 
 
 def get_port(board: str) -> Port:
     """The port for ``board`` (e.g. ``qemu-mps2-an386``, ``nucleo-f446re``); ConfigError with a suggestion if unknown."""
-    _load()
     return PORTS.get(board)
 
 
 def port_names() -> list[str]:
-    _load()
     return PORTS.names()
 
 
 def qemu_port_for_machine(machine: str) -> Port:
     """The QEMU port whose machine is ``machine`` (``mps2-an386``) or whose board name is it (``qemu-mps2-an386``)."""
-    _load()
     for name, port in PORTS.items():
         if port.is_qemu and machine in (port.qemu_machine, name):
             return port

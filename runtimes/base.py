@@ -9,9 +9,7 @@ A new runtime is one file in this folder that subclasses :class:`Runtime` and re
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -83,34 +81,20 @@ def _check(key: str, cls) -> None:
     cls.name = key
 
 
-RUNTIMES: Registry[type[Runtime]] = Registry("runtime", _check)
-_loaded = False
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    import ondevice.runtimes as pkg
-    for m in pkgutil.iter_modules(pkg.__path__):
-        if m.name not in ("base",) and not m.name.startswith("_"):
-            importlib.import_module(f"ondevice.runtimes.{m.name}")
-    _loaded = True
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime", _check, package="ondevice.runtimes", skip=("base",),
+                                             entry_points="ondevice.runtimes")
 
 
 def get_runtime(name: str) -> Runtime:
-    _load_all()
     return RUNTIMES.get(name)()
 
 
 def runtime_names() -> list[str]:
-    _load_all()
     return RUNTIMES.names()
 
 
 def runtime_for(path: str | Path) -> Runtime:
     """Pick the runtime for an artifact by its extension."""
-    _load_all()
     ext = "".join(Path(path).suffixes[-1:])
     for name, cls in RUNTIMES.items():
         if ext in cls.extensions:

@@ -11,8 +11,6 @@ slim run into one artifact::
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 
 from ondevice.errors import ConfigError
@@ -50,7 +48,8 @@ def _check(key: str, cls) -> None:
         raise ValueError(f"export target {key!r} must declare its quantization (e.g. 'int8')")
 
 
-TARGETS: Registry[type[Exporter]] = Registry("export target", _check)
+TARGETS: Registry[type[Exporter]] = Registry("export target", _check, package="ondevice.export",
+                                              skip=tuple(_NOT_TARGETS), entry_points="ondevice.targets")
 
 
 def register(name: str, *, extension: str, quant: str, description: str = ""):
@@ -63,37 +62,20 @@ def register(name: str, *, extension: str, quant: str, description: str = ""):
     return deco
 
 
-_loaded = False
-
-
-def _load_all() -> None:
-    """Import every target module in this package (each registers itself)."""
-    global _loaded
-    if _loaded:
-        return
-    import ondevice.export as pkg
-    for m in pkgutil.iter_modules(pkg.__path__):
-        if m.name in _NOT_TARGETS or m.name.startswith("_"):
-            continue
-        importlib.import_module(f"ondevice.export.{m.name}")
-    _loaded = True
 
 
 def target_names() -> list[str]:
     """All registered target names, sorted."""
-    _load_all()
     return TARGETS.names()
 
 
 def get_exporter(name: str) -> Exporter:
     """An instance of the exporter for ``name``; unknown names raise ConfigError with a suggestion."""
-    _load_all()
     return TARGETS.get(name)()
 
 
 def resolve_targets(targets) -> list[str]:
     """Expand ``all`` and comma lists, keep order, drop repeats; unknown names raise ConfigError."""
-    _load_all()
     out: list[str] = []
     for t in targets or ["all"]:
         for name in str(t).split(","):

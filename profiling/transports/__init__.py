@@ -10,8 +10,6 @@ sequencing live in :mod:`ondevice.profiling.session`, so a new link type is one 
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from urllib.parse import parse_qs, urlsplit
 
 from ondevice.errors import ConfigError
@@ -57,20 +55,10 @@ def _check(key: str, cls) -> None:
         raise TypeError(f"transport {key!r} must subclass Transport")
 
 
-TRANSPORTS: Registry[type[Transport]] = Registry("transport", _check)
+TRANSPORTS: Registry[type[Transport]] = Registry("transport", _check, package=__name__,
+                                                 entry_points="ondevice.transports")
 #: pyserial's own URL handlers, opened through the serial transport
 PYSERIAL_SCHEMES = ("loop", "rfc2217", "spy", "hwgrep", "alt", "cp2110")
-_loaded = False
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for m in pkgutil.iter_modules(__path__):
-        if not m.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{m.name}")
-    _loaded = True
 
 
 def scheme_of(url: str) -> str:
@@ -81,7 +69,6 @@ def scheme_of(url: str) -> str:
 
 def open_transport(url: str) -> Transport:
     """Open a device URL through its registered scheme (pyserial URLs go through ``serial``)."""
-    _load_all()
     scheme = scheme_of(url)
     if not scheme:
         raise ConfigError(f"{url!r} is not a device URL",
@@ -93,14 +80,12 @@ def open_transport(url: str) -> Transport:
 
 def transport_class(url: str) -> type[Transport] | None:
     """The registered class for a URL's scheme, or None."""
-    _load_all()
     scheme = scheme_of(url)
     scheme = "serial" if scheme in PYSERIAL_SCHEMES else scheme
-    return TRANSPORTS._items.get(scheme) if scheme else None
+    return TRANSPORTS.find(scheme) if scheme else None
 
 
 def schemes() -> list[str]:
-    _load_all()
     return TRANSPORTS.names()
 
 
