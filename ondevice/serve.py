@@ -186,7 +186,7 @@ def serve(board: str = "qemu-mps2-an386", artifact: str | Path | None = None, tc
     if not port.is_qemu:
         raise ConfigError(f"serve boots emulated boards; {board} is real hardware",
                           "a real board's UART is already a device: use serial:///dev/ttyACM0")
-    from ondevice.flash import flashed_image
+    from ondevice.mcu.firmware import flashed_image
     if artifact is None and flashed_image(board) is None:
         raise ConfigError(f"no firmware has been flashed to {board}",
                           f"pass --artifact artifacts/<model>_mcu_int8, or run `ondevice flash --board {board}` first")

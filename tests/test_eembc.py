@@ -217,7 +217,7 @@ def conv_library(tmp_path_factory):
 def test_qemu_eembc_infer_matches_run(conv_library):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
-    from ondevice.flash import build_firmware
+    from ondevice.mcu.firmware import build_firmware
     from ondevice.profiling.transports import open_transport
     elf = build_firmware("qemu-mps2-an386", conv_library)
     x = np.random.default_rng(3).integers(-128, 128, 49 * 40, dtype=np.int8).tobytes()

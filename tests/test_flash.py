@@ -24,12 +24,12 @@ def cache(tmp_path, monkeypatch):
 def test_cli_flash_qemu_then_profile_boots_the_flashed_image(cache, tmp_path, capsys):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
-    from ondevice.flash import flashed_image
+    from ondevice.mcu.firmware import flashed_image
     assert main(["flash", "--board", "qemu-mps2-an386"]) == 0
     img = flashed_image("qemu-mps2-an386")
     assert img is not None and img.is_relative_to(cache)
     assert "booted under QEMU" in capsys.readouterr().err
-    from ondevice.flash import flashed_info
+    from ondevice.mcu.firmware import flashed_info
     info = flashed_info("qemu-mps2-an386")
     assert info["hello"]["board"] == "qemu-mps2-an386" and info["boot"]["banner"].endswith("testmodel")
     # the CLI, with no elf= in the URL: QEMU boots the flashed image
@@ -64,7 +64,8 @@ def test_real_board_builds_and_fails_cleanly_without_a_probe(cache):
     require_tool("arm-none-eabi-gcc")
     from elftools.elf.elffile import ELFFile
 
-    from ondevice.flash import build_firmware, firmware_sizes, flash
+    from ondevice.flash import flash
+    from ondevice.mcu.firmware import build_firmware, firmware_sizes
     elf = build_firmware("nucleo-f446re")
     with open(elf, "rb") as f:
         e = ELFFile(f)

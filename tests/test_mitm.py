@@ -159,7 +159,7 @@ def sim_backend():
 def qemu_backend():
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
-    from ondevice.flash import build_firmware
+    from ondevice.mcu.firmware import build_firmware
     elf = build_firmware("qemu-mps2-an386")
     return {"name": "qemu", "url": f"qemu://mps2-an386?elf={elf}", "artifact": REPO / "firmware" / "core" /
             "testmodel", "unit": "instructions", "bad_unit": 0, "shape": [1, 16], "huge_dim": 64, "inputs": None}

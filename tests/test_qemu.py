@@ -26,7 +26,7 @@ def tools():
 @pytest.fixture(scope="session")
 def fixture_elfs(tools, tmp_path_factory):
     """Firmware with the test-fixture model for both boards (built once, cached by content)."""
-    from ondevice.flash import build_firmware
+    from ondevice.mcu.firmware import build_firmware
     return {m: build_firmware(f"qemu-{m}") for m in BOARDS}
 
 
@@ -66,7 +66,7 @@ def test_boot_hello_and_reset_reason(fixture_elfs):
 
 @pytest.mark.parametrize("machine", BOARDS)
 def test_profile_fixture_model_end_to_end(machine, fixture_elfs, tmp_path):
-    from ondevice.flash import firmware_sizes
+    from ondevice.mcu.firmware import firmware_sizes
     x = np.arange(-64, 64, 8, dtype=np.int8).reshape(1, 16)
     elf = fixture_elfs[machine]
     r = profile(TESTMODEL, f"qemu://{machine}?elf={elf}", runs=5, warmup=1, out=tmp_path, inputs=[x])
@@ -162,7 +162,8 @@ def test_nucleo_port_runs_on_qemu_stm32f405(tools):
     netduinoplus2, an STM32F405 with the same registers. QEMU has no RCC model, so the PLL is off; the 180 MHz
     path is not run anywhere, and the port is not run on hardware."""
     from ondevice.boards import get_port
-    from ondevice.flash import build_firmware, handshake
+    from ondevice.flash import handshake
+    from ondevice.mcu.firmware import build_firmware
     from ondevice.profiling.transports.qemu import QemuInstance
     from ondevice.profiling.transports.socket import SocketStream
     from ondevice.features.twins import read_vector

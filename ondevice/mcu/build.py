@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ondevice.cache import cache_dir as _cache_dir
 from ondevice.errors import ExportError, ToolMissingError, VerifyError
 from ondevice.fsutil import atomic_path
 
@@ -34,7 +35,7 @@ class _ModelInfo(ctypes.Structure):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ONDEVICE_CACHE", Path.home() / ".cache" / "ondevice")) / "mcu-host"
+    return _cache_dir("mcu-host")
 
 
 def library_sources(lib_dir: Path) -> list[Path]:

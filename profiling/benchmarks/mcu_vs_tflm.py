@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -137,7 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     a = ap.parse_args(argv)
     from ondevice import log
-    cache = Path(os.environ.get("ONDEVICE_CACHE", Path.home() / ".cache" / "ondevice")) / "bench_tflite"
+    from ondevice.cache import cache_dir
+    cache = cache_dir("bench_tflite")
     res = {}
     with tempfile.TemporaryDirectory(prefix="mcu_vs_tflm_") as d:
         for name in a.models.split(","):

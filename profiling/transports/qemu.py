@@ -189,7 +189,7 @@ def resolve_firmware(target: str, q: dict[str, str]) -> tuple["object", Path]:
     port = qemu_port_for_machine(target.strip("/"))
     if q.get("elf"):
         return port, Path(q["elf"]).expanduser()
-    from ondevice import flash as fl
+    from ondevice.mcu import firmware as fl
     if q.get("artifact"):
         return port, fl.build_firmware(port.board, q["artifact"], variant=q.get("variant", "opt"))
     elf = fl.flashed_image(port.board)
@@ -238,7 +238,7 @@ class QemuTransport(SocketStream):
 
     def device_stats(self) -> dict:
         """Host-side sizes of the booted ELF (flash = .isr_vector + .text + .rodata + .data), beside the device's."""
-        from ondevice.flash import firmware_sizes
+        from ondevice.mcu.firmware import firmware_sizes
         sizes = firmware_sizes(self.qemu.elf)
         return {"firmware_elf": str(self.qemu.elf), **{f"elf_{k}": v for k, v in sizes.items()}}
 
