@@ -50,3 +50,44 @@ def test_fuzz_harness_short_run(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     runs = int(re.search(r"stat::number_of_executed_units:\s+(\d+)", r.stderr).group(1))
     assert runs > 1000, r.stderr[-500:]
+
+
+def test_one_cortexm_startup_for_agent_and_bench():
+    """One vector table and reset handler (ports/common/cortexm_startup.c): the agent ports link it and the bench
+    runner's startup.c includes it, so the two cannot drift."""
+    owners = sorted(p.relative_to(FW).as_posix() for p in FW.rglob("*.[ch]")
+                    if "build" not in p.parts and re.search(r"section\(\"\.isr_vector\"\)", p.read_text()))
+    assert owners == ["ports/common/cortexm_startup.c"], owners
+    assert '#include "../ports/common/cortexm_startup.c"' in (FW / "bench" / "startup.c").read_text()
+
+
+@pytest.mark.parametrize("ld,board", [("an386.ld", "qemu-mps2-an386"), ("an547.ld", "qemu-mps3-an547")])
+def test_bench_linker_script_is_the_ports_with_sections_inlined(ld, board):
+    """qemu_bench links without -L, so its scripts inline cortexm_sections.ld; they must stay the port's layout."""
+    bench = (FW / "bench" / ld).read_text()
+    port = (FW / "ports" / board / "link.ld").read_text()
+    common = (FW / "ports" / "common" / "cortexm_sections.ld").read_text()
+    assert "INCLUDE cortexm_sections.ld\n" in port
+    body = bench[bench.index("*/\n") + 3:]  # after the header comment that says why the file exists
+    assert body == port.replace("INCLUDE cortexm_sections.ld\n", common)
+
+
+def test_qemu_boards_share_one_port_and_every_port_names_existing_sources(tmp_path):
+    from ondevice.boards import PORTS, Port, _check
+    ports = dict(PORTS.items())
+    shared = FW / "ports" / "common" / "qemu_mps.c"
+    for name in ("qemu-mps2-an386", "qemu-mps3-an547"):
+        assert ports[name].sources == [shared] and not (ports[name].path / "port.c").exists()
+    assert ports["nucleo-f446re"].sources == [FW / "ports" / "nucleo-f446re" / "port.c"]
+    # A port folder with neither port.c nor PORT_SRCS is refused, naming what is missing.
+    bad = tmp_path / "myboard"
+    bad.mkdir()
+    (bad / "port_config.h").write_text("")
+    (bad / "port.mk").write_text("PORT_ARCH := cortexm\n")
+    with pytest.raises(ValueError, match="missing port.c"):
+        _check("myboard", Port(board="myboard", kind="host", path=bad))
+    (bad / "port.mk").write_text("PORT_ARCH := cortexm\nPORT_SRCS := $(FW)/ports/common/nothere.c\n")
+    with pytest.raises(ValueError, match="missing nothere.c"):
+        _check("myboard", Port(board="myboard", kind="host", path=bad))
+    (bad / "port.mk").write_text("PORT_ARCH := cortexm\nPORT_SRCS := $(FW)/ports/common/qemu_mps.c\n")
+    _check("myboard", Port(board="myboard", kind="host", path=bad))
