@@ -7,6 +7,7 @@ is one port folder plus one board profile.
 from __future__ import annotations
 
 import importlib.util
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,17 @@ class Port:
     def is_qemu(self) -> bool:
         return self.kind == "qemu"
 
+    @property
+    def sources(self) -> list[Path]:
+        """The port's own C: ``PORT_SRCS`` of its port.mk (boards that share a port, e.g. the QEMU MPS images
+        on ports/common/qemu_mps.c), else its port.c, as firmware/Makefile picks them."""
+        mk = (self.path / "port.mk").read_text()
+        m = re.search(r"^PORT_SRCS\s*:?=(.*)$", mk, re.M)
+        if not m:
+            return [self.path / "port.c"]
+        words = m.group(1).replace("$(FW)", str(FIRMWARE_DIR)).replace("$(PORT_DIR)", str(self.path)).split()
+        return [Path(w) for w in words]
+
 
 def _check(name: str, port: Port) -> None:
     if port.kind not in KINDS:
@@ -44,9 +56,12 @@ def _check(name: str, port: Port) -> None:
         raise ValueError(f"port {name}: a qemu port needs qemu_machine")
     if port.kind == "pyocd" and not port.pyocd_target:
         raise ValueError(f"port {name}: a pyocd port needs pyocd_target")
-    for f in ("port.c", "port_config.h", "port.mk"):
+    for f in ("port_config.h", "port.mk"):
         if not (port.path / f).is_file():
             raise ValueError(f"port {name}: missing {f}")
+    for src in port.sources:
+        if not src.is_file():
+            raise ValueError(f"port {name}: missing {src.name} (a port needs port.c, or PORT_SRCS in port.mk)")
 
 
 def _load() -> None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from _firmware_support import FW, make
+from _firmware_support import FW, fixture_model_reference, make
 from conftest import require_tool
 
 
@@ -50,3 +50,78 @@ def test_fuzz_harness_short_run(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     runs = int(re.search(r"stat::number_of_executed_units:\s+(\d+)", r.stderr).group(1))
     assert runs > 1000, r.stderr[-500:]
+
+
+def test_one_cortexm_startup_for_agent_and_bench():
+    """One vector table and reset handler (ports/common/cortexm_startup.c): the agent ports link it and the bench
+    runner's startup.c includes it, so the two cannot drift."""
+    owners = sorted(p.relative_to(FW).as_posix() for p in FW.rglob("*.[ch]")
+                    if "build" not in p.parts and re.search(r"section\(\"\.isr_vector\"\)", p.read_text()))
+    assert owners == ["ports/common/cortexm_startup.c"], owners
+    assert '#include "../ports/common/cortexm_startup.c"' in (FW / "bench" / "startup.c").read_text()
+
+
+@pytest.mark.parametrize("ld,board", [("an386.ld", "qemu-mps2-an386"), ("an547.ld", "qemu-mps3-an547")])
+def test_bench_linker_script_is_the_ports_with_sections_inlined(ld, board):
+    """qemu_bench links without -L, so its scripts inline cortexm_sections.ld; they must stay the port's layout."""
+    bench = (FW / "bench" / ld).read_text()
+    port = (FW / "ports" / board / "link.ld").read_text()
+    common = (FW / "ports" / "common" / "cortexm_sections.ld").read_text()
+    assert "INCLUDE cortexm_sections.ld\n" in port
+    body = bench[bench.index("*/\n") + 3:]  # after the header comment that says why the file exists
+    assert body == port.replace("INCLUDE cortexm_sections.ld\n", common)
+
+
+def test_qemu_boards_share_one_port_and_every_port_names_existing_sources(tmp_path):
+    from ondevice.boards import PORTS, Port, _check
+    ports = dict(PORTS.items())
+    shared = FW / "ports" / "common" / "qemu_mps.c"
+    for name in ("qemu-mps2-an386", "qemu-mps3-an547"):
+        assert ports[name].sources == [shared] and not (ports[name].path / "port.c").exists()
+    assert ports["nucleo-f446re"].sources == [FW / "ports" / "nucleo-f446re" / "port.c"]
+    # A port folder with neither port.c nor PORT_SRCS is refused, naming what is missing.
+    bad = tmp_path / "myboard"
+    bad.mkdir()
+    (bad / "port_config.h").write_text("")
+    (bad / "port.mk").write_text("PORT_ARCH := cortexm\n")
+    with pytest.raises(ValueError, match="missing port.c"):
+        _check("myboard", Port(board="myboard", kind="host", path=bad))
+    (bad / "port.mk").write_text("PORT_ARCH := cortexm\nPORT_SRCS := $(FW)/ports/common/nothere.c\n")
+    with pytest.raises(ValueError, match="missing nothere.c"):
+        _check("myboard", Port(board="myboard", kind="host", path=bad))
+    (bad / "port.mk").write_text("PORT_ARCH := cortexm\nPORT_SRCS := $(FW)/ports/common/qemu_mps.c\n")
+    _check("myboard", Port(board="myboard", kind="host", path=bad))
+
+
+def _fixture_library(tmp_path, fault: bool = False):
+    """The test-fixture model as a bench library folder; ``fault`` makes its invoke hit an undefined instruction."""
+    import shutil
+    lib = tmp_path / ("faulty_mcu_int8" if fault else "fixture_mcu_int8")
+    lib.mkdir()
+    shutil.copy(FW / "include" / "od_model_api.h", lib)
+    src = (FW / "core" / "testmodel" / "od_testmodel.c").read_text()
+    head = "od_status_t od_model_invoke(void)\n{\n"
+    assert head in src
+    (lib / "od_testmodel.c").write_text(src.replace(head, head + "    __builtin_trap();\n") if fault else src)
+    return lib
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_bench_runner_on_the_shared_startup_runs_and_reports_a_fault(board, tmp_path):
+    """The bench runner boots on the agent's startup: outputs match the fixture model; a fault inside invoke is
+    reported at once (OD_BENCH fault, QEMU exits) instead of rebooting the runner until the host times out."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    import numpy as np
+    from ondevice.errors import VerifyError
+    from ondevice.mcu.qemu_bench import build_bench_elf, run_bench_elf
+    x = np.arange(-8, 8, dtype=np.int8) * 7
+    spec = [{"shape": [1, 4], "dtype": "int8"}]
+    elf = build_bench_elf(_fixture_library(tmp_path), [[x]], tmp_path / "ok.elf", board)
+    res = run_bench_elf(elf, board, "opt", spec, timeout_s=120)
+    assert res.status == [0] and np.array_equal(res.outputs[0][0].reshape(4), fixture_model_reference(x))
+    assert [name for name, _ in res.op_instructions] == ["FULLY_CONNECTED", "ADD"] and res.instructions[0] > 0
+    elf = build_bench_elf(_fixture_library(tmp_path, fault=True), [[x]], tmp_path / "fault.elf", board)
+    with pytest.raises(VerifyError, match="ended early.*OD_BENCH fault"):
+        run_bench_elf(elf, board, "opt", spec, timeout_s=120)

@@ -1,7 +1,13 @@
-/* port.c for mps3-an547: CMSDK UART0 for the host link, SysTick scaled to instructions, reset reason from .noinit. */
+/* qemu_mps.c: the port for Arm's MPS2/MPS3 FPGA images under QEMU (mps2-an386, mps3-an547): CMSDK UART0 for the
+ * host link, SysTick scaled to instructions, reset reason from .noinit. The boards differ only in port_config.h
+ * (UART base, clock, instructions per tick, memory sizes). */
 #include "cmsdk_uart.h"
 #include "cortexm.h"
 #include "od_port.h"
+
+#if !defined(OD_PORT_UART_BASE) || !defined(OD_PORT_INSTR_PER_TICK_NUM) || !defined(OD_PORT_INSTR_PER_TICK_DEN)
+#error "an MPS port_config.h must define OD_PORT_UART_BASE and OD_PORT_INSTR_PER_TICK_NUM / _DEN"
+#endif
 
 void port_init(void)
 {
@@ -23,4 +29,3 @@ uint64_t port_time_now(void)
 od_reset_reason_t port_reset_reason(void) { return (od_reset_reason_t)cm_noinit_reset_reason(); }
 
 void port_reset(void) { cm_reset_with_reason(OD_RESET_SOFTWARE); }
-
