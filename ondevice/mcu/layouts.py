@@ -1,6 +1,6 @@
-"""Kernel selection and weight layouts of the optimised MCU kernels (issue 15), shared by the lowerings and the
-memory planner in codegen.py: which kernel an op runs, the scratch it needs, the order its weights are stored in,
-and when the cheaper requantization is proven exact."""
+"""Kernel selection and weight layouts of the optimised MCU kernels (issue 15), shared by the lowerings
+(lowerings/) and the memory planner (planner.py): which kernel an op runs, the scratch it needs, the order its
+weights are stored in, and when the cheaper requantization is proven exact."""
 from __future__ import annotations
 
 import numpy as np
