@@ -97,8 +97,8 @@ def _conv_call(e: Emitter, op: Op, depthwise: bool, conv_fields: dict, bias: str
             requant_fast=conv_fields["requant_fast"]))
         return Lowered(f"od_matmul_s8_inplace(&{fc}, {e.act(o)}, {e.const(f)}, {bias}, {m}, {s}, {tmp})", macs=macs)
     p = e.struct("od_conv_params_t", f"od_p{op.index}", conv_fields)
-    if not depthwise and uses_im2col(e.g, op):
-        w = e.reordered_const(f"od_wr{op.index}", im2col_filter(tf.data))
+    if uses_im2col(e.g, op):  # a one-channel depthwise too: a conv of the transposed filter
+        w = e.reordered_const(f"od_wr{op.index}", im2col_filter(tf.data, depthwise))
         tmp = f"(int16_t *)OD_ARENA({e.plan.offset(('scratch', op.index))})"
         return Lowered(f"od_conv2d_s8_im2col(&{p}, {e.act(i)}, {w}, {bias}, {m}, {s}, {e.act(o)}, {tmp})",
                        macs=macs)
