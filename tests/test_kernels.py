@@ -28,6 +28,7 @@ def _dwconv(c: Case):
     c.conv([1, 5, 5, 13], 0, 3, stride=1, depthwise=True, act=ACT.RELU)
     c.conv([1, 10, 5, 4], 0, (10, 4), padding=PAD.VALID, depthwise=True, bias=False)
     c.conv([1, 12, 9, 1], 0, (4, 3), stride=2, depthwise=True, dm=8)   # first-layer form: 1 channel in
+    c.conv([1, 15, 8, 1], 0, (10, 4), stride=2, depthwise=True, dm=7, act=ACT.RELU)  # kws form, padded, odd
     c.conv([1, 6, 7, 2], 0, 3, stride=1, depthwise=True, dm=5)         # DM blocks of 4 plus a tail
 
 

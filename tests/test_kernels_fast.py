@@ -110,3 +110,13 @@ def test_same_shape_add_fast_bit_exact_vs_tflm_host_and_qemu(tmp_path):
     for got, vec in zip(res.outputs, vecs[:3]):
         for g, w in zip(got, ref.run(vec)):
             np.testing.assert_array_equal(g, w.reshape(g.shape))
+
+
+def test_one_channel_depthwise_runs_as_im2col_conv():
+    """A depthwise conv of a one-channel input (kws-dscnn's first layer) is the CONV_2D of its transposed filter."""
+    from mcu_cases import PAD
+    c = Case(seed=4)
+    c.conv([1, 12, 9, 1], 0, (4, 3), stride=2, depthwise=True, dm=8)
+    c.conv([1, 7, 6, 1], 0, 3, padding=PAD.VALID, depthwise=True, dm=3)
+    src = generate(read_tflite(c.build())).source
+    assert src.count("od_conv2d_s8_im2col(") == 2 and "od_depthwise_conv2d_s8" not in src

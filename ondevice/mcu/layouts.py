@@ -1,6 +1,6 @@
-"""Kernel selection and weight layouts of the optimised MCU kernels (issue 15), shared by the lowerings and the
-memory planner in codegen.py: which kernel an op runs, the scratch it needs, the order its weights are stored in,
-and when the cheaper requantization is proven exact."""
+"""Kernel selection and weight layouts of the optimised MCU kernels (issue 15), shared by the lowerings
+(lowerings/) and the memory planner (planner.py): which kernel an op runs, the scratch it needs, the order its
+weights are stored in, and when the cheaper requantization is proven exact."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +9,13 @@ from ondevice.mcu.reader import Graph, Op
 
 
 def uses_im2col(g: Graph, op: Op) -> bool:
-    """CONV_2D runs as im2col + blocked matmul (od_conv_im2col_s8.c) unless dilated."""
+    """CONV_2D runs as im2col + blocked matmul (od_conv_im2col_s8.c) unless dilated; so does a depthwise conv of a
+    one-channel input (its depth multiplier is the output channels: a CONV_2D of that filter, transposed)."""
     o = op.options
-    return (op.opcode == "CONV_2D" and int(o.get("dilationHFactor", 1) or 1) == 1
-            and int(o.get("dilationWFactor", 1) or 1) == 1 and len(g.tensors[op.inputs[0]].shape) == 4)
+    ti = g.tensors[op.inputs[0]]
+    return ((op.opcode == "CONV_2D" or (op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4 and ti.shape[3] == 1))
+            and int(o.get("dilationHFactor", 1) or 1) == 1
+            and int(o.get("dilationWFactor", 1) or 1) == 1 and len(ti.shape) == 4)
 
 
 def uses_dw_padded(g: Graph, op: Op) -> bool:
@@ -43,13 +46,16 @@ def dw_padded_bytes(g: Graph, op: Op) -> int:
 
 def im2col_scratch_bytes(g: Graph, op: Op) -> int:
     """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
-    _, kh, kw, c = g.tensors[op.inputs[1]].shape
+    _, kh, kw, _ = g.tensors[op.inputs[1]].shape
+    c = g.tensors[op.inputs[0]].shape[3]
     return 16 * ((kh * kw * c + 3) // 4)
 
 
-def im2col_filter(w: np.ndarray) -> np.ndarray:
+def im2col_filter(w: np.ndarray, depthwise: bool = False) -> np.ndarray:
     """Weights in od_conv_im2col_s8.c's read order: per channel pair and group of four depths, four bytes of each
     channel as [w0 w2 w1 w3]; then each channel's depth % 4 tail; an odd last channel alone, groups reordered."""
+    if depthwise:  # [1, kh, kw, oc] of a one-channel input is the OHWI filter [oc, kh, kw, 1]
+        w = np.asarray(w).transpose(3, 1, 2, 0)
     rows = np.asarray(w, np.int8).reshape(w.shape[0], -1)
     oc, d = rows.shape
     g4 = d // 4 * 4

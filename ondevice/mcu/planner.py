@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ondevice.mcu.layouts import (dw_inplace_padded, dw_padded_bytes, im2col_scratch_bytes, uses_dw_padded,
+                                  uses_im2col)
+from ondevice.mcu.reader import Graph, Op
+
+ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+#: 256-entry table lookups (lowerings/ops_ext.py)
+LUT_OPS = ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU")
+# Ops whose output element i depends only on input element i: the output may overwrite that input.
+INPLACE_OPS = {"ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1", *LUT_OPS}
 ALIGN = 16
 
 
@@ -76,3 +85,93 @@ class MemoryPlan:
                 if a.first <= b.last and b.first <= a.last:
                     if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
                         raise AssertionError(f"memory plan overlap: buffers {a.id} and {b.id}")
+
+
+def _dies_here(plan: MemoryPlan, g: Graph, t: int, op_index: int, outputs: set) -> bool:
+    b = plan.of_tensor[t]
+    return b.last == op_index and not (set(b.tensors) & outputs) and not (set(b.tensors) & set(g.inputs))
+
+
+def inplace_scratch_bytes(g: Graph, op: Op) -> int:
+    """Scratch bytes if ``op`` has an in-place kernel for its shapes (0 if it has none)."""
+    if not op.inputs or op.inputs[0] < 0:
+        return 0
+    ti, to = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if ti.dtype != "int8" or to.dtype != "int8" or ti.is_const:
+        return 0
+    if op.opcode == "DEPTHWISE_CONV_2D" and len(ti.shape) == 4:
+        n, ih, iw, ic = ti.shape
+        _, oh, ow, oc = to.shape
+        if ic == oc and oh * ow <= ih * iw:
+            if dw_inplace_padded(g, op):  # output staging, then the padded rows
+                return (4 * oh * ow + 3) // 4 * 4 + dw_padded_bytes(g, op)
+            return 4 * n * oh * ow
+    if op.opcode == "CONV_2D" and len(ti.shape) == 4:
+        f = g.tensors[op.inputs[1]]
+        o = op.options
+        if (f.shape[1] == 1 and f.shape[2] == 1 and o.get("strideH", 1) == 1 and o.get("strideW", 1) == 1
+                and ti.shape[1:3] == to.shape[1:3] and to.shape[3] <= ti.shape[3]):
+            if uses_im2col(g, op):
+                return im2col_scratch_bytes(g, op)
+            return min(2, n * ti.shape[1] * ti.shape[2]) * to.shape[3] if (n := ti.shape[0]) else 0
+    if op.opcode == "FULLY_CONNECTED":
+        f = g.tensors[op.inputs[1]]
+        if f.is_const and len(f.shape) == 2 and f.shape[0] <= f.shape[1] and ti.size % f.shape[1] == 0:
+            return min(2, ti.size // f.shape[1]) * f.shape[0]
+    return 0
+
+
+def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
+    """Lifetimes over the op order, aliasing and in-place merges, then greedy placement."""
+    plan = MemoryPlan()
+    n = max((op.index for op in g.ops), default=-1) + 1  # op indices survive fusion: outputs live past the last
+    last_use: dict[int, int] = {}
+    for op in g.ops:
+        for i in op.inputs:
+            if i >= 0:
+                last_use[i] = op.index
+    for o in g.outputs:
+        last_use[o] = n
+    outputs = set(g.outputs)
+    for i in g.inputs:
+        plan.add(i, g.tensors[i].nbytes, -1, last_use.get(i, -1))
+    for op in g.ops:
+        outs = [o for o in op.outputs if not g.tensors[o].is_const]
+        for o in outs:
+            t = g.tensors[o]
+            life = (op.index, last_use.get(o, op.index))
+            src = op.inputs[0] if op.inputs else -1
+            if op.opcode in ALIAS_OPS and src in plan.of_tensor:
+                plan.merge(src, o, t.nbytes, *life)
+                continue
+            scratch = inplace_scratch_bytes(g, op)
+            # In place only when it saves bytes: the scratch must be smaller than the output it replaces.
+            if 0 < scratch < t.nbytes and op.inputs[0] in plan.of_tensor and _dies_here(plan, g, op.inputs[0], op.index, outputs):
+                plan.merge(op.inputs[0], o, t.nbytes, *life)
+                plan.add(("scratch", op.index), scratch, op.index, op.index)
+                plan.inplace.add(op.index)
+                continue
+            if op.opcode in INPLACE_OPS:
+                cand = [i for i in op.inputs[:2] if i in plan.of_tensor and g.tensors[i].nbytes == t.nbytes
+                        and g.tensors[i].shape == t.shape and plan.of_tensor[i].last == op.index
+                        and not (set(plan.of_tensor[i].tensors) & outputs)
+                        and not (set(plan.of_tensor[i].tensors) & set(g.inputs))]
+                if cand:
+                    plan.merge(cand[0], o, t.nbytes, *life)
+                    continue
+            plan.add(o, t.nbytes, *life)
+        if op.opcode in ("MEAN", "SUM"):
+            plan.add(("scratch", op.index), reduce_scratch_bytes(g, op), op.index, op.index)
+        elif op.index not in plan.inplace and uses_im2col(g, op):
+            plan.add(("scratch", op.index), im2col_scratch_bytes(g, op), op.index, op.index)
+        elif op.index not in plan.inplace and uses_dw_padded(g, op):
+            plan.add(("scratch", op.index), dw_padded_bytes(g, op), op.index, op.index)
+    plan.place()
+    plan.check()
+    return plan
+
+
+def reduce_scratch_bytes(g: Graph, op: Op) -> int:
+    """int32 accumulators, one per output element."""
+    return 4 * g.tensors[op.outputs[0]].size
+

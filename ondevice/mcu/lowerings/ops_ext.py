@@ -1,7 +1,7 @@
 """More MCU lowerings: float I/O at the graph edges, table activations, PRELU, SPLIT, RESIZE, BATCH_MATMUL.
 
-Registered into ``codegen.LOWERINGS`` on import (codegen imports this module at its end). Quantization setup
-mirrors the TFLM prepare step of each op; the kernels live in firmware/kernels/od_*_s8.c (od_kernels_ext.h).
+Registered into ``LOWERINGS`` when the registry loads this package. Quantization setup mirrors the TFLM
+prepare step of each op; the kernels live in firmware/kernels/od_*_s8.c (od_kernels_ext.h).
 """
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import math
 
 import numpy as np
 
-from ondevice.mcu import codegen, fixedpoint, quant
-from ondevice.mcu.codegen import Emitter, Lowered, Unsupported, lowering
+from ondevice.mcu import fixedpoint, quant
+from ondevice.mcu.emit import (Emitter, Lowered, Unsupported, broadcast_strides, c_array, ext5, row_strides,
+                               same_padding)
+from ondevice.mcu.lowerings import lowering
+from ondevice.mcu.lowerings.elementwise import requant
+from ondevice.mcu.planner import LUT_OPS
 from ondevice.mcu.reader import Op
-
-LUT_OPS = ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU")
-codegen.INPLACE_OPS.update(LUT_OPS)
 
 
 def _f32_ptr(e: Emitter, idx: int, const: bool) -> str:
@@ -27,7 +28,7 @@ def _quantize(e: Emitter, op: Op) -> Lowered:
     if {e.t(i).dtype, e.t(o).dtype} == {"uint8", "int8"}:
         return _requant_u8(e, op)
     if e.t(i).dtype != "float32":
-        return codegen._requant(e, op)  # int8 -> int8 requantize
+        return requant(e, op)  # int8 -> int8 requantize
     e.require_int8(op, o)
     if e.t(o).scale is not None and len(e.t(o).scale) > 1:
         raise Unsupported("per-channel QUANTIZE")
@@ -53,7 +54,7 @@ def _requant_u8(e: Emitter, op: Op) -> Lowered:
         y = min(max(fixedpoint.mbqm(x - zi, m, s) + zo, lo), hi)
         lut.append(y - 256 if y > 127 else y)  # a uint8 result stored as its byte
     table = f"od_lut{op.index}"
-    e.consts.append(codegen._c_array(table, "int8_t", np.asarray(lut, np.int8)))
+    e.consts.append(c_array(table, "int8_t", np.asarray(lut, np.int8)))
     e.weight_bytes += 256
     return Lowered(f"od_lut_s8({to.size}, {table}, {e.act(op.inputs[0])}, {e.act(op.outputs[0])})")
 
@@ -95,7 +96,7 @@ def _lut(e: Emitter, op: Op) -> Lowered:
     i, o = op.inputs[0], op.outputs[0]
     e.require_int8(op, i, o)
     table = f"od_lut{op.index}"
-    e.consts.append(codegen._c_array(table, "int8_t", lut_for(e, op)))
+    e.consts.append(c_array(table, "int8_t", lut_for(e, op)))
     e.weight_bytes += 256
     return Lowered(f"od_lut_s8({e.t(o).size}, {table}, {e.act(i)}, {e.act(o)})")
 
@@ -112,10 +113,10 @@ def _prelu(e: Emitter, op: Op) -> Lowered:
     # TFLM divides in double here (an exact 1.25 in float32 is 1.2499999... in double: it decides ties).
     m1, s1 = quant.quantize_multiplier(quant.f64(si) / quant.f64(so))
     m2, s2 = quant.quantize_multiplier(quant.f64(si) * quant.f64(sa) / quant.f64(so))
-    out5 = codegen._ext5(to.shape)
+    out5 = ext5(to.shape)
     p = e.struct("od_prelu_params_t", f"od_p{op.index}", dict(
-        out_shape=out5, in_strides=codegen._broadcast_strides(ti.shape, out5),
-        alpha_strides=codegen._broadcast_strides(ta.shape, out5), input_offset=-zi, alpha_offset=-za,
+        out_shape=out5, in_strides=broadcast_strides(ti.shape, out5),
+        alpha_strides=broadcast_strides(ta.shape, out5), input_offset=-zi, alpha_offset=-za,
         output_offset=zo, mult1=m1, shift1=s1, mult2=m2, shift2=s2))
     return Lowered(f"od_prelu_s8(&{p}, {e.act(i)}, {e.act(a)}, {e.act(o)})", macs=to.size)
 
@@ -124,7 +125,7 @@ def _copy_group(e: Emitter, op: Op, parts: list[tuple[int, int, list[int], list[
     """One helper function running a strided copy per (src, dst, out_shape, in_strides, base)."""
     calls = []
     for k, (src, dst, shape, strides, base) in enumerate(parts):
-        shape, strides = codegen._ext5(shape), [0] * (5 - len(strides)) + list(strides)
+        shape, strides = ext5(shape), [0] * (5 - len(strides)) + list(strides)
         p = e.struct("od_strided_copy_params_t", f"od_p{op.index}_{k}", dict(
             out_shape=shape, in_strides=strides, base=base))
         calls.append(f"od_strided_copy_s8(&{p}, {e.act(src)}, {e.act(dst)})")
@@ -145,7 +146,7 @@ def _split(e: Emitter, op: Op) -> Lowered:
         if e.t(o).qparams() != ti.qparams():
             raise Unsupported("outputs quantized differently from the input (TFLM copies bytes)")
     axis = int(np.asarray(e.t(axis_t).data).reshape(-1)[0]) % len(ti.shape)
-    st = codegen._strides(ti.shape)
+    st = row_strides(ti.shape)
     parts, off = [], 0
     for o in op.outputs:
         shape = list(e.t(o).shape)
@@ -193,7 +194,7 @@ def _batch_strides(shape, batch_out: list[int]) -> list[int]:
     bshape = list(shape[:-2])
     mat = int(shape[-1]) * int(shape[-2])
     bshape = [1] * (3 - len(bshape)) + bshape
-    st = [s * mat for s in codegen._strides(bshape)]
+    st = [s * mat for s in row_strides(bshape)]
     return [st[d] if bshape[d] == batch_out[d] else 0 for d in range(3)]
 
 
@@ -244,8 +245,8 @@ def _transpose_conv(e: Emitter, op: Op) -> Lowered:
     sh, sw = int(opts.get("strideH", 1)), int(opts.get("strideW", 1))
     pad = opts.get("padding", "SAME")
     # TFLM pads as a forward conv from the output size back to the input (ComputePaddingHeightWidth).
-    pad_h = codegen._same_padding(oh, kh, sh, 1, -(-oh // sh), pad)
-    pad_w = codegen._same_padding(ow, kw, sw, 1, -(-ow // sw), pad)
+    pad_h = same_padding(oh, kh, sh, 1, -(-oh // sh), pad)
+    pad_w = same_padding(ow, kw, sw, 1, -(-ow // sw), pad)
     si, zi = ti.qparams()
     so, zo = to.qparams()
     lo, hi = quant.activation_range(opts.get("fusedActivationFunction", "NONE"), so, zo)
@@ -292,7 +293,7 @@ def _unpack(e: Emitter, op: Op) -> Lowered:
     _same_quant(e, i, op.outputs)
     ti = e.t(i)
     axis = int(op.options.get("axis", 0)) % len(ti.shape)
-    st = codegen._strides(ti.shape)
+    st = row_strides(ti.shape)
     shape = [d for k, d in enumerate(ti.shape) if k != axis]
     strides = [s for k, s in enumerate(st) if k != axis]
     return _copy_group(e, op, [(i, o, shape, strides, k * st[axis]) for k, o in enumerate(op.outputs)])
@@ -309,10 +310,10 @@ def _reduce_max(e: Emitter, op: Op) -> Lowered:
     ti = e.t(i)
     rank = len(ti.shape)
     red = {int(a) % rank + 5 - rank for a in np.asarray(e.t(ax).data).reshape(-1)}
-    in5 = codegen._ext5(ti.shape)
+    in5 = ext5(ti.shape)
     kept = [d for d in range(5) if d not in red]
     out_strides = [0] * 5
-    for d, st in zip(kept, codegen._strides([in5[d] for d in kept])):
+    for d, st in zip(kept, row_strides([in5[d] for d in kept])):
         out_strides[d] = st
     p = e.struct("od_reduce_params_t", f"od_p{op.index}", dict(
         in_shape=in5, out_strides=out_strides, num_outputs=e.t(o).size, num_reduced=ti.size // max(1, e.t(o).size),
