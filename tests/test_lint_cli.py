@@ -124,6 +124,13 @@ def test_cli_exit_codes_and_json(model_dir, tmp_path, capsys):
     assert "activation" in capsys.readouterr().out
 
 
+def test_cli_target_takes_a_comma_list(model_dir, tmp_path):
+    out = tmp_path / "comma.json"
+    assert main(["lint", "--model", f"{model_dir}/good.py:build", "--target", "tflite,mcu", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["targets"] == ["tflite", "mcu"] and doc["constraints"] == {"tflite": [], "mcu": []}
+
+
 def test_cli_fix_swaps_activation(model_dir, tmp_path, capsys):
     out = tmp_path / "fixed.json"
     assert main(["lint", "--model", f"{model_dir}/good.py:build_relu", "--target", "edgetpu", "--fix",

@@ -110,15 +110,16 @@ def data_check(folder: str = typer.Argument(..., help="Dataset: metadata.csv + W
 @app.command()
 def lint(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in recipe name (e.g. mitsis)."),
          model: Optional[str] = typer.Option(None, "--model", help="User model as path.py:build_fn."),
-         target: List[str] = typer.Option(["all"], "--target", help="Target(s) to lint for, or 'all'."),
+         target: List[str] = typer.Option(["all"], "--target", help="Target(s) to lint for (repeat the option "
+                                                                     "or give a comma list: tflite,mcu), or 'all'."),
          fix: bool = typer.Option(False, "--fix", help="Apply the safe fixes (e.g. ReLU/GELU -> ReLU6)."),
          out: Optional[Path] = typer.Option(None, "--out", help="Write the lint report JSON here.")):
     """Check a model against each target's device constraints and say exactly what to change."""
     if out is not None:
         from ondevice.fsutil import check_out
         check_out(out, "file")
-    from ondevice.slim.lint import lint_cli
-    ok = lint_cli(recipe=recipe, model=model, targets=target, fix=fix, out=out)
+    from ondevice.cli.lint_view import lint_command
+    ok = lint_command(recipe=recipe, model=model, targets=target, fix=fix, out=out)
     raise typer.Exit(0 if ok else 4)
 
 
