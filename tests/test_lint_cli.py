@@ -9,7 +9,7 @@ import torch
 
 from ondevice.cli import main
 from ondevice.errors import ConfigError, ConstraintError
-from ondevice.slim.usermodel import DEFAULT_INPUT_SHAPE, load_user_model
+from ondevice.models.user import DEFAULT_INPUT_SHAPE, load_user_model
 
 MODELS = {
     "good.py": """

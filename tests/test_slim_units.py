@@ -8,9 +8,9 @@ import torch.nn as nn
 
 from ondevice.errors import ConfigError
 from ondevice.models import get_recipe, recipe_names
-from ondevice.slim.blocks import SingleHeadSelfAttention, TimePool
+from ondevice.models.blocks import SingleHeadSelfAttention, TimePool
 from ondevice.slim.checkpoint import load_run
-from ondevice.slim.fusion import FusionHead, LateFusion
+from ondevice.models.fusion import FusionHead, LateFusion
 from ondevice.slim.metrics import count_macs, macro_f1
 from ondevice.slim.train import augment
 

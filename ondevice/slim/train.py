@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ondevice import log
+from ondevice.data.arrays import Arrays
 from ondevice.errors import ConfigError, ConstraintError
 from ondevice.slim.metrics import confusion, count_macs, int8_bytes, macro_f1
 
@@ -64,36 +65,6 @@ class _Dist:
 
 
 # ----------------------------------------------------------------------------------------------- data
-class Arrays:
-    """One split: ``xs`` one [N, ...] tensor per model input, labels ``y`` and keywords ``kw`` ([N] long)."""
-
-    def __init__(self, x, y: torch.Tensor, kw: torch.Tensor):
-        self.xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-        self.y, self.kw = y, kw
-
-    @property
-    def x(self) -> torch.Tensor:
-        return self.xs[0]
-
-    def take(self, idx) -> tuple[torch.Tensor, ...]:
-        return tuple(t[idx] for t in self.xs)
-
-    def __len__(self):
-        return len(self.y)
-
-
-def load_arrays(data: Path) -> tuple[dict[str, Arrays], list[str], list[str]]:
-    from ondevice.data import KEYWORDS, LABELS
-    from ondevice.data.dataset import load_split
-    from ondevice.features import to_model_input
-    out = {}
-    for split in ("train", "val", "test"):
-        s = load_split(data, split)
-        x = torch.from_numpy(np.concatenate([to_model_input(f) for f in s.features], axis=0)).float()
-        out[split] = Arrays(x, torch.as_tensor(s.labels, dtype=torch.long), torch.as_tensor(s.keywords, dtype=torch.long))
-    return out, list(LABELS), list(KEYWORDS)
-
-
 def augment(x: torch.Tensor, g: torch.Generator, freq_mask: int, time_shift: int) -> torch.Tensor:
     """SpecAugment-style frequency masking and a random time shift (zero fill), per sample."""
     x = x.clone()

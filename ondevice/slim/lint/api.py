@@ -79,7 +79,7 @@ def load_model(recipe: str | None, model: str | None) -> tuple[nn.Module, tuple,
     if recipe and model:
         raise ConfigError("give either --recipe or --model, not both", "lint one model at a time")
     if model:
-        from ondevice.slim.usermodel import load_user_model
+        from ondevice.models.user import load_user_model
         um = load_user_model(model)
         if um.default_inputs:
             log.info(f"{um.name}: no example_inputs given; linting with the feature input shape "
