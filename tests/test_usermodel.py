@@ -258,6 +258,7 @@ def test_ptq_calibrates_without_training(proj, tmp_path, capsys):
                   "--out", tmp_path / "run", "--fix", "--ptq", "--target", "tflite")
     assert rc == 0, out
     assert "fixed: fusion.encoders.image.act: GELU -> ReLU6" in out
+    assert "int8_macro_f1" in out  # the CLI prints the summary table (ondevice/cli/slim_view.py)
     report = json.loads((tmp_path / "run" / "slim_report.json").read_text())
     assert report["mode"] == "ptq" and report["data"]["train"] == 6 and report["labels"] == ["0", "1", "2"]
     assert report["lint_fixes_applied"]

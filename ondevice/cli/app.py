@@ -136,9 +136,12 @@ def slim(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
          seed: int = typer.Option(0, "--seed"),
          ptq: bool = typer.Option(False, "--ptq", help="No training: calibrate the model's own weights (INT8 PTQ).")):
     """Lint, train FP32, then INT8 QAT (PT2E); writes a checkpoint and slim_report.json. torchrun-able."""
+    from ondevice.cli.slim_view import show_summary
     from ondevice.slim.train import slim as run
-    run(recipe=recipe, model=model, data=data, out=out, epochs=epochs, qat_epochs=qat_epochs,
-        targets=target, fix=fix, seed=seed, ptq=ptq)
+    report = run(recipe=recipe, model=model, data=data, out=out, epochs=epochs, qat_epochs=qat_epochs,
+                 targets=target, fix=fix, seed=seed, ptq=ptq)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the run
+        show_summary(report, out)
 
 
 @app.command()

@@ -379,7 +379,6 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     if dist_.main:
         save_run(out, _recipe_json(rec, labels, keywords, specs, model, fixed, data), float_model, converted,
                  calib, report)
-        print_summary(report, Path(out))
     dist_.barrier()
     dist_.close()
     return report
@@ -466,20 +465,3 @@ def _versions() -> dict:
         with contextlib.suppress(PackageNotFoundError):
             v[d] = version(d)
     return v
-
-
-def print_summary(report: dict, out: Path) -> None:
-    from rich.table import Table
-    t = Table(title=f"slim: {report['recipe']} -> {out}", show_header=True)
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in ("fp32_macro_f1", "int8_macro_f1", "int8_minus_fp32_pt", "audio_only_macro_f1", "keyword_only_macro_f1",
-              "fused_macro_f1", "fusion_gain_pt", "int8_fp32_top1_agreement", "params", "macs", "int8_bytes",
-              "train_seconds"):
-        v = report.get(k)
-        if v is None:
-            continue
-        t.add_row(k, f"{v:.4f}" if isinstance(v, float) else f"{v:,}")
-    bad = {k: len(v) for k, v in report.get("constraints", {}).items() if v}
-    t.add_row("constraint violations", str(bad or "none"))
-    log.out.print(t)
