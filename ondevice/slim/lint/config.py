@@ -12,7 +12,7 @@ from ondevice.errors import ConfigError
 from ondevice.registry import Registry
 from ondevice.slim.lint.report import Violation
 
-RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+RULES_DIR = Path(__file__).parent.parent / "rules"  # ondevice/slim/rules
 ALL = "all"
 
 

@@ -1,5 +1,6 @@
 """The analysed model: one ``torch.export`` graph shared by every target, with the helpers the rules read
-(module paths, source lines, constant folding, lowering to TFLite builtins)."""
+(module paths, source lines, constant folding, lowering to TFLite builtins). The ``_`` node helpers are shared
+by the modules of this package only."""
 from __future__ import annotations
 
 import contextlib

@@ -12,6 +12,7 @@ from ondevice.slim.lint.config import RULES, TargetSpec
 from ondevice.slim.lint.context import LintContext, _is_static, _packet, _shape
 from ondevice.slim.lint.report import Violation
 
+
 # Activation module classes -> canonical names (also the ATen op names of their functional forms).
 _ACT_MODULES: dict[type, str] = {
     nn.ReLU: "relu", nn.ReLU6: "relu6", nn.GELU: "gelu", nn.SiLU: "silu", nn.Hardswish: "hardswish",
