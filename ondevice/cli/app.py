@@ -131,7 +131,8 @@ def slim(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
          out: Path = typer.Option(..., "--out", help="Run folder, e.g. runs/mitsis."),
          epochs: Optional[int] = typer.Option(None, "--epochs", help="FP32 epochs (recipe default)."),
          qat_epochs: Optional[int] = typer.Option(None, "--qat-epochs", help="INT8 QAT epochs (recipe default)."),
-         target: List[str] = typer.Option(["all"], "--target", help="Targets whose constraints must hold."),
+         target: List[str] = typer.Option(["all"], "--target", help="Targets whose constraints must hold "
+                                                                     "(repeat, or a comma list: tflite,mcu)."),
          fix: bool = typer.Option(False, "--fix", help="Apply safe lint fixes before training."),
          seed: int = typer.Option(0, "--seed"),
          ptq: bool = typer.Option(False, "--ptq", help="No training: calibrate the model's own weights (INT8 PTQ).")):

@@ -300,7 +300,7 @@ def _lint(model: nn.Module, example, targets: Sequence[str], fix: bool):
 
 
 def _resolve_targets(targets: Sequence[str]) -> list[str]:
-    ts = list(targets or ["all"])
+    ts = [p.strip() for t in targets or ["all"] for p in str(t).split(",") if p.strip()]  # tflite,mcu as in export
     if "all" in ts:
         return list(ALL_TARGETS)
     for t in ts:
