@@ -51,8 +51,10 @@ class Recipe:
         return (torch.rand((batch,) + tuple(self.input_shape[1:]), generator=g) * 20.0,)
 
 
-#: every sub-package of models/ is a recipe that registers itself
-RECIPES: Registry[Recipe] = Registry("recipe", package=__name__, entry_points="ondevice.recipes")
+#: every sub-package of models/ is a recipe that registers itself; blocks, fusion and user are the nn building
+#: blocks the recipes use and the loader of a user's ``path.py:build``, not recipes
+RECIPES: Registry[Recipe] = Registry("recipe", package=__name__, skip=("blocks", "fusion", "user"),
+                                     entry_points="ondevice.recipes")
 
 
 def get_recipe(name: str) -> Recipe:

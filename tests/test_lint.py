@@ -89,8 +89,12 @@ def test_targets_are_data():
     assert set(target_names()) == {"executorch", "tflite", "edgetpu", "coreml", "tflm", "mcu"}
     assert resolve_targets(["all"]) == target_names()
     assert resolve_targets(["edgetpu", "edgetpu", "tflm"]) == ["edgetpu", "tflm"]
+    assert resolve_targets(["tflite,mcu", "edgetpu"]) == ["tflite", "mcu", "edgetpu"]  # comma lists, like export
     with pytest.raises(ConfigError) as e:
         resolve_targets(["edgtpu"])
+    assert "edgetpu" in e.value.hint
+    with pytest.raises(ConfigError) as e:
+        resolve_targets(["tflite,edgtpu"])
     assert "edgetpu" in e.value.hint
 
 

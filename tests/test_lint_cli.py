@@ -9,7 +9,7 @@ import torch
 
 from ondevice.cli import main
 from ondevice.errors import ConfigError, ConstraintError
-from ondevice.slim.usermodel import DEFAULT_INPUT_SHAPE, load_user_model
+from ondevice.models.user import DEFAULT_INPUT_SHAPE, load_user_model
 
 MODELS = {
     "good.py": """
@@ -122,6 +122,13 @@ def test_cli_exit_codes_and_json(model_dir, tmp_path, capsys):
     v = doc["constraints"]["edgetpu"][0]
     assert v["rule"] == "activation" and v["where"] == "act" and v["auto_fixable"] is True
     assert "activation" in capsys.readouterr().out
+
+
+def test_cli_target_takes_a_comma_list(model_dir, tmp_path):
+    out = tmp_path / "comma.json"
+    assert main(["lint", "--model", f"{model_dir}/good.py:build", "--target", "tflite,mcu", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["targets"] == ["tflite", "mcu"] and doc["constraints"] == {"tflite": [], "mcu": []}
 
 
 def test_cli_fix_swaps_activation(model_dir, tmp_path, capsys):

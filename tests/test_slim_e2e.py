@@ -45,7 +45,8 @@ def test_qat_keeps_the_candidate_whose_int8_graph_scored_best(tiny_run, synth_sm
     assert sel["kept"] == int(np.argmax(sel["scores"]))
     # the kept candidate is what was saved: the shipped INT8 graph scores on the val split what the selection saw
     from ondevice.slim.metrics import macro_f1
-    from ondevice.slim.train import load_arrays, predict_b1
+    from ondevice.data.arrays import load_arrays
+    from ondevice.slim.train import predict_b1
     arrays, labels, _ = load_arrays(synth_small)
     val = arrays["val"]
     got = macro_f1(val.y.numpy(), predict_b1(load_run(out).qat_module(), val.x), len(labels))

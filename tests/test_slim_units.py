@@ -8,9 +8,9 @@ import torch.nn as nn
 
 from ondevice.errors import ConfigError
 from ondevice.models import get_recipe, recipe_names
-from ondevice.slim.blocks import SingleHeadSelfAttention, TimePool
+from ondevice.models.blocks import SingleHeadSelfAttention, TimePool
 from ondevice.slim.checkpoint import load_run
-from ondevice.slim.fusion import FusionHead, LateFusion
+from ondevice.models.fusion import FusionHead, LateFusion
 from ondevice.slim.metrics import count_macs, macro_f1
 from ondevice.slim.train import augment
 
@@ -170,3 +170,11 @@ def test_quantizer_makes_the_reference_compute_what_tflite_computes():
     assert float(lin_q.args[1]) == float(next(iter(h.users)).args[1])
     with torch.no_grad():
         torch.testing.assert_close(conv(calib[0]), m(calib[0]), atol=0.1, rtol=0.05)
+
+
+def test_slim_targets_take_comma_lists():
+    from ondevice.slim.train import ALL_TARGETS, _resolve_targets
+    assert _resolve_targets(["tflite,mcu", "edgetpu"]) == ["tflite", "mcu", "edgetpu"]
+    assert _resolve_targets(["all"]) == list(ALL_TARGETS) == _resolve_targets(["tflite,all"])
+    with pytest.raises(ConfigError, match="unknown target 'gpu'"):
+        _resolve_targets(["tflite,gpu"])

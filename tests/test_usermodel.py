@@ -20,7 +20,7 @@ from conftest import require_tool
 MODEL = textwrap.dedent('''
     import torch
     import torch.nn as nn
-    from ondevice.slim.fusion import FusionHead, LateFusion
+    from ondevice.models.fusion import FusionHead, LateFusion
 
 
     class ImageEncoder(nn.Module):
@@ -141,7 +141,7 @@ def cli(capsys, *argv) -> tuple[int, str]:
 
 # ------------------------------------------------------------------------------------------ models and data
 def test_input_signature_named_after_forward(proj):
-    from ondevice.slim.usermodel import load_user_model
+    from ondevice.models.user import load_user_model
     um = load_user_model(f"{proj}/m.py:build")
     assert [(s.name, s.shape) for s in um.input_specs()] == [("image", [1, 1, 32, 32]), ("imu", [1, 6, 64])]
     assert load_user_model(f"{proj}/m.py:build", n_classes=5).module(*um.example_inputs).shape == (1, 5)
@@ -163,7 +163,7 @@ def test_bad_model_inputs_one_line_errors(tmp_path, capsys):
         def build_count():
             return Two(), (torch.zeros(1, 3),)
     '''))
-    from ondevice.slim.usermodel import load_user_model
+    from ondevice.models.user import load_user_model
     with pytest.raises(ConfigError, match="no example inputs for a forward taking 2") as e:
         load_user_model(f"{tmp_path}/bad.py:build")
     assert "example_inputs" in e.value.hint
@@ -258,11 +258,12 @@ def test_ptq_calibrates_without_training(proj, tmp_path, capsys):
                   "--out", tmp_path / "run", "--fix", "--ptq", "--target", "tflite")
     assert rc == 0, out
     assert "fixed: fusion.encoders.image.act: GELU -> ReLU6" in out
+    assert "int8_macro_f1" in out  # the CLI prints the summary table (ondevice/cli/slim_view.py)
     report = json.loads((tmp_path / "run" / "slim_report.json").read_text())
     assert report["mode"] == "ptq" and report["data"]["train"] == 6 and report["labels"] == ["0", "1", "2"]
     assert report["lint_fixes_applied"]
     from ondevice.slim.checkpoint import load_run
-    from ondevice.slim.usermodel import load_user_model
+    from ondevice.models.user import load_user_model
     run = load_run(tmp_path / "run")
     built = load_user_model(f"{proj}/m.py:build", n_classes=3).module.state_dict()
     kept = run.float_model().state_dict()

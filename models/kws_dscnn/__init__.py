@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from ondevice.models import RECIPES, Recipe, TrainConfig
-from ondevice.slim.blocks import ConvBNReLU6, DSConv
+from ondevice.models.blocks import ConvBNReLU6, DSConv
 
 
 class DSCNNEncoder(nn.Module):

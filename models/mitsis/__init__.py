@@ -12,8 +12,8 @@ import torch.nn as nn
 
 from ondevice.models import RECIPES, Recipe, TrainConfig
 from ondevice.models.kws_dscnn import DSCNNEncoder
-from ondevice.slim.blocks import ConvBNReLU6, DSConv, SingleHeadSelfAttention, TimePool
-from ondevice.slim.fusion import FusionHead, LateFusion
+from ondevice.models.blocks import ConvBNReLU6, DSConv, SingleHeadSelfAttention, TimePool
+from ondevice.models.fusion import FusionHead, LateFusion
 
 
 class AcousticEncoder(nn.Module):

@@ -110,15 +110,16 @@ def data_check(folder: str = typer.Argument(..., help="Dataset: metadata.csv + W
 @app.command()
 def lint(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in recipe name (e.g. mitsis)."),
          model: Optional[str] = typer.Option(None, "--model", help="User model as path.py:build_fn."),
-         target: List[str] = typer.Option(["all"], "--target", help="Target(s) to lint for, or 'all'."),
+         target: List[str] = typer.Option(["all"], "--target", help="Target(s) to lint for (repeat the option "
+                                                                     "or give a comma list: tflite,mcu), or 'all'."),
          fix: bool = typer.Option(False, "--fix", help="Apply the safe fixes (e.g. ReLU/GELU -> ReLU6)."),
          out: Optional[Path] = typer.Option(None, "--out", help="Write the lint report JSON here.")):
     """Check a model against each target's device constraints and say exactly what to change."""
     if out is not None:
         from ondevice.fsutil import check_out
         check_out(out, "file")
-    from ondevice.slim.lint import lint_cli
-    ok = lint_cli(recipe=recipe, model=model, targets=target, fix=fix, out=out)
+    from ondevice.cli.lint_view import lint_command
+    ok = lint_command(recipe=recipe, model=model, targets=target, fix=fix, out=out)
     raise typer.Exit(0 if ok else 4)
 
 
@@ -130,14 +131,18 @@ def slim(recipe: Optional[str] = typer.Option(None, "--recipe", help="Built-in r
          out: Path = typer.Option(..., "--out", help="Run folder, e.g. runs/mitsis."),
          epochs: Optional[int] = typer.Option(None, "--epochs", help="FP32 epochs (recipe default)."),
          qat_epochs: Optional[int] = typer.Option(None, "--qat-epochs", help="INT8 QAT epochs (recipe default)."),
-         target: List[str] = typer.Option(["all"], "--target", help="Targets whose constraints must hold."),
+         target: List[str] = typer.Option(["all"], "--target", help="Targets whose constraints must hold "
+                                                                     "(repeat, or a comma list: tflite,mcu)."),
          fix: bool = typer.Option(False, "--fix", help="Apply safe lint fixes before training."),
          seed: int = typer.Option(0, "--seed"),
          ptq: bool = typer.Option(False, "--ptq", help="No training: calibrate the model's own weights (INT8 PTQ).")):
     """Lint, train FP32, then INT8 QAT (PT2E); writes a checkpoint and slim_report.json. torchrun-able."""
+    from ondevice.cli.slim_view import show_summary
     from ondevice.slim.train import slim as run
-    run(recipe=recipe, model=model, data=data, out=out, epochs=epochs, qat_epochs=qat_epochs,
-        targets=target, fix=fix, seed=seed, ptq=ptq)
+    report = run(recipe=recipe, model=model, data=data, out=out, epochs=epochs, qat_epochs=qat_epochs,
+                 targets=target, fix=fix, seed=seed, ptq=ptq)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the run
+        show_summary(report, out)
 
 
 @app.command()

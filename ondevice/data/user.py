@@ -118,7 +118,7 @@ def _load_npz(folder: Path, specs: Sequence) -> tuple[dict[str, list], list[str]
 
 def _load_fn(spec: str, specs: Sequence) -> tuple[dict[str, list], list[str] | None]:
     from ondevice.errors import ConfigError
-    from ondevice.slim.usermodel import load_function
+    from ondevice.models.user import load_function
     try:
         fn, where = load_function(spec)
     except ConfigError as e:
@@ -208,7 +208,7 @@ def check_data(data: str, model: str | None = None) -> dict:
         raise DataError(f"{data} holds tensors for a model: checking it needs the model's inputs",
                         hint=f"add --model path.py:build, e.g. `ondevice data check {data} --model net.py:build`")
     from ondevice.errors import ConfigError
-    from ondevice.slim.usermodel import load_user_model
+    from ondevice.models.user import load_user_model
     try:
         um = load_user_model(model)
     except ConfigError as e:

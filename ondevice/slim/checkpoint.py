@@ -96,7 +96,7 @@ def build_model(recipe: dict) -> torch.nn.Module:
     from ondevice.models import get_recipe
     if recipe.get("user_model"):
         from ondevice.slim.lint import reapply_fixes
-        from ondevice.slim.usermodel import load_user_model
+        from ondevice.models.user import load_user_model
         module = load_user_model(recipe["user_model"], n_classes=len(recipe["labels"])).module
         # --fix swaps keep the state_dict keys: without re-applying them the weights would load into GELUs
         reapply_fixes(module, recipe.get("lint_fixes_applied", []))

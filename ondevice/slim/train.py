@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ondevice import log
+from ondevice.data.arrays import Arrays
 from ondevice.errors import ConfigError, ConstraintError
 from ondevice.slim.metrics import confusion, count_macs, int8_bytes, macro_f1
 
@@ -64,36 +65,6 @@ class _Dist:
 
 
 # ----------------------------------------------------------------------------------------------- data
-class Arrays:
-    """One split: ``xs`` one [N, ...] tensor per model input, labels ``y`` and keywords ``kw`` ([N] long)."""
-
-    def __init__(self, x, y: torch.Tensor, kw: torch.Tensor):
-        self.xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-        self.y, self.kw = y, kw
-
-    @property
-    def x(self) -> torch.Tensor:
-        return self.xs[0]
-
-    def take(self, idx) -> tuple[torch.Tensor, ...]:
-        return tuple(t[idx] for t in self.xs)
-
-    def __len__(self):
-        return len(self.y)
-
-
-def load_arrays(data: Path) -> tuple[dict[str, Arrays], list[str], list[str]]:
-    from ondevice.data import KEYWORDS, LABELS
-    from ondevice.data.dataset import load_split
-    from ondevice.features import to_model_input
-    out = {}
-    for split in ("train", "val", "test"):
-        s = load_split(data, split)
-        x = torch.from_numpy(np.concatenate([to_model_input(f) for f in s.features], axis=0)).float()
-        out[split] = Arrays(x, torch.as_tensor(s.labels, dtype=torch.long), torch.as_tensor(s.keywords, dtype=torch.long))
-    return out, list(LABELS), list(KEYWORDS)
-
-
 def augment(x: torch.Tensor, g: torch.Generator, freq_mask: int, time_shift: int) -> torch.Tensor:
     """SpecAugment-style frequency masking and a random time shift (zero fill), per sample."""
     x = x.clone()
@@ -329,7 +300,7 @@ def _lint(model: nn.Module, example, targets: Sequence[str], fix: bool):
 
 
 def _resolve_targets(targets: Sequence[str]) -> list[str]:
-    ts = list(targets or ["all"])
+    ts = [p.strip() for t in targets or ["all"] for p in str(t).split(",") if p.strip()]  # tflite,mcu as in export
     if "all" in ts:
         return list(ALL_TARGETS)
     for t in ts:
@@ -350,15 +321,7 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     from ondevice.slim.checkpoint import save_run
     from ondevice.slim.usermodel import check_output, set_softmax, slim_source
     t_start = time.time()
-    if recipe and model:
-        raise ConfigError("pass either --recipe or --model, not both")
-    if data is None:
-        raise ConfigError("--data is required", "make a corpus with `ondevice data synth --out data/synth`, "
-                                                "point at your own metadata.csv + WAV folder, or (with --model) a "
-                                                "folder of .npz samples or path.py:make_dataset")
-    data = data if ".py:" in str(data) else Path(data)
-    from ondevice.fsutil import check_out
-    check_out(out)  # before training: a bad --out once lost a finished run
+    data = _check_args(recipe, model, data, out)
     targets = _resolve_targets(targets)
     # Small convs gain nothing from intra-op threads, and OpenMP spin-waits make a loaded or DDP machine
     # ~10x slower (measured: 0.47 s/step at 1 thread vs 4.5 s/step at 2 under load). OMP_NUM_THREADS overrides.
@@ -405,23 +368,8 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     if kw_acc is not None:
         report["keyword_branch_test_accuracy"] = kw_acc
 
-    if ptq:
-        float_model, calib = net, _calib(arrays, seed)
-        converted = _convert_b1(copy.deepcopy(net), None, calib)
-        report["qat_selection"] = {"score": "none: --ptq calibrates the given weights, no training"}
-    else:
-        float_model, converted, calib, report["qat_selection"] = qat(net, arrays, n_classes, cfg, dist_,
-                                                                     cfg.qat_epochs, seed)
-    int8_pred = predict_b1(converted, arrays["test"].xs)
-    report["int8_macro_f1"] = macro_f1(y_test, int8_pred, n_classes)
-    report["int8_minus_fp32_pt"] = 100 * (report["int8_macro_f1"] - report["fp32_macro_f1"])
-    if rec.fusion:
-        report["fused_int8_macro_f1"] = report["int8_macro_f1"]
-    report["int8_fp32_top1_agreement"] = float(np.mean(int8_pred == fp32_pred))
-    report["confusion_int8"] = confusion(y_test, int8_pred, n_classes)
-    report["params"] = int(sum(p.numel() for p in float_model.parameters()))
-    report["macs"] = count_macs(float_model, example)
-    report["int8_bytes"] = int8_bytes(float_model)
+    float_model, converted, calib = _quantize(net, arrays, n_classes, cfg, dist_, seed, ptq, report)
+    _int8_metrics(report, rec.fusion, converted, float_model, example, arrays["test"], fp32_pred, n_classes)
     report["constraints"] = lint_report.to_dict()
     report["constraint_warnings"] = lint_report.to_dict("warning")
     report["labels"] = labels
@@ -431,10 +379,51 @@ def slim(recipe: str | None = None, model: str | None = None, data: str | Path |
     if dist_.main:
         save_run(out, _recipe_json(rec, labels, keywords, specs, model, fixed, data), float_model, converted,
                  calib, report)
-        print_summary(report, Path(out))
     dist_.barrier()
     dist_.close()
     return report
+
+
+def _check_args(recipe, model, data, out) -> str | Path:
+    """Refuse what cannot run before any training; the data as a folder Path, or a ``path.py:fn`` string."""
+    if recipe and model:
+        raise ConfigError("pass either --recipe or --model, not both")
+    if data is None:
+        raise ConfigError("--data is required", "make a corpus with `ondevice data synth --out data/synth`, "
+                                                "point at your own metadata.csv + WAV folder, or (with --model) a "
+                                                "folder of .npz samples or path.py:make_dataset")
+    data = data if ".py:" in str(data) else Path(data)
+    from ondevice.fsutil import check_out
+    check_out(out)  # before training: a bad --out once lost a finished run
+    return data
+
+
+def _quantize(net, arrays: dict, n_classes: int, cfg, dist_: _Dist, seed: int, ptq: bool, report: dict):
+    """(float model, converted int8 model, calibration inputs): QAT, or with ``ptq`` calibration only."""
+    if ptq:
+        float_model, calib = net, _calib(arrays, seed)
+        converted = _convert_b1(copy.deepcopy(net), None, calib)
+        report["qat_selection"] = {"score": "none: --ptq calibrates the given weights, no training"}
+    else:
+        float_model, converted, calib, report["qat_selection"] = qat(net, arrays, n_classes, cfg, dist_,
+                                                                     cfg.qat_epochs, seed)
+    return float_model, converted, calib
+
+
+def _int8_metrics(report: dict, fusion: bool, converted, float_model, example, test: Arrays, fp32_pred,
+                  n_classes: int) -> None:
+    """The int8 model's scores on the test split, against the float model's, and the model's size."""
+    y_test = test.y.numpy()
+    int8_pred = predict_b1(converted, test.xs)
+    report["int8_macro_f1"] = macro_f1(y_test, int8_pred, n_classes)
+    report["int8_minus_fp32_pt"] = 100 * (report["int8_macro_f1"] - report["fp32_macro_f1"])
+    if fusion:
+        report["fused_int8_macro_f1"] = report["int8_macro_f1"]
+    report["int8_fp32_top1_agreement"] = float(np.mean(int8_pred == fp32_pred))
+    report["confusion_int8"] = confusion(y_test, int8_pred, n_classes)
+    report["params"] = int(sum(p.numel() for p in float_model.parameters()))
+    report["macs"] = count_macs(float_model, example)
+    report["int8_bytes"] = int8_bytes(float_model)
 
 
 def _calib(arrays: dict, seed: int, n: int = 128) -> tuple[torch.Tensor, ...]:
@@ -476,20 +465,3 @@ def _versions() -> dict:
         with contextlib.suppress(PackageNotFoundError):
             v[d] = version(d)
     return v
-
-
-def print_summary(report: dict, out: Path) -> None:
-    from rich.table import Table
-    t = Table(title=f"slim: {report['recipe']} -> {out}", show_header=True)
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in ("fp32_macro_f1", "int8_macro_f1", "int8_minus_fp32_pt", "audio_only_macro_f1", "keyword_only_macro_f1",
-              "fused_macro_f1", "fusion_gain_pt", "int8_fp32_top1_agreement", "params", "macs", "int8_bytes",
-              "train_seconds"):
-        v = report.get(k)
-        if v is None:
-            continue
-        t.add_row(k, f"{v:.4f}" if isinstance(v, float) else f"{v:,}")
-    bad = {k: len(v) for k, v in report.get("constraints", {}).items() if v}
-    t.add_row("constraint violations", str(bad or "none"))
-    log.out.print(t)
