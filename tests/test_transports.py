@@ -3,6 +3,7 @@
 protocol on a pty). Behind each one runs the sim agent, so every byte goes through the real protocol."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -15,7 +16,8 @@ import pytest
 
 from ondevice.errors import ConfigError, TransportError
 from ondevice.profiling import protocol as P
-from ondevice.profiling.session import DeviceSession, profile
+from ondevice.profiling.profiler import profile
+from ondevice.profiling.session import DeviceSession
 from ondevice.profiling.sim_agent import FdIO, SimAgent, serve_socket
 from ondevice.profiling.transports import open_transport, schemes
 from ondevice.profiling.transports.adb import BASELINE_SAMPLES, AdbTransport, parse_dumpsys_battery, parse_pss_kb
@@ -221,7 +223,9 @@ class FakeAdbDevice:
 
 def test_adb_transport_profiles_through_a_fake_device(tflite, tmp_path):
     (tmp_path / "m.tflite").write_bytes(tflite.read_bytes())
-    (tmp_path / "m.tflite.manifest.json").write_text('{"model": "tiny"}')
+    from ondevice.export.manifest import FORMAT, REQUIRED
+    manifest = {k: None for k in REQUIRED} | {"format": FORMAT, "model": "tiny", "artifact": "m.tflite"}
+    (tmp_path / "m.tflite.manifest.json").write_text(json.dumps(manifest))
     dev = FakeAdbDevice()
     t = AdbTransport.open("adb://FAKE0001?runtime=litert", device=dev)
     try:

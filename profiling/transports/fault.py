@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from ondevice.errors import ConfigError
 from ondevice.profiling import protocol as P
-from ondevice.profiling.transports import TRANSPORTS, Transport, open_transport
+from ondevice.profiling.transports import TRANSPORTS, FirmwareTarget, Transport, open_transport, transport_class
 
 FAULT_KEYS = ("drop", "corrupt", "dup", "garbage", "stall", "stall_s", "reset_after", "seed", "dir")
 
@@ -68,7 +69,7 @@ class FaultTransport(Transport):
         self._dead = False
 
     @classmethod
-    def open(cls, url: str) -> "FaultTransport":
+    def open(cls, url: str, *, firmware: Path | None = None) -> "FaultTransport":
         rest = url.split("://", 1)[1]
         inner, _, q = rest.partition("?")
         pairs = parse_qsl(q, keep_blank_values=True)
@@ -78,7 +79,14 @@ class FaultTransport(Transport):
             raise ConfigError(f"fault:// needs an inner device URL, got {inner!r}",
                               "e.g. fault://sim://litert?drop=0.05&seed=1")
         inner_url = inner + ("?" + urlencode(passthru) if passthru else "")
-        return cls(open_transport(inner_url), url, params)
+        return cls(open_transport(inner_url, firmware=firmware), url, params)
+
+    @classmethod
+    def firmware_for(cls, url: str) -> FirmwareTarget | None:
+        """The inner URL's firmware: ``fault://qemu://mps2-an386`` boots what ``qemu://mps2-an386`` would."""
+        inner = url.split("://", 1)[1].partition("?")[0]
+        inner_cls = transport_class(inner)
+        return inner_cls.firmware_for(inner) if inner_cls is not None else None
 
     # -- faults -------------------------------------------------------------------------------------------------
     def damage(self, frame: bytes, direction: str) -> bytes:
@@ -113,9 +121,8 @@ class FaultTransport(Transport):
         if self.reset_after is None or self.counts["frames_tx"] < self.reset_after or self.counts["reset"]:
             return
         self.counts["reset"] += 1
-        if hasattr(self.inner, "reset_device"):
-            self.inner.reset_device()
-        else:  # a link we cannot reset: behave like a rebooted device that lost the session
+        if not self.inner.reset_device():
+            # a link we cannot reset: behave like a rebooted device that lost the session
             self._injected += b"\x00" + P.message(P.MsgType.BOOT, 0, reset_reason=P.ResetReason.UNKNOWN,
                                                   boot_id=0, banner=b"fault:// injected reset")
             self._dead = True
