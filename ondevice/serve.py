@@ -162,7 +162,8 @@ def serve(board: str = "qemu-mps2-an386", artifact: str | Path | None = None, tc
     and relay its UART on ``tcp`` (``127.0.0.1:PORT``, default a free port) or a pty, until Ctrl-C or ``stop``.
 
     ``on_ready(info)`` is called once the firmware has booted and the address is open (the CLI prints the address
-    then); ``info`` (also returned) holds ``address`` (``socket://127.0.0.1:PORT`` or the pty path), ``board``, ``elf``, ``qemu_pid``, ``banner``.
+    then); ``info`` (also returned) holds ``address`` (``socket://127.0.0.1:PORT`` or the pty path), ``board``,
+    ``elf``, ``qemu_pid``, ``banner``.
     """
     from ondevice.boards import get_port
     from ondevice.mcu.firmware import build_firmware, flashed_image

@@ -156,7 +156,8 @@ def _device_section(r: dict) -> str:
         parts.append(f'<p class="err">{html.escape(r["error"]["message"])}'
                      f'{" (hint: " + html.escape(r["error"]["hint"]) + ")" if r["error"].get("hint") else ""}</p>')
     rows = "".join(f'<tr><td>{k}</td><td class="num">{html.escape(fmt_value(m["value"]))}</td><td>{m["unit"]}</td>'
-                   f'<td class="src-{m["source"]}">{m["source"]}</td></tr>' for k, m in ordered_metrics(r.get("metrics", {})))
+                   f'<td class="src-{m["source"]}">{m["source"]}</td></tr>'
+                   for k, m in ordered_metrics(r.get("metrics", {})))
     parts.append(f'<table class="metrics"><tr><th>metric</th><th>value</th><th>unit</th><th>source</th></tr>'
                  f'{rows}</table>')
     tim = r.get("timings") or {}
