@@ -18,7 +18,8 @@ from ondevice.errors import ConfigError, TransportError
 from ondevice.profiling import protocol as P
 from ondevice.profiling.profiler import profile
 from ondevice.profiling.session import DeviceSession
-from ondevice.profiling.sim_agent import FdIO, SimAgent, serve_socket
+from ondevice.profiling.sim_agent import SimAgent, serve_socket
+from ondevice.profiling.sim_io import FdIO
 from ondevice.profiling.transports import open_transport, schemes
 from ondevice.profiling.transports.adb import BASELINE_SAMPLES, AdbTransport, parse_dumpsys_battery, parse_pss_kb
 from ondevice.profiling.transports.fault import FaultTransport
