@@ -23,16 +23,23 @@ def list_devices() -> dict:
 
 
 def urls_for_all(artifact) -> list[str]:
-    """Devices ``--device all`` profiles: adb and iOS devices, the sim runtimes that run this artifact, and for an
-    mcu artifact (a folder) every QEMU board (the profiler builds and boots firmware for it).
+    """Devices ``--device all`` profiles, by each transport's ``device_all``: phones (adb, iOS), the sim runtimes
+    that run this artifact, and for an mcu artifact (a folder, or a .tflite the MCU engine takes) every QEMU board
+    (the profiler builds and boots firmware for it).
 
     Serial ports are left out: an arbitrary port may not be an ondevice agent, and probing it could disturb it.
     """
+    from ondevice.profiling.transports import TRANSPORTS
     path = Path(str(artifact))
-    d = list_devices()
-    urls = [e["url"] for e in d.get("adb", [])] + [e["url"] for e in d.get("ios", [])]
-    urls += [e["url"] for e in d.get("sim", []) if e.get("available") and path.suffix in e.get("extensions", [])]
-    from ondevice.source import mcu_can_run
-    if path.is_dir() or (path.suffix == ".tflite" and mcu_can_run(path)):  # boots as its mcu build, made and cached
-        urls += [e["url"] for e in d.get("qemu", [])]
+    found = list_devices()
+    mcu = None  # checked once, and only when an emulated board is attached
+    urls = []
+    for scheme, cls in sorted(TRANSPORTS.items(), key=lambda kv: (kv[1].list_rank, kv[0])):
+        for e in found.get(scheme, []):
+            if cls.device_all == "mcu" and mcu is None:
+                from ondevice.source import mcu_can_run
+                mcu = path.is_dir() or (path.suffix == ".tflite" and mcu_can_run(path))  # runs as its cached mcu build
+            if (cls.device_all == "any" or (cls.device_all == "mcu" and mcu)
+                    or (cls.device_all == "extensions" and e.get("available") and path.suffix in e["extensions"])):
+                urls.append(e["url"])
     return urls

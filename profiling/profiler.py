@@ -72,7 +72,7 @@ def profile(artifact: str | Path, device, runs: int = 100, warmup: int = 10, pow
         return profile_all(artifact, opts, out=out, report=report)
     art = Artifact.load(artifact)
     out = Path(out) if out is not None else None
-    url = device if isinstance(device, str) else getattr(device, "url", repr(device))
+    url = device if isinstance(device, str) else device.url
     result: dict = {"schema": "ondevice-profile/1", "status": "running", "device": {"url": url},
                     "artifact": art.describe(), "runs": 0, "runs_requested": runs, "warmup": warmup, "metrics": {},
                     "timings": {"unit": None, "values": []}, "started_utc": _utc()}

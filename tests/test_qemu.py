@@ -261,3 +261,16 @@ def test_fault_is_reported_as_fault_on_the_next_boot(machine, fixture_elfs):
         assert hello["board"] == f"qemu-{machine}"  # -kernel reloads the image on reset: the planted code is gone
     finally:
         q.stop()
+
+
+def test_profiling_an_mcu_folder_builds_its_firmware_and_hands_it_to_qemu(tools, conv_library):
+    """``qemu://<machine>`` carries no path: the profiler builds the firmware for the artifact (``variant=ref``: the
+    reference kernels) and boots it through ``QemuTransport.open(url, firmware=)``; ``--device all`` picks the
+    QEMU boards for an mcu folder."""
+    from ondevice.mcu.firmware import build_firmware
+    from ondevice.profiling.devices import urls_for_all
+    r = profile(conv_library, "qemu://mps2-an386?variant=ref", runs=2, warmup=0, out=None)
+    assert r["status"] == "ok" and r["device"]["builtin_model"] == "featconv"
+    assert r["device_stats"]["firmware_elf"] == str(build_firmware("qemu-mps2-an386", conv_library, variant="ref"))
+    assert {"qemu://mps2-an386", "qemu://mps3-an547"} <= set(urls_for_all(conv_library))
+    assert not any(u.startswith(("serial://", "socket://")) for u in urls_for_all(conv_library))

@@ -59,6 +59,10 @@ class Transport(abc.ABC):
     board: str | None = None
     #: where ``ondevice devices`` lists this kind: hardware links first, then emulators, then simulators
     list_rank: int = 50
+    #: which artifacts ``--device all`` profiles on the attached devices of this kind: None (never: the link may
+    #: not be an ondevice agent), "any" (phone apps), "extensions" (the ones a sim runtime lists) or "mcu" (an mcu
+    #: artifact, or a .tflite the MCU engine takes: an emulated board boots firmware built for it)
+    device_all: str | None = None
 
     # -- opening and discovery (class level) --------------------------------------------------------------------
     @classmethod

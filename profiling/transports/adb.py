@@ -57,6 +57,7 @@ def parse_dumpsys_battery(text: str) -> tuple[int | None, int | None]:
 class AdbTransport(SocketStream):
     board = "android-generic"
     list_rank = 20
+    device_all = "any"
 
     def __init__(self, sock, url, device, local_port: int):
         super().__init__(sock, url)

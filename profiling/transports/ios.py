@@ -38,6 +38,7 @@ def _select_device(udid: str | None):
 class IosTransport(SocketStream):
     board = "ios-generic"
     list_rank = 30
+    device_all = "any"
 
     @classmethod
     def discover(cls) -> list[Attached]:

@@ -206,6 +206,7 @@ class QemuTransport(SocketStream):
     """The firmware's UART under QEMU, as a socket stream; closing it stops QEMU."""
 
     list_rank = 40
+    device_all = "mcu"
 
     def __init__(self, inst: QemuInstance, url: str, board: str):
         super().__init__(inst.sock, url)

@@ -25,6 +25,7 @@ class SimTransport(SocketStream):
 
     board = "host"
     list_rank = 50
+    device_all = "extensions"
 
     def __init__(self, sock, url, agent=None, thread=None, proc=None):
         super().__init__(sock, url)
