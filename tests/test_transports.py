@@ -52,6 +52,22 @@ def test_registry_has_every_scheme_and_rejects_unknown():
         open_transport("not a url")
 
 
+def test_transport_interface_declares_every_hook_with_a_default():
+    """Every registered transport is a Transport (an ABC); the hooks the profiler calls have defaults, and only
+    emulators name firmware to build (fault:// passes its inner URL's on, query keys included)."""
+    from ondevice.profiling.transports import TRANSPORTS, FirmwareTarget, Transport
+    for scheme, cls in TRANSPORTS.items():
+        assert issubclass(cls, Transport), scheme
+        assert cls.device_all in (None, "any", "extensions", "mcu"), scheme
+    assert TRANSPORTS.get("socket").firmware_for("socket://127.0.0.1:1") is None
+    fault = TRANSPORTS.get("fault")
+    assert fault.firmware_for("fault://qemu://mps2-an386?variant=ref&drop=0.1") == FirmwareTarget("qemu-mps2-an386",
+                                                                                                  "ref")
+    assert fault.firmware_for("fault://sim://litert?drop=0.1") is None
+    with pytest.raises(TypeError):  # read and write are abstract
+        type("Half", (Transport,), {"read": lambda self, n, t: b""})()
+
+
 def test_socket_transport_to_a_listening_agent(tflite):
     agent, port, _ = _agent_listener()
     r = profile(tflite, f"socket://127.0.0.1:{port}", runs=12, warmup=1, out=None)

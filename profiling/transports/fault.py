@@ -68,8 +68,9 @@ class FaultTransport(Transport):
         self._injected = bytearray()
         self._dead = False
 
-    @classmethod
-    def open(cls, url: str, *, firmware: Path | None = None) -> "FaultTransport":
+    @staticmethod
+    def split(url: str) -> tuple[str, dict]:
+        """(the inner URL with its own query keys, the fault parameters)."""
         rest = url.split("://", 1)[1]
         inner, _, q = rest.partition("?")
         pairs = parse_qsl(q, keep_blank_values=True)
@@ -78,15 +79,19 @@ class FaultTransport(Transport):
         if "://" not in inner:
             raise ConfigError(f"fault:// needs an inner device URL, got {inner!r}",
                               "e.g. fault://sim://litert?drop=0.05&seed=1")
-        inner_url = inner + ("?" + urlencode(passthru) if passthru else "")
+        return inner + ("?" + urlencode(passthru) if passthru else ""), params
+
+    @classmethod
+    def open(cls, url: str, *, firmware: Path | None = None) -> "FaultTransport":
+        inner_url, params = cls.split(url)
         return cls(open_transport(inner_url, firmware=firmware), url, params)
 
     @classmethod
     def firmware_for(cls, url: str) -> FirmwareTarget | None:
         """The inner URL's firmware: ``fault://qemu://mps2-an386`` boots what ``qemu://mps2-an386`` would."""
-        inner = url.split("://", 1)[1].partition("?")[0]
-        inner_cls = transport_class(inner)
-        return inner_cls.firmware_for(inner) if inner_cls is not None else None
+        inner_url, _ = cls.split(url)
+        inner_cls = transport_class(inner_url)
+        return inner_cls.firmware_for(inner_url) if inner_cls is not None else None
 
     # -- faults -------------------------------------------------------------------------------------------------
     def damage(self, frame: bytes, direction: str) -> bytes:
