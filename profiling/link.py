@@ -89,4 +89,3 @@ def device_error(f: P.Frame, step: str) -> DeviceError:
     text = bytes(v.get("message", b"")).decode("utf-8", "replace").strip()
     detail = f": {text}" if text else ""
     return DeviceError(f"{step}: {msg} ({name}{detail})", hint, code=code)
-

@@ -200,4 +200,3 @@ def write_html(result: dict, path: str | Path) -> Path:
 def write_html_all(combined: dict, path: str | Path) -> Path:
     title = f"ondevice profile: {Path(str(combined.get('artifact', ''))).name} on {len(combined['devices'])} devices"
     return write_bytes_atomic(path, render_html(combined["devices"], title).encode())
-

@@ -211,7 +211,6 @@ class DeviceSession(Transfers):
     def set_mode(self, mode: int) -> None:
         self.request(T.SET_MODE, P.pack(T.SET_MODE, mode=mode), step="set mode")
 
-
     # -- the handshake of a freshly booted device ---------------------------------------------------------------
     def wait_boot(self, timeout: float = BOOT_TIMEOUT, stop: threading.Event | None = None) -> dict:
         """The BOOT frame a device sends as it comes up, which must be the first frame on a fresh connection;

@@ -254,5 +254,3 @@ class Transfers:
                 self.give_up("per-op timings", since, collections.Counter(), P.reply_type(T.GET_OP_TIMINGS))
                 raise TransportError("per-op timings download makes no progress", "check the link quality")
         return P.UNIT_NAMES[P.TimerUnit(unit)] if unit is not None else "us", ops
-
-

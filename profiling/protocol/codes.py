@@ -169,4 +169,3 @@ def describe_error(code: int) -> tuple[str, str]:
     if code >= 0x8000:
         return (f"device-specific error 0x{code:04x}", "see the device firmware/app documentation for this code")
     return (f"unknown device error code {code}", "the device may be newer than this host; update ondevice")
-

@@ -193,4 +193,3 @@ class StreamDecoder:
                     self._drop(e.kind)
                 self._buf.clear()
             start = z + 1
-

@@ -241,4 +241,3 @@ class DeviceInfo:
 
     def units(self) -> list[str]:
         return [UNIT_NAMES[u] for u in TimerUnit if self.timer_units & (1 << u)]
-
