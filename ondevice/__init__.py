@@ -29,8 +29,8 @@ def verify(*args, **kwargs):
 
 
 def profile(*args, **kwargs):
-    """Profile an artifact on a device URL. See :func:`ondevice.profiling.session.profile`."""
-    from ondevice.profiling.session import profile as _profile
+    """Profile an artifact on a device URL. See :func:`ondevice.profiling.profiler.profile`."""
+    from ondevice.profiling.profiler import profile as _profile
     return _profile(*args, **kwargs)
 
 

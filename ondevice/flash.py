@@ -10,13 +10,11 @@ Firmware builds are cached by the content of every source that goes into them.
 from __future__ import annotations
 
 import shutil
-import socket
-import time
 from pathlib import Path
 
 from ondevice import log
 from ondevice.boards import Port, get_port
-from ondevice.errors import ConfigError, DeviceError, ToolMissingError, TransportError
+from ondevice.errors import ConfigError, ToolMissingError, TransportError
 from ondevice.fsutil import atomic_path, write_json_atomic
 from ondevice.mcu.firmware import build_firmware, firmware_sizes, model_dir, state_dir
 
@@ -41,59 +39,18 @@ def flash(board: str, artifact: str | Path | None = None, probe: str | None = No
 
 def _flash_qemu(port: Port, elf: Path) -> dict:
     """Make ``elf`` the board's image, then boot it once: it must send BOOT and answer HELLO."""
-    from ondevice.profiling.transports.qemu import QemuInstance
+    from ondevice.profiling.session import DeviceSession
+    from ondevice.profiling.transports import open_transport
     dest = state_dir() / port.board / "firmware.elf"
     with atomic_path(dest) as tmp:
         shutil.copyfile(elf, tmp)
-    with QemuInstance(port.qemu_machine, dest) as q:
-        boot, hello = handshake(q.sock)
+    with open_transport(f"qemu://{port.qemu_machine}", firmware=dest) as t:
+        boot, hello = DeviceSession(t, timeout=10).handshake()
     write_json_atomic(dest.with_name("flashed.json"), {"board": port.board, "source_elf": str(elf),
                                                         "boot": boot, "hello": hello})
     log.info(f"{port.board}: booted under QEMU ({hello['device']} on {hello['board']}, "
              f"{hello['clock_hz']} Hz, timer unit {hello['timer_unit']}); qemu://{port.qemu_machine} now boots it")
     return {"image": str(dest), "boot": boot, "hello": hello}
-
-
-def handshake(sock, timeout: float = 10.0) -> tuple[dict, dict]:
-    """Wait for the BOOT frame on a fresh connection, then HELLO; return both decoded."""
-    from ondevice.profiling import protocol as P
-    dec = P.StreamDecoder()
-    frames: list = []
-    deadline = time.monotonic() + timeout
-
-    def next_frame():
-        while not frames:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TransportError("the firmware sent no BOOT/HELLO frame within "
-                                     f"{timeout:.0f} s", "check the port's UART settings and the ELF's board")
-            sock.settimeout(left)
-            try:
-                data = sock.recv(4096)
-            except socket.timeout:
-                continue
-            if not data:
-                raise TransportError("the firmware closed the serial line", "check QEMU's output")
-            frames.extend(dec.feed(data))
-        return frames.pop(0)
-
-    f = next_frame()
-    if f.type != P.MsgType.BOOT:
-        raise DeviceError(f"expected a BOOT frame after reset, got {f.type_name}", "the firmware may be too old")
-    boot = P.unpack(f)
-    boot = {"reset_reason": P.ResetReason(boot["reset_reason"]).name.lower()
-            if boot["reset_reason"] in P.ResetReason._value2member_map_ else boot["reset_reason"],
-            "boot_id": boot["boot_id"], "banner": bytes(boot["banner"]).decode(errors="replace")}
-    sock.sendall(b"\x00" + P.message(P.MsgType.HELLO, 1, host_version=P.VERSION, host_max_payload=P.MAX_PAYLOAD))
-    f = next_frame()
-    if f.type != P.reply_type(P.MsgType.HELLO):
-        raise DeviceError(f"expected HELLO_REPLY, got {f.type_name}", "the firmware may be too old")
-    h = P.unpack(f)
-    info = P.DeviceInfo.from_fields(h)
-    hello = {"device": info.device, "runtime": info.runtime, "board": info.board, "clock_hz": info.clock_hz,
-             "ram_bytes": info.ram_bytes, "flash_bytes": info.flash_bytes, "caps": info.caps,
-             "timer_unit": P.UNIT_NAMES.get(info.default_unit, str(info.default_unit)), "max_runs": info.max_runs}
-    return boot, hello
 
 
 def _flash_pyocd(port: Port, elf: Path, probe: str | None) -> dict:

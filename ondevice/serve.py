@@ -18,11 +18,10 @@ import select
 import signal
 import socket
 import threading
-import time
 from pathlib import Path
 
 from ondevice import log
-from ondevice.errors import ConfigError, DeviceError, TransportError
+from ondevice.errors import ConfigError, TransportError
 
 BOOT_TIMEOUT = 15.0
 _POLL = 0.2  # s between checks of the stop flag while idle
@@ -46,25 +45,13 @@ def parse_loopback(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _wait_boot(sock: socket.socket, stop: threading.Event, timeout: float = BOOT_TIMEOUT) -> str:
-    """The BOOT frame the firmware sends at reset; returns its banner ("" if stopped first)."""
-    from ondevice.profiling import protocol as P
-    dec = P.StreamDecoder()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stop.is_set():
-            return ""
-        r, _, _ = select.select([sock], [], [], 0.2)
-        if not r:
-            continue
-        data = sock.recv(4096)
-        if not data:
-            raise TransportError("QEMU closed the board's serial line during boot", "check the firmware ELF")
-        for f in dec.feed(data):
-            if f.type == P.MsgType.BOOT:
-                return bytes(P.unpack(f)["banner"]).decode(errors="replace")
-    raise DeviceError(f"the firmware sent no BOOT frame within {timeout:.0f} s",
-                      "check the ELF was built for this board (ondevice flash --board ...)")
+def _wait_boot(inst, stop: threading.Event, timeout: float = BOOT_TIMEOUT) -> str:
+    """The BOOT frame the firmware sends at reset, read by the device session; returns its banner ("" if stopped
+    first). The socket stays open for the relay."""
+    from ondevice.profiling.session import DeviceSession
+    from ondevice.profiling.transports.socket import SocketStream
+    boot = DeviceSession(SocketStream(inst.sock, f"qemu://{inst.machine}")).wait_boot(timeout, stop=stop)
+    return boot.get("banner", "")
 
 
 class _Relay:
@@ -174,11 +161,13 @@ def serve(board: str = "qemu-mps2-an386", artifact: str | Path | None = None, tc
     """Boot ``board`` under QEMU with the firmware for ``artifact`` (an mcu folder; None = the image last flashed)
     and relay its UART on ``tcp`` (``127.0.0.1:PORT``, default a free port) or a pty, until Ctrl-C or ``stop``.
 
-    ``on_ready(info)`` is called once the firmware has booted and the address is open; ``info`` (also returned)
-    holds ``address`` (``socket://127.0.0.1:PORT`` or the pty path), ``board``, ``elf``, ``qemu_pid``, ``banner``.
+    ``on_ready(info)`` is called once the firmware has booted and the address is open (the CLI prints the address
+    then); ``info`` (also returned) holds ``address`` (``socket://127.0.0.1:PORT`` or the pty path), ``board``,
+    ``elf``, ``qemu_pid``, ``banner``.
     """
     from ondevice.boards import get_port
-    from ondevice.profiling.transports.qemu import QemuInstance, resolve_firmware
+    from ondevice.mcu.firmware import build_firmware, flashed_image
+    from ondevice.profiling.transports.qemu import QemuInstance
     if tcp and pty:
         raise ConfigError("pick one of --tcp and --pty", "--tcp 127.0.0.1:PORT, or --pty for a /dev/pts device")
     addr = None if pty else parse_loopback(tcp or "127.0.0.1:0")
@@ -186,11 +175,10 @@ def serve(board: str = "qemu-mps2-an386", artifact: str | Path | None = None, tc
     if not port.is_qemu:
         raise ConfigError(f"serve boots emulated boards; {board} is real hardware",
                           "a real board's UART is already a device: use serial:///dev/ttyACM0")
-    from ondevice.mcu.firmware import flashed_image
-    if artifact is None and flashed_image(board) is None:
+    elf = build_firmware(board, artifact) if artifact is not None else flashed_image(board)
+    if elf is None:
         raise ConfigError(f"no firmware has been flashed to {board}",
                           f"pass --artifact artifacts/<model>_mcu_int8, or run `ondevice flash --board {board}` first")
-    _, elf = resolve_firmware(port.qemu_machine, {"artifact": str(artifact)} if artifact else {})
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
     inst = QemuInstance(port.qemu_machine, elf)
@@ -203,12 +191,11 @@ def serve(board: str = "qemu-mps2-an386", artifact: str | Path | None = None, tc
         else:
             master, slave, address = _open_pty()
         inst.start()
-        banner = _wait_boot(inst.sock, stop)
+        banner = _wait_boot(inst, stop)
         if stop.is_set():
             return info
         relay = _Relay(inst.sock)
         info.update(address=address, qemu_pid=inst.pid, banner=banner)
-        print(f"serving {board} on {address}", flush=True)
         log.info(f"firmware: {banner} (QEMU pid {inst.pid}); Ctrl-C stops")
         if on_ready:
             on_ready(info)

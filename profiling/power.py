@@ -6,10 +6,12 @@ A power monitor samples current while the device runs and returns the average po
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 import tomllib
 from pathlib import Path
+from typing import Sequence
 
 from ondevice.errors import ConfigError, TransportError
 from ondevice.registry import Registry
@@ -239,3 +241,42 @@ class CallbackMonitor(PowerMonitor):
             if gross <= self.baseline_mw:
                 res["note"] = "the runs drew no more than idle: the battery gauge cannot resolve this model"
         return res
+
+
+# -- the phone app's own battery figure (LOG lines) --------------------------------------------------------------
+
+_BATTERY_LOG = re.compile(r"battery .*?power_mw_mean=(?P<mw>[-\d.]+).*?samples=(?P<n>\d+)"
+                          r"(?:.*?seconds=(?P<s>[\d.]+))?(?:.*?charging=(?P<charging>true|false))?")
+
+
+def battery_from_logs(logs: Sequence[str]) -> dict | None:
+    """Power from the phone app's LOG lines after each RUN (sampled on the phone during the timed region):
+    ``battery current_ua_mean=.. voltage_mv_mean=.. power_mw_mean=.. samples=.. seconds=.. charging=..``.
+    None when there are none, or when the phone was charging (its battery current then says nothing)."""
+    total_mw, total_n, seconds, charging = 0.0, 0, 0.0, False
+    for line in logs:
+        m = _BATTERY_LOG.search(line)
+        if not m or int(m["n"]) == 0:
+            continue
+        charging |= m["charging"] == "true"
+        total_mw += float(m["mw"]) * int(m["n"])
+        total_n += int(m["n"])
+        seconds += float(m["s"] or 0)
+    if not total_n or charging:
+        return None
+    return {"avg_mw": total_mw / total_n, "samples": total_n, "seconds": seconds, "source": "measured",
+            "monitor": "phone battery (sampled by the app during RUN)"}
+
+
+def subtract_baseline(power: dict, baseline_mw: float | None) -> dict:
+    """The app's battery figure minus the host's idle baseline (taken before the first RUN), saying so."""
+    if baseline_mw is None:
+        return power
+    return dict(power, avg_mw=max(0.0, power["avg_mw"] - baseline_mw), idle_baseline_mw=round(baseline_mw, 3),
+                basis="battery draw during the runs minus the idle baseline measured before them")
+
+
+def merge_power(a: dict, b: dict) -> dict:
+    n = a.get("samples", 1) + b.get("samples", 1)
+    avg = (a["avg_mw"] * a.get("samples", 1) + b["avg_mw"] * b.get("samples", 1)) / n
+    return dict(a, avg_mw=avg, samples=n, seconds=a.get("seconds", 0) + b.get("seconds", 0))

@@ -1,4 +1,5 @@
-"""Reports: a rich terminal table and a self-contained ``report.html`` with inline SVG plots.
+"""Reports: a self-contained ``report.html`` with inline SVG plots (the terminal table is
+:mod:`ondevice.cli.profile_view`).
 
 The HTML needs no network and no JavaScript: latency histogram, run timeline, per-op bars (when the device
 reports them) and a memory bar against the board's RAM. Each plot is an ``<svg>`` with a ``data-plot`` name so
@@ -10,7 +11,6 @@ import html
 import math
 from pathlib import Path
 
-from ondevice import log
 from ondevice.fsutil import write_bytes_atomic
 from ondevice.profiling.metrics import to_ms
 
@@ -19,7 +19,7 @@ METRIC_ORDER = ("latency_min_ms", "latency_p50_ms", "latency_p90_ms", "latency_p
                 "arena_bytes", "stack_high_water_bytes", "flash_bytes", "avg_power_mw", "energy_per_inference_mj")
 
 
-def _fmt(v) -> str:
+def fmt_value(v) -> str:
     if isinstance(v, float):
         if v == 0:
             return "0"
@@ -31,29 +31,9 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _ordered(metrics: dict) -> list[tuple[str, dict]]:
+def ordered_metrics(metrics: dict) -> list[tuple[str, dict]]:
     keys = [k for k in METRIC_ORDER if k in metrics] + sorted(k for k in metrics if k not in METRIC_ORDER)
     return [(k, metrics[k]) for k in keys]
-
-
-def print_table(result: dict) -> None:
-    """The terminal summary (one table per device)."""
-    from rich.table import Table
-    results = result["devices"] if "devices" in result else [result]
-    for r in results:
-        d = r.get("device", {})
-        title = f"{d.get('name', d.get('url'))} ({d.get('runtime', '?')}, board {d.get('board', '?')}): " \
-                f"{r.get('runs', 0)} runs, {r.get('status')}"
-        t = Table(title=title)
-        t.add_column("metric")
-        t.add_column("value", justify="right")
-        t.add_column("unit")
-        t.add_column("source")
-        for k, m in _ordered(r.get("metrics", {})):
-            t.add_row(k, _fmt(m["value"]), m["unit"], m["source"])
-        log.out.print(t)
-        if r.get("error"):
-            log.out.print(f"error: {r['error']['message']}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,7 +111,7 @@ def ops_svg(ops: list[dict], unit: str, top: int = 15) -> str:
         body += (f'<text x="{label_w - 6}" y="{y + 12}" class="tk" text-anchor="end">{html.escape(label[:40])}'
                  f'</text><rect class="bar" x="{label_w}" y="{y}" width="{max(w, 1):.1f}" height="{row - 4}">'
                  f'<title>{html.escape(o["name"])}: {o["time"]} {unit}</title></rect>'
-                 f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" class="tk">{_fmt(o["time"])}</text>')
+                 f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" class="tk">{fmt_value(o["time"])}</text>')
     return _svg("op-timings", f"Per-op time per run ({unit}; top {len(ops)})", body, h)
 
 
@@ -149,7 +129,7 @@ def memory_svg(used: dict[str, int], ram: int | None) -> str:
         body += (f'<text x="{x0 - 6}" y="{y + 14}" class="tk" text-anchor="end">{html.escape(k)}</text>'
                  f'<rect class="{cls}" x="{x0}" y="{y}" width="{max(w, 1):.1f}" height="{row - 8}">'
                  f'<title>{k}: {v} bytes</title></rect>'
-                 f'<text x="{x0 + w + 4:.1f}" y="{y + 14}" class="tk">{_fmt(v)} B'
+                 f'<text x="{x0 + w + 4:.1f}" y="{y + 14}" class="tk">{fmt_value(v)} B'
                  f'{f" ({100 * v / ram:.1f}%)" if ram and k != "board RAM" else ""}</text>')
     return _svg("memory", "Memory against the board's RAM" if ram else "Memory", body, h)
 
@@ -175,8 +155,9 @@ def _device_section(r: dict) -> str:
     if r.get("error"):
         parts.append(f'<p class="err">{html.escape(r["error"]["message"])}'
                      f'{" (hint: " + html.escape(r["error"]["hint"]) + ")" if r["error"].get("hint") else ""}</p>')
-    rows = "".join(f'<tr><td>{k}</td><td class="num">{html.escape(_fmt(m["value"]))}</td><td>{m["unit"]}</td>'
-                   f'<td class="src-{m["source"]}">{m["source"]}</td></tr>' for k, m in _ordered(r.get("metrics", {})))
+    rows = "".join(f'<tr><td>{k}</td><td class="num">{html.escape(fmt_value(m["value"]))}</td><td>{m["unit"]}</td>'
+                   f'<td class="src-{m["source"]}">{m["source"]}</td></tr>'
+                   for k, m in ordered_metrics(r.get("metrics", {})))
     parts.append(f'<table class="metrics"><tr><th>metric</th><th>value</th><th>unit</th><th>source</th></tr>'
                  f'{rows}</table>')
     tim = r.get("timings") or {}
@@ -219,4 +200,3 @@ def write_html(result: dict, path: str | Path) -> Path:
 def write_html_all(combined: dict, path: str | Path) -> Path:
     title = f"ondevice profile: {Path(str(combined.get('artifact', ''))).name} on {len(combined['devices'])} devices"
     return write_bytes_atomic(path, render_html(combined["devices"], title).encode())
-

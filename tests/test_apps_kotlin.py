@@ -430,7 +430,7 @@ def test_jvm_agent_retries_errors_and_resync(agent):
 
 def test_ondevice_profile_measures_the_jvm_agent_end_to_end(jvm_jar, tmp_path):
     """`ondevice profile --device socket://127.0.0.1:PORT` against the JVM agent, through the real CLI."""
-    from ondevice.profiling.session import make_inputs
+    from ondevice.profiling.inputs import make_inputs
     blob, m = odfc_model(49 * 40, 4, np.random.default_rng(2))
     art = tmp_path / "tinyfc_jvm_int8.odfc"  # unknown suffix: uploaded as ModelFormat.RAW
     art.write_bytes(blob)
@@ -489,7 +489,8 @@ def test_jvm_agent_selects_a_builtin_model(jvm_jar, tmp_path):
 def test_jvm_agent_survives_link_faults(jvm_jar, tmp_path, seed):
     """The host session through fault:// (4 % each of dropped, corrupted, duplicated and garbage-prefixed frames,
     both directions) around the JVM agent: retries and dedup give the exact outputs and every run, or a clear error."""
-    from ondevice.profiling.session import make_inputs, profile
+    from ondevice.profiling.inputs import make_inputs
+    from ondevice.profiling.profiler import profile
     blob, m = odfc_model(49 * 40, 4, np.random.default_rng(2))
     art = tmp_path / "tinyfc_jvm_int8.odfc"
     art.write_bytes(blob)
@@ -533,7 +534,7 @@ def test_swift_twin_mirrors_kotlin_function_by_function():
 def test_host_profiles_the_kotlin_frontend_on_the_jvm_agent(jvm_jar, tmp_path):
     """`profile(mode="frontend+model" | "frontend")`: the host's audio goes through the Kotlin frontend on the
     agent; the features equal `compute_features`, and the model output equals numpy on the quantised features."""
-    from ondevice.profiling.session import profile
+    from ondevice.profiling.profiler import profile
     wav, _, _ = twins.read_vector(sorted(FRONTEND_VECTORS.glob("*_noise.json"))[0])
     blob, m = odfc_model(49 * 40, 4, np.random.default_rng(4))
     art = tmp_path / "tinyfc_jvm_int8.odfc"

@@ -81,14 +81,12 @@ def test_real_board_builds_and_fails_cleanly_without_a_probe(cache):
     assert "no debug probe" in err.value.message and "--probe" in err.value.hint
 
 
-def test_url_for_artifact_builds_for_the_artifact_unless_an_image_is_named(tmp_path):
-    from urllib.parse import parse_qs, urlsplit
-
+def test_qemu_url_names_the_firmware_the_profiler_builds_unless_it_names_an_image():
+    from ondevice.profiling.transports import FirmwareTarget
     from ondevice.profiling.transports.qemu import QemuTransport
-    url = QemuTransport.url_for_artifact("qemu://mps2-an386", TESTMODEL)
-    assert parse_qs(urlsplit(url).query)["artifact"] == [str(TESTMODEL.resolve())]
-    assert QemuTransport.url_for_artifact("qemu://mps2-an386?elf=a.elf", TESTMODEL) == "qemu://mps2-an386?elf=a.elf"
-    assert QemuTransport.url_for_artifact("qemu://mps2-an386", tmp_path / "x.tflite") == "qemu://mps2-an386"
+    assert QemuTransport.firmware_for("qemu://mps2-an386") == FirmwareTarget("qemu-mps2-an386", "opt")
+    assert QemuTransport.firmware_for("qemu://mps3-an547?variant=ref") == FirmwareTarget("qemu-mps3-an547", "ref")
+    assert QemuTransport.firmware_for("qemu://mps2-an386?elf=a.elf") is None
 
 
 @pytest.mark.hardware
@@ -98,7 +96,7 @@ def test_profile_on_a_flashed_board(request, tmp_path):
     import numpy as np
 
     from _firmware_support import fixture_model_reference
-    from ondevice.profiling.session import profile
+    from ondevice.profiling.profiler import profile
     x = np.arange(-64, 64, 8, dtype=np.int8).reshape(1, 16)
     r = profile(TESTMODEL, request.config.getoption("--device"), runs=10, warmup=2, out=tmp_path, inputs=[x])
     assert r["status"] == "ok" and r["timings"]["unit"] == "cycles"

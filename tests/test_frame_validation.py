@@ -10,7 +10,8 @@ from ondevice.errors import DeviceProtocolError, TransportError
 from ondevice.profiling import protocol as P
 from ondevice.profiling import validation as V
 from ondevice.profiling.protocol import MsgType as T
-from ondevice.profiling.session import DeviceSession, make_inputs
+from ondevice.profiling.inputs import make_inputs
+from ondevice.profiling.session import DeviceSession
 from ondevice.profiling.transports import Transport
 
 R = P.reply_type

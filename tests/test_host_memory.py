@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ondevice.profiling.session import profile
+from ondevice.profiling.profiler import profile
 
 from _profiling_support import tiny_pte, tiny_tflite
 

@@ -22,7 +22,8 @@ from _profiling_support import reference_outputs, tiny_tflite
 from conftest import require_tool
 from ondevice.errors import DeviceError, DeviceProtocolError, OndeviceError
 from ondevice.profiling import protocol as P
-from ondevice.profiling.session import make_inputs, profile
+from ondevice.profiling.inputs import make_inputs
+from ondevice.profiling.profiler import profile
 from ondevice.profiling.transports import open_transport
 
 RUNS = 30  # sim: 1 liveness + 3 timing frames per batch of 30 at max_payload 128 (14 timings a frame)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ondevice.errors import ConfigError, DeviceError, OndeviceError
-from ondevice.profiling.session import make_inputs, profile
+from ondevice.profiling.inputs import make_inputs
+from ondevice.profiling.profiler import profile
 
 from _profiling_support import reference_outputs, tiny_pte, tiny_tflite
 
@@ -99,7 +100,7 @@ def test_bad_arguments(tflite, tmp_path):
 
 def test_frontend_modes_on_the_sim_agent(tflite):
     from ondevice.features.frontend import compute_features, to_model_input
-    from ondevice.profiling.session import make_audio
+    from ondevice.profiling.inputs import make_audio
     audio = make_audio(seed=3)
     feat = compute_features(audio)
     # frontend only: the device's feature map is the Python frontend's, bit for bit
@@ -180,7 +181,7 @@ def test_cli_timeout_and_retries_reach_the_session(tflite, tmp_path):
 
 
 def test_phone_battery_log_lines_become_measured_power():
-    from ondevice.profiling.session import battery_from_logs
+    from ondevice.profiling.power import battery_from_logs
     logs = ["arena 1234 bytes",
             "battery current_ua_mean=-412000.0 voltage_mv_mean=3850.0 power_mw_mean=1586.2 samples=10 seconds=1.0 "
             "charging=false",
@@ -190,7 +191,7 @@ def test_phone_battery_log_lines_become_measured_power():
     assert p["source"] == "measured" and p["samples"] == 40
     assert p["avg_mw"] == pytest.approx((1586.2 * 10 + 1540.0 * 30) / 40)
     assert battery_from_logs(logs[:1]) is None
-    from ondevice.profiling.session import subtract_baseline
+    from ondevice.profiling.power import subtract_baseline
     net = subtract_baseline(p, 500.0)
     assert net["avg_mw"] == pytest.approx(p["avg_mw"] - 500.0) and net["idle_baseline_mw"] == 500.0
     assert "idle baseline" in net["basis"] and subtract_baseline(p, None) is p

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ondevice.errors import DeviceResetError, OndeviceError
-from ondevice.profiling.session import make_inputs, profile
+from ondevice.profiling.inputs import make_inputs
+from ondevice.profiling.profiler import profile
 from ondevice.profiling.transports import open_transport
 
 from _profiling_support import reference_outputs, tiny_tflite

@@ -9,7 +9,8 @@ import pytest
 from _firmware_support import REPO, fixture_model_reference
 from conftest import require_tool
 from ondevice.profiling import protocol as P
-from ondevice.profiling.session import DeviceSession, profile
+from ondevice.profiling.profiler import profile
+from ondevice.profiling.session import DeviceSession
 from ondevice.profiling.transports import open_transport
 
 BOARDS = ["mps2-an386", "mps3-an547"]
@@ -43,10 +44,10 @@ def conv_library(tmp_path_factory):
 
 
 def test_boot_hello_and_reset_reason(fixture_elfs):
-    from ondevice.flash import handshake
     from ondevice.profiling.transports.qemu import QemuInstance
+    from ondevice.profiling.transports.socket import SocketStream
     with QemuInstance("mps2-an386", fixture_elfs["mps2-an386"]) as q:
-        boot, hello = handshake(q.sock)
+        boot, hello = DeviceSession(SocketStream(q.sock, "qemu://mps2-an386"), timeout=10).handshake()
         assert boot["reset_reason"] == "power_on" and boot["banner"].endswith("qemu-mps2-an386 testmodel")
         assert hello["board"] == "qemu-mps2-an386" and hello["clock_hz"] == 25_000_000
         assert hello["timer_unit"] == "instructions"
@@ -119,7 +120,8 @@ def test_generated_model_with_frontend_bit_exact_vs_tflm(machine, tools, conv_li
     from ondevice.runtimes.tflm import TFLMRuntime
     ref = TFLMRuntime().load(conv_library / "source.tflite")
     spec = ref.inputs[0]
-    t = open_transport(f"qemu://{machine}?artifact={conv_library}")
+    from ondevice.mcu.firmware import build_firmware
+    t = open_transport(f"qemu://{machine}", firmware=build_firmware(f"qemu-{machine}", conv_library))
     try:
         s = DeviceSession(t, timeout=10)
         s.hello()
@@ -162,7 +164,6 @@ def test_nucleo_port_runs_on_qemu_stm32f405(tools):
     netduinoplus2, an STM32F405 with the same registers. QEMU has no RCC model, so the PLL is off; the 180 MHz
     path is not run anywhere, and the port is not run on hardware."""
     from ondevice.boards import get_port
-    from ondevice.flash import handshake
     from ondevice.mcu.firmware import build_firmware
     from ondevice.profiling.transports.qemu import QemuInstance
     from ondevice.profiling.transports.socket import SocketStream
@@ -171,11 +172,11 @@ def test_nucleo_port_runs_on_qemu_stm32f405(tools):
     smoke = port.extra
     elf = build_firmware("nucleo-f446re", extra_cflags=smoke["qemu_smoke_cflags"])
     with QemuInstance(smoke["qemu_smoke_machine"], elf, serial_index=smoke["qemu_smoke_serial_index"]) as q:
-        boot, hello = handshake(q.sock)
+        s = DeviceSession(SocketStream(q.sock, "qemu-netduinoplus2"), timeout=10)
+        boot, hello = s.handshake()
         assert boot["banner"].startswith("ondevice od-mcu") and hello["board"] == "nucleo-f446re"
         assert hello["timer_unit"] == "cycles" and hello["clock_hz"] == 16_000_000  # HSI, as built
-        s = DeviceSession(SocketStream(q.sock, "qemu-netduinoplus2"), timeout=10)
-        assert s.hello().rx_window == 2  # interrupt-driven USART2 ring: uploads pipeline two chunks
+        assert s.info.rx_window == 2  # interrupt-driven USART2 ring: uploads pipeline two chunks
         s.select_builtin(index=0)
         x = np.arange(-64, 64, 8, dtype=np.int8)
         s.set_input(0, x.tobytes())
@@ -234,8 +235,8 @@ def test_fault_is_reported_as_fault_on_the_next_boot(machine, fixture_elfs):
 
     from elftools.elf.elffile import ELFFile
 
-    from ondevice.flash import handshake
     from ondevice.profiling.transports.qemu import QemuInstance, _free_port
+    from ondevice.profiling.transports.socket import SocketStream
     elf = fixture_elfs[machine]
     with open(elf, "rb") as f:
         addr = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name("od_agent_init")[0]["st_value"] & ~1
@@ -255,8 +256,21 @@ def test_fault_is_reported_as_fault_on_the_next_boot(machine, fixture_elfs):
         assert _gdb(g, "D") == "OK"  # detach: the CPU runs freely from here
         g.close()
         q.cont()
-        boot, hello = handshake(q.sock)
+        boot, hello = DeviceSession(SocketStream(q.sock, f"qemu://{machine}"), timeout=10).handshake()
         assert boot["reset_reason"] == "fault" and boot["boot_id"] == 2  # the first boot never got to say hello
         assert hello["board"] == f"qemu-{machine}"  # -kernel reloads the image on reset: the planted code is gone
     finally:
         q.stop()
+
+
+def test_profiling_an_mcu_folder_builds_its_firmware_and_hands_it_to_qemu(tools, conv_library):
+    """``qemu://<machine>`` carries no path: the profiler builds the firmware for the artifact (``variant=ref``: the
+    reference kernels) and boots it through ``QemuTransport.open(url, firmware=)``; ``--device all`` picks the
+    QEMU boards for an mcu folder."""
+    from ondevice.mcu.firmware import build_firmware
+    from ondevice.profiling.devices import urls_for_all
+    r = profile(conv_library, "qemu://mps2-an386?variant=ref", runs=2, warmup=0, out=None)
+    assert r["status"] == "ok" and r["device"]["builtin_model"] == "featconv"
+    assert r["device_stats"]["firmware_elf"] == str(build_firmware("qemu-mps2-an386", conv_library, variant="ref"))
+    assert {"qemu://mps2-an386", "qemu://mps3-an547"} <= set(urls_for_all(conv_library))
+    assert not any(u.startswith(("serial://", "socket://")) for u in urls_for_all(conv_library))

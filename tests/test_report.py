@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from ondevice.profiling.report import print_table, write_html, write_html_all
-from ondevice.profiling.session import profile
+from ondevice.cli.profile_view import print_table
+from ondevice.profiling.report import write_html, write_html_all
+from ondevice.profiling.profiler import profile
 
 from _profiling_support import tiny_tflite
 

@@ -233,7 +233,7 @@ def test_ctrl_c_in_profile_keeps_runs_and_says_so(tmp_path):
 
 def test_drop_provisional_flash_keeps_its_meaning():
     """An interrupted firmware profile has only the model file's size: it must not pass for the image's."""
-    from ondevice.profiling.session import _drop_provisional
+    from ondevice.profiling.profiler import _drop_provisional
     flash = {"value": 2032, "unit": "bytes", "source": "measured", "note": "model file size"}
     fw = {"metrics": {"flash_bytes": dict(flash)}, "device": {"board_kind": "emulated",
                                                               "capabilities": ["MEMORY_STATS"]}}

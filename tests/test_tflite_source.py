@@ -222,7 +222,8 @@ def test_verify_and_profile_a_pte(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- sim folders
 def test_sim_tflm_and_mcu_host_take_the_folders_export_writes(zoo, tmp_path):
     from ondevice.export.api import export
-    from ondevice.profiling.session import make_inputs, profile
+    from ondevice.profiling.inputs import make_inputs
+    from ondevice.profiling.profiler import profile
     from ondevice.runtimes.tflm import TFLMRuntime
     p = zoo("ds_cnn", True)
     done = export(p, ["tflm", "mcu"], tmp_path / "art")

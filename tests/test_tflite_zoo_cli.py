@@ -62,7 +62,7 @@ def _profile(url: str, artifact, out: Path) -> dict:
 
 def _tflm_outputs(p: Path, prof: dict) -> np.ndarray:
     """The TFLM interpreter on the profile session's own (seeded) float32 inputs."""
-    from ondevice.profiling.session import make_inputs
+    from ondevice.profiling.inputs import make_inputs
     from ondevice.runtimes.tflm import TFLMRuntime
     ins = make_inputs(prof["model_info"]["inputs"], seed=0)
     assert ins[0].dtype == np.float32

@@ -3,6 +3,7 @@
 protocol on a pty). Behind each one runs the sim agent, so every byte goes through the real protocol."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -15,8 +16,10 @@ import pytest
 
 from ondevice.errors import ConfigError, TransportError
 from ondevice.profiling import protocol as P
-from ondevice.profiling.session import DeviceSession, profile
-from ondevice.profiling.sim_agent import FdIO, SimAgent, serve_socket
+from ondevice.profiling.profiler import profile
+from ondevice.profiling.session import DeviceSession
+from ondevice.profiling.sim_agent import SimAgent, serve_socket
+from ondevice.profiling.sim_io import FdIO
 from ondevice.profiling.transports import open_transport, schemes
 from ondevice.profiling.transports.adb import BASELINE_SAMPLES, AdbTransport, parse_dumpsys_battery, parse_pss_kb
 from ondevice.profiling.transports.fault import FaultTransport
@@ -47,6 +50,22 @@ def test_registry_has_every_scheme_and_rejects_unknown():
     assert "socket" in (e.value.hint or "")
     with pytest.raises(ConfigError):
         open_transport("not a url")
+
+
+def test_transport_interface_declares_every_hook_with_a_default():
+    """Every registered transport is a Transport (an ABC); the hooks the profiler calls have defaults, and only
+    emulators name firmware to build (fault:// passes its inner URL's on, query keys included)."""
+    from ondevice.profiling.transports import TRANSPORTS, FirmwareTarget, Transport
+    for scheme, cls in TRANSPORTS.items():
+        assert issubclass(cls, Transport), scheme
+        assert cls.device_all in (None, "any", "extensions", "mcu"), scheme
+    assert TRANSPORTS.get("socket").firmware_for("socket://127.0.0.1:1") is None
+    fault = TRANSPORTS.get("fault")
+    assert fault.firmware_for("fault://qemu://mps2-an386?variant=ref&drop=0.1") == FirmwareTarget("qemu-mps2-an386",
+                                                                                                  "ref")
+    assert fault.firmware_for("fault://sim://litert?drop=0.1") is None
+    with pytest.raises(TypeError):  # read and write are abstract
+        type("Half", (Transport,), {"read": lambda self, n, t: b""})()
 
 
 def test_socket_transport_to_a_listening_agent(tflite):
@@ -221,7 +240,9 @@ class FakeAdbDevice:
 
 def test_adb_transport_profiles_through_a_fake_device(tflite, tmp_path):
     (tmp_path / "m.tflite").write_bytes(tflite.read_bytes())
-    (tmp_path / "m.tflite.manifest.json").write_text('{"model": "tiny"}')
+    from ondevice.export.manifest import FORMAT, REQUIRED
+    manifest = {k: None for k in REQUIRED} | {"format": FORMAT, "model": "tiny", "artifact": "m.tflite"}
+    (tmp_path / "m.tflite.manifest.json").write_text(json.dumps(manifest))
     dev = FakeAdbDevice()
     t = AdbTransport.open("adb://FAKE0001?runtime=litert", device=dev)
     try:

@@ -193,7 +193,7 @@ def profile(artifact: Path = typer.Argument(..., help="Artifact file (or folder 
                                                         help="Seconds of silence allowed during the timed runs "
                                                              "(default 10; raise it for slower models).")):
     """Measure latency (p50/p90/p99), peak RAM, flash and energy on a device over the framed protocol."""
-    from ondevice.profiling.session import profile_cli
+    from ondevice.cli.profile_view import profile_cli
     with _quiet(out, "profile"):
         profile_cli(artifact=artifact, device=device, runs=runs, warmup=warmup, power=power, board=board, out=out,
                     mode=mode, timeout=timeout, retries=retries, run_timeout=run_timeout)
@@ -202,8 +202,9 @@ def profile(artifact: Path = typer.Argument(..., help="Artifact file (or folder 
 @app.command()
 def devices():
     """List attached devices: serial ports, adb, usbmux, QEMU boards and simulators."""
-    from ondevice.profiling.devices import print_devices
-    print_devices()
+    from ondevice.cli.devices_view import print_devices
+    from ondevice.profiling.devices import list_devices
+    print_devices(list_devices())
 
 
 @app.command()
@@ -225,7 +226,8 @@ def serve(board: str = typer.Option("qemu-mps2-an386", "--board", help="Emulated
     """Boot an emulated board and expose its UART on a loopback TCP port or a pty until Ctrl-C (profile, the
     MLPerf Tiny / EEMBC runner or a terminal can connect)."""
     from ondevice.serve import serve as run
-    run(board=board, artifact=artifact, tcp=tcp, pty=pty)
+    run(board=board, artifact=artifact, tcp=tcp, pty=pty,
+        on_ready=lambda info: print(f"serving {info['board']} on {info['address']}", flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,10 +28,14 @@ from pathlib import Path
 
 from ondevice.errors import OndeviceError
 from ondevice.profiling import protocol as P
+from ondevice.profiling import link as L
 from ondevice.profiling import session as S
+from ondevice.profiling import transfers as X
 from ondevice.profiling import validation as V
+from ondevice.profiling.inputs import make_inputs
+from ondevice.profiling.link import Link, device_error
 from ondevice.profiling.protocol import MsgType as T
-from ondevice.profiling.session import DeviceSession, Link, device_error, make_inputs
+from ondevice.profiling.session import DeviceSession
 from ondevice.profiling.transports import Transport
 
 R = P.reply_type
@@ -193,7 +197,9 @@ def one_input(data: bytes) -> None:
     """The fuzz target: raises only for a crash (anything but an OndeviceError)."""
     d = Data(data)
     mode = d.int(1) % 16
-    S.time = Clock()
+    clock = Clock()
+    for m in (L, S, X):  # every module of the session that waits
+        m.time = clock
     try:
         if mode < 5:
             link = Link(FakeLink(d))
@@ -219,7 +225,8 @@ def one_input(data: bytes) -> None:
     except OndeviceError:
         pass
     finally:
-        S.time = time
+        for m in (L, S, X):
+            m.time = time
 
 
 def seeds() -> list[bytes]:

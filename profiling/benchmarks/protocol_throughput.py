@@ -10,7 +10,7 @@ and hash-checked, not prepared), so only the link and the protocol are timed. Th
 ``pty_line_rate_fraction`` is the upload (host -> device), the transfer a user waits for.
 
 How the pty emulates a UART: a pty has no baud rate, so the agent side is paced at the UART byte rate, 11520 B/s
-for 115200 8N1 (10 bit times per byte), in both directions at once like a full-duplex UART (``sim_agent.Paced``):
+for 115200 8N1 (10 bit times per byte), in both directions at once like a full-duplex UART (``sim_io.Paced``):
 an RX thread takes bytes off the pty no faster than the wire delivers them, a TX thread puts the agent's bytes on
 the pty no faster than the wire sends them (32-byte slices on a running schedule, so sleep jitter does not add up). The line rate is the limit the fraction is
 relative to; framing (15 bytes per 527-byte frame), replies and round trips are what costs the rest.
@@ -26,7 +26,8 @@ import tty
 
 from ondevice.profiling import protocol as P
 from ondevice.profiling.session import DeviceSession
-from ondevice.profiling.sim_agent import FdIO, Paced, SimAgent
+from ondevice.profiling.sim_agent import SimAgent
+from ondevice.profiling.sim_io import FdIO, Paced
 from ondevice.profiling.transports import open_transport
 
 UART_BYTES_PER_S = 115200 / 10

@@ -29,10 +29,10 @@ def _vec(vname: str, type_: int, seq: int, flags: int = 0, **fields) -> dict:
             "fields": _jsonable(fields), "payload_hex": payload.hex(), "frame_hex": wire.hex()}
 
 
-def frames() -> list[dict]:
+def _handshake_and_model_vectors() -> list[dict]:
+    """HELLO, PING, RESET, the model upload or built-in select, and MODEL_INFO."""
     R = P.reply_type
-    timings = [1523411 + 97 * i for i in range(62)]
-    v = [
+    return [
         _vec("hello", T.HELLO, 1, host_version=1, host_max_payload=512),
         _vec("hello_reply_mcu", R(T.HELLO), 1, version=1,
              caps=int(P.Caps.BUILTIN_MODELS | P.Caps.FRONTEND | P.Caps.MEMORY_STATS | P.Caps.RESET
@@ -73,6 +73,14 @@ def frames() -> list[dict]:
                        "zero_point": -128},
                       {"name": "emotion", "shape": [1, 4], "dtype": "int8", "scale": 0.00390625, "zero_point": -128},
                       {"name": "keyword", "shape": [1, 12], "dtype": "float32", "scale": None, "zero_point": None}]),
+    ]
+
+
+def _run_vectors() -> list[dict]:
+    """Mode and inputs, the timed runs, and what is read back afterwards (outputs, memory, per-op timings)."""
+    R = P.reply_type
+    timings = [1523411 + 97 * i for i in range(62)]
+    return [
         _vec("set_mode_frontend_model", T.SET_MODE, 13, mode=int(P.Mode.FRONTEND_MODEL)),
         _vec("set_mode_reply", R(T.SET_MODE), 13, mode=int(P.Mode.FRONTEND_MODEL)),
         _vec("set_input_chunk", T.SET_INPUT, 14, index=0, total=1960, offset=1500, data=bytes(i & 0xFF for i in range(460))),
@@ -102,6 +110,12 @@ def frames() -> list[dict]:
              first_op=0, count=3, ops=[{"time": 1200000, "name": "CONV_2D"},
                                        {"time": 350000, "name": "DEPTHWISE_CONV_2D"},
                                        {"time": 9000, "name": "SOFTMAX"}]),
+    ]
+
+
+def _device_vectors() -> list[dict]:
+    """What a device sends unasked (BOOT, LOG) and its ERROR frames."""
+    return [
         _vec("boot", T.BOOT, 0, reset_reason=int(P.ResetReason.POWER_ON), boot_id=0,
              banner=b"ondevice od-mcu 0.1 qemu-mps2-an386"),
         _vec("boot_after_watchdog", T.BOOT, 0, reset_reason=int(P.ResetReason.WATCHDOG), boot_id=7, banner=b""),
@@ -112,6 +126,11 @@ def frames() -> list[dict]:
              message=b"sha256 mismatch"),
         _vec("error_unknown_type", T.ERROR, 23, code=int(P.ErrorCode.UNKNOWN_TYPE), detail=0x55, message=b""),
     ]
+
+
+def frames() -> list[dict]:
+    R = P.reply_type
+    v = _handshake_and_model_vectors() + _run_vectors() + _device_vectors()
     # a frame with a newer version number: still decodes; the agent answers UNSUPPORTED_VERSION
     body = P.Frame(0x01, 24, P.pack(T.HELLO, host_version=2, host_max_payload=512), 0, version=2)
     v.append({"name": "hello_version_2", "type": 1, "type_name": "HELLO", "flags": 0, "seq": 24, "version": 2,

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ondevice.errors import ConfigError, ToolMissingError, TransportError
-from ondevice.profiling.transports import TRANSPORTS, split_url
+from ondevice.profiling.transports import TRANSPORTS, Attached, split_url
 from ondevice.profiling.transports.socket import SocketStream
 
 PACKAGE = "dev.ondevice.app"
@@ -56,6 +56,8 @@ def parse_dumpsys_battery(text: str) -> tuple[int | None, int | None]:
 @TRANSPORTS.register("adb")
 class AdbTransport(SocketStream):
     board = "android-generic"
+    list_rank = 20
+    device_all = "any"
 
     def __init__(self, sock, url, device, local_port: int):
         super().__init__(sock, url)
@@ -64,7 +66,7 @@ class AdbTransport(SocketStream):
         self.staged: list[str] = []
 
     @classmethod
-    def open(cls, url: str, device=None) -> "AdbTransport":
+    def open(cls, url: str, device=None, *, firmware: Path | None = None) -> "AdbTransport":
         """Open ``adb://SERIAL``. ``device`` injects an adbutils-compatible device (scripts, tests)."""
         _, serial, q = split_url(url)
         serial = serial.strip("/")
@@ -82,6 +84,25 @@ class AdbTransport(SocketStream):
         device.forward(f"tcp:{local}", f"tcp:{port}")
         sock = cls._connect_when_listening(local, url, float(q.get("start_timeout", 10)))
         return cls(sock, url, device, local)
+
+    @classmethod
+    def discover(cls) -> list[Attached]:
+        try:
+            import adbutils
+            devs = adbutils.AdbClient(host="127.0.0.1", port=5037, socket_timeout=2).device_list()
+        except ImportError:
+            raise ToolMissingError("adbutils is not installed", "pip install adbutils") from None
+        except Exception as e:  # noqa: BLE001 - no adb server running is a normal state
+            raise TransportError(f"adb server not reachable ({type(e).__name__})",
+                                 "install Android platform-tools and run `adb start-server`") from None
+        out = []
+        for d in devs:
+            try:
+                model = d.prop.model
+            except Exception:  # noqa: BLE001
+                model = ""
+            out.append(Attached(f"adb://{d.serial}", "adb", model or "android device"))
+        return out
 
     @staticmethod
     def _find_device(serial: str, q: dict):

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from ondevice.errors import ConfigError
 from ondevice.profiling import protocol as P
-from ondevice.profiling.transports import TRANSPORTS, Transport, open_transport
+from ondevice.profiling.transports import TRANSPORTS, FirmwareTarget, Transport, open_transport, transport_class
 
 FAULT_KEYS = ("drop", "corrupt", "dup", "garbage", "stall", "stall_s", "reset_after", "seed", "dir")
 
@@ -67,8 +68,9 @@ class FaultTransport(Transport):
         self._injected = bytearray()
         self._dead = False
 
-    @classmethod
-    def open(cls, url: str) -> "FaultTransport":
+    @staticmethod
+    def split(url: str) -> tuple[str, dict]:
+        """(the inner URL with its own query keys, the fault parameters)."""
         rest = url.split("://", 1)[1]
         inner, _, q = rest.partition("?")
         pairs = parse_qsl(q, keep_blank_values=True)
@@ -77,8 +79,19 @@ class FaultTransport(Transport):
         if "://" not in inner:
             raise ConfigError(f"fault:// needs an inner device URL, got {inner!r}",
                               "e.g. fault://sim://litert?drop=0.05&seed=1")
-        inner_url = inner + ("?" + urlencode(passthru) if passthru else "")
-        return cls(open_transport(inner_url), url, params)
+        return inner + ("?" + urlencode(passthru) if passthru else ""), params
+
+    @classmethod
+    def open(cls, url: str, *, firmware: Path | None = None) -> "FaultTransport":
+        inner_url, params = cls.split(url)
+        return cls(open_transport(inner_url, firmware=firmware), url, params)
+
+    @classmethod
+    def firmware_for(cls, url: str) -> FirmwareTarget | None:
+        """The inner URL's firmware: ``fault://qemu://mps2-an386`` boots what ``qemu://mps2-an386`` would."""
+        inner_url, _ = cls.split(url)
+        inner_cls = transport_class(inner_url)
+        return inner_cls.firmware_for(inner_url) if inner_cls is not None else None
 
     # -- faults -------------------------------------------------------------------------------------------------
     def damage(self, frame: bytes, direction: str) -> bytes:
@@ -113,9 +126,8 @@ class FaultTransport(Transport):
         if self.reset_after is None or self.counts["frames_tx"] < self.reset_after or self.counts["reset"]:
             return
         self.counts["reset"] += 1
-        if hasattr(self.inner, "reset_device"):
-            self.inner.reset_device()
-        else:  # a link we cannot reset: behave like a rebooted device that lost the session
+        if not self.inner.reset_device():
+            # a link we cannot reset: behave like a rebooted device that lost the session
             self._injected += b"\x00" + P.message(P.MsgType.BOOT, 0, reset_reason=P.ResetReason.UNKNOWN,
                                                   boot_id=0, banner=b"fault:// injected reset")
             self._dead = True

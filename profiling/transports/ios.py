@@ -9,9 +9,10 @@ device object.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
-from ondevice.errors import ConfigError, TransportError
-from ondevice.profiling.transports import TRANSPORTS, split_url
+from ondevice.errors import ConfigError, ToolMissingError, TransportError
+from ondevice.profiling.transports import TRANSPORTS, Attached, split_url
 from ondevice.profiling.transports.socket import SocketStream
 
 DEVICE_PORT = 47474
@@ -36,9 +37,25 @@ def _select_device(udid: str | None):
 @TRANSPORTS.register("ios")
 class IosTransport(SocketStream):
     board = "ios-generic"
+    list_rank = 30
+    device_all = "any"
 
     @classmethod
-    def open(cls, url: str, device=None) -> "IosTransport":
+    def discover(cls) -> list[Attached]:
+        try:
+            from pymobiledevice3 import usbmux
+        except ImportError:
+            raise ToolMissingError("pymobiledevice3 is not installed (pip install 'ondevice[ios]')",
+                                   "pip install 'ondevice[ios]'") from None
+        try:
+            devs = usbmux.list_devices()
+        except Exception as e:  # noqa: BLE001 - no usbmuxd is a normal state on Linux
+            raise TransportError(f"usbmuxd not reachable ({type(e).__name__})",
+                                 "install usbmuxd (Linux) or plug the iPhone in") from None
+        return [Attached(f"ios://{d.serial}", "ios", getattr(d, "connection_type", "usb")) for d in devs]
+
+    @classmethod
+    def open(cls, url: str, device=None, *, firmware: Path | None = None) -> "IosTransport":
         """Open ``ios://UDID``. ``device`` injects a usbmux device object with ``connect(port) -> socket``."""
         _, udid, q = split_url(url)
         port = int(q.get("port", DEVICE_PORT))

@@ -1,8 +1,9 @@
-"""``qemu://<machine>?elf=FIRMWARE.elf``: boot firmware in qemu-system-arm and talk to it over its UART.
+"""``qemu://<machine>``: boot firmware in qemu-system-arm and talk to it over its UART.
 
 - ``qemu://mps2-an386`` (Cortex-M4F) and ``qemu://mps3-an547`` (Cortex-M55); ``qemu-mps2-an386`` works too.
-- ``elf=`` names the firmware; ``artifact=`` builds it for an mcu artifact folder; with neither, the image last
-  written by ``ondevice flash --board qemu-<machine>`` is booted (QEMU's "flash").
+- The image booted: the ``firmware`` given to :meth:`QemuTransport.open` (the profiler builds it for an mcu
+  artifact, ``variant=ref`` picks the reference kernels), else ``elf=FIRMWARE.elf``, else the image last written by
+  ``ondevice flash --board qemu-<machine>`` (QEMU's "flash"). Opening never builds firmware.
 - QEMU runs with ``-icount shift=0``: one instruction per ns of virtual time, so SysTick counts instructions
   and every run of the same firmware gives the same numbers. DWT CYCCNT is not emulated.
 - UART0 is a TCP server on 127.0.0.1 with ``nodelay=on`` (about 44 ms per round trip without it). QEMU starts
@@ -22,10 +23,9 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from urllib.parse import quote
 
 from ondevice.errors import ConfigError, ToolMissingError, TransportError
-from ondevice.profiling.transports import TRANSPORTS, split_url
+from ondevice.profiling.transports import TRANSPORTS, Attached, FirmwareTarget, split_url
 from ondevice.profiling.transports.socket import SocketStream
 
 QEMU = "qemu-system-arm"
@@ -183,20 +183,21 @@ class QemuInstance:
         self.stop()
 
 
-def resolve_firmware(target: str, q: dict[str, str]) -> tuple["object", Path]:
-    """(port, ELF) for a qemu URL's machine and query: ``elf=``, else ``artifact=``, else the flashed image."""
+def resolve_firmware(target: str, q: dict[str, str], firmware: Path | None = None) -> tuple["object", Path]:
+    """(port, ELF) for a qemu URL's machine and query: ``firmware`` (built by the caller), else ``elf=``, else the
+    image last flashed to the board."""
     from ondevice.boards import qemu_port_for_machine
     port = qemu_port_for_machine(target.strip("/"))
+    if firmware is not None:
+        return port, Path(firmware)
     if q.get("elf"):
         return port, Path(q["elf"]).expanduser()
-    from ondevice.mcu import firmware as fl
-    if q.get("artifact"):
-        return port, fl.build_firmware(port.board, q["artifact"], variant=q.get("variant", "opt"))
-    elf = fl.flashed_image(port.board)
+    from ondevice.mcu.firmware import flashed_image  # lazy: it imports numpy, and `ondevice devices` stays fast
+    elf = flashed_image(port.board)
     if elf is None:
         raise ConfigError(f"no firmware has been flashed to {port.board}",
-                          f"run `ondevice flash --board {port.board} --artifact artifacts/<model>_mcu_int8`, or use "
-                          f"qemu://{port.qemu_machine}?artifact=artifacts/<model>_mcu_int8 (or ?elf=FIRMWARE.elf)")
+                          f"run `ondevice flash --board {port.board} --artifact artifacts/<model>_mcu_int8`, or "
+                          f"profile an mcu artifact on qemu://{port.qemu_machine} (or pass ?elf=FIRMWARE.elf)")
     return port, elf
 
 
@@ -204,15 +205,18 @@ def resolve_firmware(target: str, q: dict[str, str]) -> tuple["object", Path]:
 class QemuTransport(SocketStream):
     """The firmware's UART under QEMU, as a socket stream; closing it stops QEMU."""
 
+    list_rank = 40
+    device_all = "mcu"
+
     def __init__(self, inst: QemuInstance, url: str, board: str):
         super().__init__(inst.sock, url)
         self.qemu = inst
         self.board = board
 
     @classmethod
-    def open(cls, url: str) -> "QemuTransport":
+    def open(cls, url: str, *, firmware: Path | None = None) -> "QemuTransport":
         _, target, q = split_url(url)
-        port, elf = resolve_firmware(target, q)
+        port, elf = resolve_firmware(target, q, firmware)
         inst = QemuInstance(port.qemu_machine, elf).start()
         try:
             return cls(inst, url, port.board)
@@ -221,20 +225,30 @@ class QemuTransport(SocketStream):
             raise
 
     @classmethod
-    def url_for_artifact(cls, url: str, artifact: str | Path) -> str:
-        """The URL that boots firmware built for ``artifact`` (an mcu folder) unless the URL already names an image.
+    def discover(cls) -> list[Attached]:
+        if shutil.which(QEMU) is None:
+            raise ToolMissingError(f"{QEMU} is not installed", "apt-get install qemu-system-arm")
+        from ondevice.profiling.power import board_names, load_board
+        out = []
+        for name in board_names():
+            b = load_board(name)
+            if b.get("kind") == "emulator":
+                # with no elf= the qemu transport boots the image last flashed for that board
+                out.append(Attached(f"qemu://{b.get('qemu_machine', name)}", "qemu", b.get("description", "")))
+        return out
 
-        The profiler calls this when it profiles an mcu artifact, so ``ondevice profile --device qemu://mps2-an386
-        artifacts/<model>_mcu_int8`` works without a separate ``ondevice flash``.
+    @classmethod
+    def firmware_for(cls, url: str) -> FirmwareTarget | None:
+        """The board's firmware, built by the profiler for an mcu artifact, unless the URL names an image (``elf=``).
+
+        So ``ondevice profile --device qemu://mps2-an386 artifacts/<model>_mcu_int8`` works without a separate
+        ``ondevice flash``; ``variant=ref`` picks the reference kernels.
         """
-        _, _, q = split_url(url)
-        if "elf" in q or "artifact" in q:
-            return url
-        from ondevice.source import mcu_artifact
-        artifact = mcu_artifact(artifact)  # a .tflite: its mcu build, made on the fly and cached
-        if not Path(artifact).is_dir():
-            return url
-        return url + ("&" if "?" in url else "?") + "artifact=" + quote(str(Path(artifact).resolve()))
+        from ondevice.boards import qemu_port_for_machine
+        _, target, q = split_url(url)
+        if "elf" in q:
+            return None
+        return FirmwareTarget(qemu_port_for_machine(target.strip("/")).board, q.get("variant", "opt"))
 
     def device_stats(self) -> dict:
         """Host-side sizes of the booted ELF (flash = .isr_vector + .text + .rodata + .data), beside the device's."""

@@ -5,9 +5,10 @@ Ports are opened with ``serial.serial_for_url(url, do_not_open=True)`` so pyseri
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from ondevice.errors import TransportError
-from ondevice.profiling.transports import TRANSPORTS, Transport, split_url
+from ondevice.profiling.transports import TRANSPORTS, Attached, Transport, split_url
 
 DEFAULT_BAUD = 115200
 
@@ -16,6 +17,8 @@ DEFAULT_BAUD = 115200
 class SerialTransport(Transport):
     """A UART / USB CDC port through pyserial."""
 
+    list_rank = 10
+
     def __init__(self, port, url: str, baud: int):
         self.port = port
         self.url = url
@@ -23,7 +26,7 @@ class SerialTransport(Transport):
         self.bytes_per_s = baud / 10.0 if baud else None
 
     @classmethod
-    def open(cls, url: str) -> "SerialTransport":
+    def open(cls, url: str, *, firmware: Path | None = None) -> "SerialTransport":
         import serial
         baud = DEFAULT_BAUD
         if url.startswith("serial://"):
@@ -47,6 +50,19 @@ class SerialTransport(Transport):
                 hint = "add your user to the dialout group (sudo usermod -aG dialout $USER) and log in again"
             raise TransportError(f"cannot open serial port {pyurl!r}: {text}", hint) from None
         return cls(port, url, baud)
+
+    @classmethod
+    def discover(cls) -> list[Attached]:
+        try:
+            from serial.tools import list_ports
+        except ImportError:
+            return []
+        out = []
+        for p in list_ports.comports():
+            out.append(Attached(f"serial://{p.device}", "serial",
+                                " ".join(x for x in (p.description, p.product or "", p.serial_number or "") if x
+                                         and x != "n/a")))
+        return out
 
     def read(self, n: int, timeout: float) -> bytes:
         import serial

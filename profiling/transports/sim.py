@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ondevice.errors import ConfigError, TransportError
-from ondevice.profiling.transports import TRANSPORTS, split_url
+from ondevice.profiling.transports import TRANSPORTS, Attached, split_url
 from ondevice.profiling.transports.socket import SocketStream
 
 
@@ -24,13 +24,15 @@ class SimTransport(SocketStream):
     """Starts an agent, connects to it, and stops it (by PID or thread) on close."""
 
     board = "host"
+    list_rank = 50
+    device_all = "extensions"
 
     def __init__(self, sock, url, agent=None, thread=None, proc=None):
         super().__init__(sock, url)
         self.agent, self.thread, self.proc = agent, thread, proc
 
     @classmethod
-    def open(cls, url: str) -> "SimTransport":
+    def open(cls, url: str, *, firmware: Path | None = None) -> "SimTransport":
         _, runtime, q = split_url(url)
         runtime = runtime.strip("/")
         from ondevice.runtimes.base import get_runtime, runtime_names
@@ -55,6 +57,19 @@ class SimTransport(SocketStream):
         t = threading.Thread(target=serve_socket, args=(agent, ls, pace), name=f"sim-agent-{runtime}", daemon=True)
         t.start()
         return cls(cls.connect("127.0.0.1", port, url), url, agent=agent, thread=t)
+
+    @classmethod
+    def discover(cls) -> list[Attached]:
+        from ondevice.runtimes.base import get_runtime, runtime_names
+        out = []
+        for name in runtime_names():
+            rt = get_runtime(name)
+            # installed() where a runtime has it: available() may import torch, and listing must stay fast
+            ok, why = getattr(rt, "installed", rt.available)()
+            runs = f"runs {', '.join(rt.extensions)}" if rt.extensions else "host runtime (pick it explicitly)"
+            out.append(Attached(f"sim://{name}", "sim", runs if ok else why, available=ok,
+                                extensions=tuple(rt.extensions)))
+        return out
 
     @classmethod
     def _spawn(cls, url, runtime, window, max_payload, pace, builtin=None) -> "SimTransport":
@@ -87,12 +102,12 @@ class SimTransport(SocketStream):
             return url
         return url + ("&" if "?" in url else "?") + "artifact=" + quote(str(Path(str(artifact)).resolve()))
 
-    def reset_device(self) -> None:
+    def reset_device(self) -> bool:
         """Make the agent reboot as a real device would (used by ``fault://...?reset_after=``)."""
-        if self.agent is not None:
-            self.agent.request_reset()
-        else:
+        if self.agent is None:
             raise TransportError("cannot reset a process sim agent from the host", "use sim:// without process=1")
+        self.agent.request_reset()
+        return True
 
     def close(self) -> None:
         super().close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import select
 import socket
+from pathlib import Path
 
 from ondevice.errors import TransportError
 from ondevice.profiling.transports import TRANSPORTS, Transport, split_url
@@ -62,7 +63,7 @@ class SocketStream(Transport):
 @TRANSPORTS.register("socket")
 class SocketTransport(SocketStream):
     @classmethod
-    def open(cls, url: str) -> "SocketTransport":
+    def open(cls, url: str, *, firmware: Path | None = None) -> "SocketTransport":
         _, target, _ = split_url(url)
         host, _, port = target.rstrip("/").rpartition(":")
         if not host or not port.isdigit():
