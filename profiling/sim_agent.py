@@ -57,6 +57,7 @@ class SimAgent(AgentRuns):
         self._tmp = tempfile.TemporaryDirectory(prefix="od-sim-")
         self.frames_in = 0
         self._clear()
+        self._builtin_model = self._prepare_builtin() if self.builtin is not None else None
 
     # -- state --------------------------------------------------------------------------------------------------
     def _clear(self) -> None:
@@ -202,19 +203,27 @@ class SimAgent(AgentRuns):
         yield self._reply(f)
         self.request_reset(P.ResetReason.SOFTWARE)
 
-    def _select(self, f, v):
-        if self.builtin is None:
-            raise AgentError(E.UNSUPPORTED, "the simulator has no built-in models")
+    def _prepare_builtin(self):
+        """Load the built-in model once, as firmware is built with its model: a slow load (an mcu-host compile)
+        happens here, before the agent answers anything, not inside a request the host times out."""
         try:  # an export folder (tflm, mcu) the runtime loads as it is, like firmware built with it
             from ondevice.runtimes.base import get_runtime
             model = get_runtime(self.runtime_name).load(self.builtin)
         except Exception as e:  # noqa: BLE001 - any load failure is MODEL_INVALID on a device
-            raise AgentError(E.MODEL_INVALID, str(e)[:180]) from None
+            return AgentError(E.MODEL_INVALID, str(e)[:180])
         mpath = self.builtin.with_name(self.builtin.name + ".manifest.json")
         meta = json.loads(mpath.read_text()) if mpath.is_file() else {}
         name = str(meta.get("model") or self.builtin.name)
         src = sorted(self.builtin.glob("*.tflite"))  # as firmware does: report the SHA-256 of the source .tflite
         sha = hashlib.sha256(src[0].read_bytes()).digest() if len(src) == 1 else b"\x00" * 32
+        return model, sha, name
+
+    def _select(self, f, v):
+        if self.builtin is None:
+            raise AgentError(E.UNSUPPORTED, "the simulator has no built-in models")
+        if isinstance(self._builtin_model, AgentError):
+            raise self._builtin_model
+        model, sha, name = self._builtin_model
         self._install(model, b"", sha, name)
         yield self._reply(f, index=0, name=name[:32])
 
