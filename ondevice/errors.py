@@ -6,15 +6,17 @@ class OndeviceError(Exception):
     """An expected failure caused by the user, the model, the data or the device.
 
     ``message`` says what happened; ``hint`` says what to try next. The CLI prints both on one line each
-    and exits with ``exit_code`` (no traceback unless ``--debug``).
+    and exits with ``exit_code`` (no traceback unless ``--debug``). ``details`` is an optional longer text (e.g. a
+    lint report) the CLI prints before them.
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, details: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details
 
     def __str__(self) -> str:  # one line, hint after
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"

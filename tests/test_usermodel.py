@@ -272,6 +272,17 @@ def test_ptq_calibrates_without_training(proj, tmp_path, capsys):
     assert [tuple(x.shape) for x in run.example_inputs()] == [(1, 1, 32, 32), (1, 6, 64)]
 
 
+def test_slim_lint_failure_prints_the_report_then_one_error(proj, tmp_path, capsys):
+    """The core raises (the report rides on the error); the CLI edge prints the report, then error + hint."""
+    rc, out = cli(capsys, "slim", "--model", f"{proj}/m.py:build", "--data", f"{proj}/m.py:make_dataset",
+                  "--out", tmp_path / "run", "--ptq", "--target", "tflite")
+    assert rc == ConstraintError.exit_code and "Traceback" not in out, out
+    report_at, error_at = out.find("activation"), out.find("error: the model breaks device constraints for tflite")
+    assert 0 <= report_at < error_at, out
+    assert "[auto-fixable]" in out and "hint: apply the fixes listed above" in out  # plain text, not rich markup
+    assert not (tmp_path / "run").exists()
+
+
 def test_fix_hint_when_fix_was_given(proj):
     """With --fix given, an error that remains never tells the user to pass --fix."""
     import torch

@@ -303,7 +303,9 @@ def _main(argv: list[str] | None) -> int:
             raise
         from rich.markup import escape
 
-        from ondevice.log import console
+        from ondevice.log import console, out
+        if getattr(e, "details", None):
+            out.print(e.details, markup=False)
         # escaped: messages start with "[target]", which rich would otherwise take for a style tag
         console.print(f"[red]error:[/red] {escape(e.message)}", markup=True)
         if e.hint:

@@ -292,10 +292,10 @@ def _lint(model: nn.Module, example, targets: Sequence[str], fix: bool):
         report = lint(model, example, targets, quant_check=True)
     bad = [t for t in targets if not report.ok(t)]
     if bad:
-        log.out.print(report.format())
         raise ConstraintError(f"the model breaks device constraints for {', '.join(bad)}",
                               "--fix applied the safe fixes; change the model as listed above for the rest" if fix
-                              else "apply the fixes listed above, or run with --fix for the safe ones")
+                              else "apply the fixes listed above, or run with --fix for the safe ones",
+                              details=report.format())
     return report, fixed
 
 
