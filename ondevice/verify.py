@@ -187,7 +187,7 @@ def localise(artifact: Path, manifest: dict, run, x1: np.ndarray) -> dict:
     (what the layer itself computes differently). ``first_diverging`` is the first layer over LAYER_TOL_STEPS
     end to end; ``first_own_error`` the first layer over it on its own, the one to fix when there is one.
     """
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     from ondevice.runtimes.base import get_runtime
     tfl = artifact if artifact.suffix == ".tflite" else next(iter(sorted(artifact.glob("*.tflite"))), None)
     if tfl is None:

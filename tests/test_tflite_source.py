@@ -142,7 +142,8 @@ def test_edgetpu_keeps_a_float_models_edge_converters_on_the_cpu(zoo, tmp_path):
     from ondevice.export.api import export
     from ondevice.export.manifest import read_manifest
     src = zoo("ds_cnn")
-    from ondevice.export.tflite_util import op_counts, read_graph
+    from ondevice.export.tflite_util import op_counts
+    from ondevice.mcu.reader import read_graph
     dest = export(src, ["edgetpu"], tmp_path)["edgetpu"]
     assert op_counts(read_graph(dest.read_bytes())) == op_counts(read_graph(src.read_bytes()))  # the graph as given
     rep = read_manifest(dest)["edgetpu_precheck"]

@@ -80,7 +80,7 @@ def _damage_first_conv(src: Path, dst: Path) -> None:
     """Negate the first conv's int8 weights: a real, localisable fault."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     data = src.read_bytes()
     g = read_graph(data)
     op = next(o for o in g.ops if o.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"))
@@ -96,7 +96,7 @@ def _damage_first_conv(src: Path, dst: Path) -> None:
 def test_localise_finds_the_damaged_layer(exported, base, tmp_path):
     from ondevice.export.api import load_source
     from ondevice.export.manifest import read_manifest
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     from ondevice.verify import localise
     run = load_source(tiny_run_dir(str(base)))
     x1 = run.calibration()[:1].numpy()
@@ -134,7 +134,7 @@ def test_verify_names_the_layer_at_fault_when_agreement_drops(exported, corpus, 
     # a consistent artifact (manifest re-signed) that computes the wrong thing: verify must run it, miss the goal,
     # and name the damaged conv as the first layer that differs on identical inputs
     from ondevice.export.manifest import artifact_digest
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     from ondevice.verify import verify
     art = tmp_path / "a"
     art.mkdir()
