@@ -30,7 +30,7 @@ def _spec(d: dict, name: str = "") -> TensorSpec:
 class TFLMModel(LoadedModel):
     """A model in the TFLM interpreter. The arena planner reuses the input buffer, so ``run`` sets every input anew."""
 
-    def __init__(self, data: bytes, name: str, arena_size: int = DEFAULT_ARENA):
+    def __init__(self, data: bytes, name: str = "model.tflite", arena_size: int = DEFAULT_ARENA):
         from tflite_micro.python.tflite_micro import runtime
         self.name = name
         try:

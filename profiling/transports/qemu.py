@@ -230,7 +230,7 @@ class QemuTransport(SocketStream):
         _, _, q = split_url(url)
         if "elf" in q or "artifact" in q:
             return url
-        from ondevice.source import mcu_artifact
+        from ondevice.export.mcu import mcu_artifact
         artifact = mcu_artifact(artifact)  # a .tflite: its mcu build, made on the fly and cached
         if not Path(artifact).is_dir():
             return url
