@@ -3,7 +3,11 @@
 For each artifact: macro-F1 and accuracy on the test split, top-1 agreement with the QAT model, and the max abs
 difference of dequantized outputs. When an artifact disagrees beyond tolerance, the first diverging layer is
 localised from LiteRT's preserved intermediate tensors against the PT2E graph's activations. The report goes to
-``verify_report.json`` (atomic write).
+``verify_report.json`` (atomic write); the CLI renders it (``ondevice/cli/verify_view.py``).
+
+The package: ``inputs`` (the test split), ``stats`` (agreement, fidelity), ``layers`` (layer localisation),
+``mcu`` (the generated C bit for bit against the TFLM interpreter: host build, QEMU, device) and ``source``
+(artifacts made from an existing .tflite/.pte, checked against that file).
 """
 from __future__ import annotations
 
