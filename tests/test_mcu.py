@@ -229,3 +229,31 @@ def test_localise_mismatch_names_the_first_wrong_op(monkeypatch, tmp_path):
     monkeypatch.setattr(quant, "per_channel_multipliers", broken)
     bad = localise_mismatch(data, [x], work_dir=tmp_path)
     assert bad is not None and bad["opcode"] == "CONV_2D" and bad["max_abs_diff_int8"] > 0
+
+
+def test_compare_with_tflm_counts_every_runner_apart(tmp_path):
+    """The one compare routine: each runner's vectors are checked bit for bit against the TFLM interpreter, and a
+    runner one LSB off on one vector is a mismatch of that runner only."""
+    from ondevice.runtimes.tflm import TFLMModel
+    from ondevice.verify.mcu import compare_with_tflm
+    c = Case(seed=5)
+    c.chain([1, 6, 5, 8], pad=(1, 1), lead_relu=True)
+    data = c.build()
+    lib = tmp_path / "cmp_mcu_int8"
+    write_library(data, lib, name="cmp")
+    x = np.random.default_rng(1).integers(-128, 128, (3, 1, 6, 5, 8)).astype(np.int8)
+    tflm = TFLMModel(data)
+
+    def exact(vecs):
+        return [tflm.run(v) for v in vecs]
+
+    def one_off(vecs):
+        outs = exact(vecs)
+        outs[1] = [o.copy() for o in outs[1]]
+        flat = outs[1][0].reshape(-1)
+        flat[0] = flat[0] + 1 if flat[0] < 127 else flat[0] - 1
+        return outs
+    res = compare_with_tflm(lib, x, {"exact": exact, "one-off": one_off})
+    assert res.vectors == 3 and res.elements_compared == 3 * sum(o.size for o in tflm.run([x[0]]))
+    assert res.mismatched_vectors == {"exact": 0, "one-off": 1} and res.max_abs_diff_int8 == {"exact": 0, "one-off": 1}
+    assert not res.bit_exact
