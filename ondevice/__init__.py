@@ -5,7 +5,7 @@ Heavy imports (torch, executorch, litert) happen inside those functions so that 
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ondevice._version import __version__
 
 __all__ = ["__version__", "slim", "export", "verify", "profile", "synth"]
 

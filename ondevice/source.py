@@ -207,27 +207,6 @@ def input_qparams(src: ModelSource) -> list[tuple[float, int] | None]:
 
 
 # ------------------------------------------------------------------------------------------- on MCU devices
-def mcu_artifact(artifact) -> Path:
-    """What an MCU device (a QEMU board, ``sim://mcu-host``) runs for ``artifact``: an mcu folder as it is, and for
-    a .tflite its mcu build, made once and cached under ONDEVICE_CACHE by the file's SHA-256."""
-    import hashlib
-    p = Path(str(artifact))
-    if p.suffix in PTE_SUFFIXES:
-        raise ConfigError(f"{p.name} is an ExecuTorch program; microcontroller boards run generated C from a .tflite",
-                          f"profile it on sim://executorch, or bring the model as an int8 .tflite")
-    if p.suffix != ".tflite" or not p.is_file():
-        return p
-    from ondevice.verify import cache_dir
-    root = cache_dir() / "mcu-from-tflite" / hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-    built = sorted(d for d in root.glob("*_mcu_int8") if d.with_name(d.name + ".manifest.json").is_file())
-    if built:
-        return built[0]
-    from ondevice import log
-    from ondevice.export.api import export
-    log.info(f"building the mcu library for {p.name} into {root} (cached)")
-    return export(model=p, targets=["mcu"], out=root)["mcu"]
-
-
 def mcu_can_run(path) -> bool:
     """True when the MCU engine takes this .tflite (full-integer, every op lowered): checked in memory, quickly."""
     from ondevice.errors import OndeviceError

@@ -145,7 +145,7 @@ def open_device(url: str, artifact: str | Path) -> Transport:
     target = cls.firmware_for(url)
     firmware = None
     if target is not None:
-        from ondevice.source import mcu_artifact
+        from ondevice.export.mcu import mcu_artifact
         mcu = Path(mcu_artifact(artifact))
         if mcu.is_dir():
             from ondevice.mcu.firmware import build_firmware

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import platform
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ondevice.errors import ConfigError, VerifyError
-from ondevice.runtimes.base import RUNTIMES, LoadedModel, Runtime
+from ondevice.runtimes.base import RUNTIMES, LoadedModel, Runtime, TensorSpec
 
 NOT_MACOS = "not run (needs macOS: coremltools predict() runs only there)"
+_DTYPE = {"FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32", "DOUBLE": "float64"}
 
 
 class CoreMLModel(LoadedModel):
@@ -18,7 +20,6 @@ class CoreMLModel(LoadedModel):
 
     def __init__(self, path: Path, load: bool):
         import coremltools as ct
-        from ondevice.export.coreml import spec_summary
         try:
             self.ml = ct.models.MLModel(str(path), skip_model_load=not load)
         except Exception as e:  # noqa: BLE001 - coremltools raises plain Exception for bad packages
@@ -33,6 +34,23 @@ class CoreMLModel(LoadedModel):
         feed = {s.name: np.asarray(x, dtype=np.float32).reshape(s.shape) for s, x in zip(self.inputs, inputs)}
         out = self.ml.predict(feed)
         return [np.asarray(out[s.name]) for s in self.outputs]
+
+
+def spec_summary(mlmodel) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, int]]:
+    """Inputs, outputs (from the spec) and MIL op counts of an mlprogram."""
+    import coremltools as ct
+    spec = mlmodel.get_spec()
+    names = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name
+
+    def specs(feats):
+        return [TensorSpec(name=f.name, shape=[int(x) for x in f.type.multiArrayType.shape],
+                           dtype=_DTYPE.get(names(f.type.multiArrayType.dataType), names(f.type.multiArrayType.dataType).lower()))
+                for f in feats]
+    ops: Counter = Counter()
+    for fn in spec.mlProgram.functions.values():
+        for op in fn.block_specializations[fn.opset].operations:
+            ops[op.type] += 1
+    return specs(spec.description.input), specs(spec.description.output), dict(ops)
 
 
 @RUNTIMES.register("coreml")

@@ -40,11 +40,11 @@ class ExecuTorchModel(LoadedModel):
         from executorch.extension.pybindings import portable_lib as pl
         self.name, self.bundled = name, bundled
         self._data = data  # the loaded program points into this buffer: keep it alive as long as the module
-        from ondevice.runtimes.tflm import capture_fd2
+        from ondevice.capture import capture_fd
         log: list[str] = []
         try:
             # XNNPACK's cpuinfo probe prints /sys lookups to C stderr at load; keep them unless loading fails
-            with capture_fd2(2) as log:
+            with capture_fd(2) as log:
                 if bundled:
                     self._bundle = pl._load_bundled_program_from_buffer(data)
                     self._module = pl._load_for_executorch_from_bundled_program(self._bundle)

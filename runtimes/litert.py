@@ -102,7 +102,7 @@ def tensor_memory(model: LiteRTModel, data: bytes) -> dict:
     non-constant tensors LiteRT placed in its arena (its planner reuses memory, so this is the arena as laid out,
     not a sum); ``tensor_bytes`` their plain sum; ``constant_bytes`` the weights the interpreter reads. Tensors
     inside an XNNPACK partition have no interpreter buffer: the delegate allocates them (see heap_bytes)."""
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     graph = read_graph(data, model.name)
     spans, const, delegated = [], 0, 0
     for t in graph.tensors:

@@ -4,40 +4,19 @@ TFLM prints allocations and errors through C stderr, so fd 2 is captured around 
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ondevice.capture import capture_fd
 from ondevice.errors import ConfigError, VerifyError
 from ondevice.runtimes._guard import guarded_load
 from ondevice.runtimes.base import RUNTIMES, LoadedModel, Runtime, TensorSpec
 
 ARENA_RE = re.compile(r"\[RecordingMicroAllocator\] Arena allocation total (\d+) bytes")
 DEFAULT_ARENA = 1 << 20
-
-
-@contextlib.contextmanager
-def capture_fd2(fd: int = 2):
-    """Redirect a C-level fd (stderr by default) into a buffer; yields a list that gets the text on exit."""
-    captured: list[str] = []
-    if fd == 1:
-        import sys
-        sys.stdout.flush()
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        saved = os.dup(fd)
-        os.dup2(tmp.fileno(), fd)
-        try:
-            yield captured
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            tmp.seek(0)
-            captured.append(tmp.read().decode(errors="replace"))
 
 
 def _spec(d: dict, name: str = "") -> TensorSpec:
@@ -51,11 +30,11 @@ def _spec(d: dict, name: str = "") -> TensorSpec:
 class TFLMModel(LoadedModel):
     """A model in the TFLM interpreter. The arena planner reuses the input buffer, so ``run`` sets every input anew."""
 
-    def __init__(self, data: bytes, name: str, arena_size: int = DEFAULT_ARENA):
+    def __init__(self, data: bytes, name: str = "model.tflite", arena_size: int = DEFAULT_ARENA):
         from tflite_micro.python.tflite_micro import runtime
         self.name = name
         try:
-            with capture_fd2() as log:
+            with capture_fd() as log:
                 self.interp = runtime.Interpreter.from_bytes(data, arena_size=arena_size)
         except Exception as e:  # noqa: BLE001 - a truncated file fails in struct/flatbuffer code with assorted types
             text = (log[0] if log else "").strip().splitlines()
@@ -63,7 +42,7 @@ class TFLMModel(LoadedModel):
             raise ConfigError(f"TFLM cannot load {name}: {why[:200]}",
                               "the file may be truncated, use an op TFLM lacks, or need a larger arena") from None
         # The interpreter has no count getter (probing past the end prints to C++ stdout); read it from the model.
-        from ondevice.export.tflite_util import read_graph
+        from ondevice.mcu.reader import read_graph
         g = read_graph(data, name)
         self.inputs = [_spec(self.interp.get_input_details(i), g.tensors[t].name) for i, t in enumerate(g.inputs)]
         self.outputs = [_spec(self.interp.get_output_details(i), g.tensors[t].name) for i, t in enumerate(g.outputs)]
@@ -74,7 +53,7 @@ class TFLMModel(LoadedModel):
         for i, (s, x) in enumerate(zip(self.inputs, inputs)):
             self.interp.set_input(np.ascontiguousarray(x, dtype=s.dtype).reshape(s.shape), i)
         try:
-            with capture_fd2() as log:
+            with capture_fd() as log:
                 self.interp.invoke()
         except RuntimeError as e:
             raise VerifyError(f"TFLM invoke failed on {self.name}: {(log[0] if log else str(e)).strip()[-200:]}") from None
@@ -82,7 +61,7 @@ class TFLMModel(LoadedModel):
 
     def arena_bytes(self) -> int:
         """Arena actually used, from ``print_allocations`` (the recording allocator's total)."""
-        with capture_fd2() as log:
+        with capture_fd() as log:
             self.interp.print_allocations()
         m = ARENA_RE.search(log[0])
         if not m:
@@ -91,7 +70,7 @@ class TFLMModel(LoadedModel):
 
     def allocations_log(self) -> str:
         """The raw ``print_allocations`` text (per-type breakdown)."""
-        with capture_fd2() as log:
+        with capture_fd() as log:
             self.interp.print_allocations()
         return log[0]
 

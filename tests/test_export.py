@@ -14,8 +14,8 @@ from ondevice.errors import ConfigError, ExportError, OndeviceError, Unsupported
 from ondevice.export import edgetpu as etpu
 from ondevice.export.manifest import REQUIRED, artifact_digest, find_artifacts, read_manifest
 from ondevice.export.registry import Exporter, TARGETS, get_exporter, register, resolve_targets, target_names
-from ondevice.export.tflite_util import check_full_int8, float_tensors, op_counts, read_graph
-from ondevice.mcu.reader import Graph, Op, Tensor
+from ondevice.export.tflite_util import check_full_int8, float_tensors, op_counts
+from ondevice.mcu.reader import Graph, Op, Tensor, read_graph
 
 MINE = ("tflite", "edgetpu", "tflm", "executorch", "coreml")
 DATA = Path(__file__).parent / "data"

@@ -11,7 +11,7 @@ import pytest
 from conftest import require_tool
 from mcu_cases import ACT, PAD, Case, random_inputs
 from ondevice.mcu.library import write_library
-from ondevice.mcu.verify import verify_host
+from ondevice.verify.mcu import verify_host
 
 
 def _conv(c: Case):
@@ -147,14 +147,14 @@ def test_optimised_kernels_bit_exact_on_emulated_cortex_m(family, board, tmp_pat
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     from ondevice.mcu.qemu_bench import bench_qemu
-    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.runtimes.tflm import TFLMModel
     c = Case(seed=sum(map(ord, family)))
     FAMILIES[family](c)
     data = c.build()
     summary = write_library(data, tmp_path / f"{family}_mcu_int8", name=family)
     vectors = random_inputs(summary["inputs"], n=3, seed=2)
     res = bench_qemu(tmp_path / f"{family}_mcu_int8", vectors, board, "opt")
-    ref = TflmReference(data)
+    ref = TFLMModel(data)
     assert len(res.outputs) == 3
     for got, vec in zip(res.outputs, vectors):
         for g, w in zip(got, ref.run(vec)):

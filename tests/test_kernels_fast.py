@@ -93,8 +93,8 @@ def test_same_shape_add_fast_bit_exact_vs_tflm_host_and_qemu(tmp_path):
     from mcu_cases import random_inputs
     from ondevice.mcu.library import write_library
     from ondevice.mcu.qemu_bench import bench_qemu
-    from ondevice.mcu.tflm_ref import TflmReference
-    from ondevice.mcu.verify import verify_host
+    from ondevice.runtimes.tflm import TFLMModel
+    from ondevice.verify.mcu import verify_host
     c = Case(seed=5)
     _adds(c)
     data = c.build()
@@ -106,7 +106,7 @@ def test_same_shape_add_fast_bit_exact_vs_tflm_host_and_qemu(tmp_path):
     rep = verify_host(lib, vecs)
     assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0} and rep["bit_exact_vs_tflm"] is True, rep
     res = bench_qemu(lib, vecs[:3], "mps2-an386", "opt")
-    ref = TflmReference(data)
+    ref = TFLMModel(data)
     for got, vec in zip(res.outputs, vecs[:3]):
         for g, w in zip(got, ref.run(vec)):
             np.testing.assert_array_equal(g, w.reshape(g.shape))

@@ -16,7 +16,7 @@ from ondevice.mcu.build import HostModel, build_host
 from ondevice.mcu.codegen import generate
 from ondevice.mcu.library import write_library
 from ondevice.mcu.reader import read_tflite
-from ondevice.mcu.verify import verify_host
+from ondevice.verify.mcu import verify_host
 
 RECIPES = ["kws_dscnn", "mitsis"]
 
@@ -157,13 +157,13 @@ def test_qemu_outputs_bit_exact_vs_tflm(recipe, board, variant, mcu_artifacts, s
     from ondevice.data.dataset import load_split
     from ondevice.features import quantize_features
     from ondevice.mcu.qemu_bench import bench_qemu
-    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.runtimes.tflm import TFLMModel
     art = mcu_artifacts[recipe]
     spec = json.loads(manifest_path(art).read_text())["inputs"][0]
     feats = load_split(synth_small, "test").features
     vecs = [quantize_features(f, spec["scale"], spec["zero_point"]).reshape(spec["shape"]) for f in feats]
     res = bench_qemu(art, vecs, board, variant)
-    ref = TflmReference((art / "source.tflite").read_bytes())
+    ref = TFLMModel((art / "source.tflite").read_bytes())
     assert len(res.outputs) == len(vecs) >= 8
     for got, x in zip(res.outputs, vecs):
         np.testing.assert_array_equal(got[0], ref.run([x])[0].reshape(got[0].shape))
@@ -202,7 +202,7 @@ def test_depthwise_runs_in_place_when_its_input_dies():
 def test_verify_qemu_reports_bit_exact_and_count(mcu_artifacts):
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
-    from ondevice.mcu import verify_qemu
+    from ondevice.verify.mcu import verify_qemu
     art = mcu_artifacts["kws_dscnn"]
     shape = json.loads(manifest_path(art).read_text())["inputs"][0]["shape"]
     x = np.random.default_rng(4).standard_normal([3, *shape]).astype(np.float32)  # floats are quantized
@@ -215,7 +215,7 @@ def test_localise_mismatch_names_the_first_wrong_op(monkeypatch, tmp_path):
     """Every intermediate is exposed and compared: a fault in one op's tables is pinned to that op."""
     require_tool("gcc")
     from ondevice.mcu import quant
-    from ondevice.mcu.verify import localise_mismatch
+    from ondevice.verify.mcu import localise_mismatch
     c = Case(seed=13)
     c.chain([1, 6, 5, 8], pad=(1, 1), lead_relu=True)
     data = c.build()
@@ -229,3 +229,31 @@ def test_localise_mismatch_names_the_first_wrong_op(monkeypatch, tmp_path):
     monkeypatch.setattr(quant, "per_channel_multipliers", broken)
     bad = localise_mismatch(data, [x], work_dir=tmp_path)
     assert bad is not None and bad["opcode"] == "CONV_2D" and bad["max_abs_diff_int8"] > 0
+
+
+def test_compare_with_tflm_counts_every_runner_apart(tmp_path):
+    """The one compare routine: each runner's vectors are checked bit for bit against the TFLM interpreter, and a
+    runner one LSB off on one vector is a mismatch of that runner only."""
+    from ondevice.runtimes.tflm import TFLMModel
+    from ondevice.verify.mcu import compare_with_tflm
+    c = Case(seed=5)
+    c.chain([1, 6, 5, 8], pad=(1, 1), lead_relu=True)
+    data = c.build()
+    lib = tmp_path / "cmp_mcu_int8"
+    write_library(data, lib, name="cmp")
+    x = np.random.default_rng(1).integers(-128, 128, (3, 1, 6, 5, 8)).astype(np.int8)
+    tflm = TFLMModel(data)
+
+    def exact(vecs):
+        return [tflm.run(v) for v in vecs]
+
+    def one_off(vecs):
+        outs = exact(vecs)
+        outs[1] = [o.copy() for o in outs[1]]
+        flat = outs[1][0].reshape(-1)
+        flat[0] = flat[0] + 1 if flat[0] < 127 else flat[0] - 1
+        return outs
+    res = compare_with_tflm(lib, x, {"exact": exact, "one-off": one_off})
+    assert res.vectors == 3 and res.elements_compared == 3 * sum(o.size for o in tflm.run([x[0]]))
+    assert res.mismatched_vectors == {"exact": 0, "one-off": 1} and res.max_abs_diff_int8 == {"exact": 0, "one-off": 1}
+    assert not res.bit_exact

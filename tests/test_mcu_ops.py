@@ -14,7 +14,7 @@ from conftest import require_tool
 from tflite_ops import ACT, PAD, OpCase, converter_mix_tflite, every_int8, lut_sweep, op_inputs
 from ondevice.errors import UnsupportedOpError
 from ondevice.mcu.library import write_library
-from ondevice.mcu.verify import verify_host
+from ondevice.verify.mcu import verify_host
 
 
 def _float_io(c: OpCase):
@@ -139,7 +139,7 @@ def test_all_op_families_bit_exact_under_qemu(tmp_path):
     """Every family and an exhaustive table sweep in one firmware image, one QEMU boot (mps2-an386)."""
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
-    from ondevice.mcu.verify import verify_qemu
+    from ondevice.verify.mcu import verify_qemu
     c = _case(list(FAMILIES))
     lut_sweep(c, _lut_params(6)[::3])
     summary = write_library(c.build(), tmp_path / "ops_mcu_int8", name="ops")
@@ -173,7 +173,7 @@ def test_converter_model_float_io_and_shape_chain_bit_exact(tmp_path):
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     from ondevice.mcu.reader import read_tflite
-    from ondevice.mcu.verify import verify_qemu
+    from ondevice.verify.mcu import verify_qemu
     data = converter_mix_tflite()
     src_ops = {op.opcode for op in read_tflite(data).ops}
     assert {"SHAPE", "PACK", "STRIDED_SLICE", "QUANTIZE", "DEQUANTIZE", "HARD_SWISH"} <= src_ops
@@ -230,7 +230,7 @@ def test_agent_carries_float_io_of_a_generated_model(tmp_path):
     """The firmware agent (host port) reports float32 tensors in MODEL_INFO and runs float in -> float out."""
     require_tool("cc")
     from _firmware_support import PipeTransport, make
-    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.runtimes.tflm import TFLMModel
     from ondevice.profiling.session import DeviceSession
     c = OpCase(seed=3)
     c.quantize_float([1, 24], 0.25, -3)
@@ -248,7 +248,7 @@ def test_agent_carries_float_io_of_a_generated_model(tmp_path):
         x = op_inputs([{"dtype": "float32", "shape": [1, 24]}], n=2, seed=5)[1][0]
         s.set_input(0, x.tobytes())
         s.run(1, 0)
-        want = TflmReference(data).run([x])
+        want = TFLMModel(data).run([x])
         assert np.frombuffer(s.get_output(0), np.int8).tobytes() == want[0].tobytes()
         assert np.frombuffer(s.get_output(1), np.float32).tobytes() == want[1].astype(np.float32).tobytes()
     finally:

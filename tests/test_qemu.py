@@ -150,7 +150,7 @@ def test_generated_model_with_frontend_bit_exact_vs_tflm(machine, tools, conv_li
 def test_verify_entry_mcu_qemu_over_the_serial_line(tools, conv_library):
     """The `mcu-qemu` verify entry: reference and optimised kernels on mps2-an386, outputs over the UART,
     compared bit for bit with the TFLM interpreter."""
-    from ondevice.flash import verify_on_device
+    from ondevice.verify.mcu import verify_on_device
     rng = np.random.default_rng(2)
     x = rng.integers(-128, 128, (3, 1, 49, 40, 1)).astype(np.int8)
     rep = verify_on_device(conv_library, x, board="qemu-mps2-an386")

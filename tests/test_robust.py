@@ -312,7 +312,7 @@ CPU (the compiler stops mapping at the first op it cannot take)."""
 import sys
 from collections import Counter
 from pathlib import Path
-from ondevice.export.tflite_util import read_graph
+from ondevice.mcu.reader import read_graph
 args = sys.argv[1:]
 out_dir, model = Path(args[args.index("-o") + 1]), Path(args[-1])
 if {fail}:

@@ -13,7 +13,8 @@ import pytest
 from conftest import require_tool
 from ondevice.cli import main
 from ondevice.errors import ConfigError, DataError, UnsupportedOpError
-from ondevice.source import input_qparams, mcu_artifact, mcu_can_run, random_inputs, resolve_model
+from ondevice.export.mcu import mcu_artifact
+from ondevice.source import input_qparams, mcu_can_run, random_inputs, resolve_model
 
 import tflite_zoo
 
@@ -142,7 +143,8 @@ def test_edgetpu_keeps_a_float_models_edge_converters_on_the_cpu(zoo, tmp_path):
     from ondevice.export.api import export
     from ondevice.export.manifest import read_manifest
     src = zoo("ds_cnn")
-    from ondevice.export.tflite_util import op_counts, read_graph
+    from ondevice.export.tflite_util import op_counts
+    from ondevice.mcu.reader import read_graph
     dest = export(src, ["edgetpu"], tmp_path)["edgetpu"]
     assert op_counts(read_graph(dest.read_bytes())) == op_counts(read_graph(src.read_bytes()))  # the graph as given
     rep = read_manifest(dest)["edgetpu_precheck"]
@@ -189,7 +191,7 @@ def test_verify_a_lone_tflite_runs_it_on_tflm_against_litert(zoo, tmp_path):
 
 
 def test_verify_npz_errors_name_the_file(zoo, tmp_path):
-    from ondevice.verify_source import read_npz_folder
+    from ondevice.verify.source import read_npz_folder
     src = resolve_model(zoo("resnet", True))
     d = tmp_path / "bad"
     d.mkdir()
@@ -244,7 +246,7 @@ def test_cli_tflite_export_verify_profile_on_qemu(zoo, tmp_path, monkeypatch, na
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     monkeypatch.setenv("ONDEVICE_VERIFY_RANDOM_N", "16")
-    import ondevice.verify_source as vs
+    import ondevice.verify.source as vs
     monkeypatch.setattr(vs, "RANDOM_N", 16)
     p = zoo(name, int8_io)
     art = tmp_path / "art"

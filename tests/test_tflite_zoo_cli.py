@@ -74,7 +74,7 @@ def _tflm_outputs(p: Path, prof: dict) -> np.ndarray:
 def test_float_io_zoo_model_export_verify_profile_from_the_cli(name, zoo_dir, tmp_path, monkeypatch):
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
-    import ondevice.verify_source as vs
+    import ondevice.verify.source as vs
     monkeypatch.setattr(vs, "RANDOM_N", N_VECTORS)
     p = _float_model(name, zoo_dir, monkeypatch)
     stem = p.stem.replace("_", "-")
@@ -132,14 +132,14 @@ def test_qemu_verify_compares_float_outputs_bit_for_bit(zoo_dir, tmp_path, monke
     require_tool("qemu-system-arm")
     require_tool("arm-none-eabi-gcc")
     from ondevice.export.api import export
-    from ondevice.flash import verify_on_device
-    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.verify.mcu import verify_on_device
+    from ondevice.runtimes.tflm import TFLMModel
     p = _float_model("resnet", zoo_dir, monkeypatch)
     lib = export(p, ["mcu"], tmp_path)["mcu"]
     x = np.random.default_rng(3).uniform(-1, 1, (2, 1, 16, 16, 3)).astype(np.float32)
     assert verify_on_device(lib, x, variants=("opt",))["bit_exact_vs_tflm"] is True
-    real = TflmReference.run
-    monkeypatch.setattr(TflmReference, "run",
+    real = TFLMModel.run
+    monkeypatch.setattr(TFLMModel, "run",
                         lambda self, q: [np.nextafter(o, np.float32(np.inf)) for o in real(self, q)])
     res = verify_on_device(lib, x, variants=("opt",))
     assert res["bit_exact_vs_tflm"] is False and res["mismatched_vectors"] == {"opt": 2}

@@ -306,7 +306,7 @@ def test_fix_hint_when_fix_was_given(proj):
 
 # ------------------------------------------------------------------------------------------ verify near-ties
 def test_near_ties_are_counted_apart_and_mismatches_are_not():
-    from ondevice.verify_stats import agreement, fidelity
+    from ondevice.verify.stats import agreement, fidelity
     step = 1 / 256
     ref = np.array([[0.60, 0.40], [0.50 + 2 * step, 0.50 - 2 * step], [0.7, 0.3], [0.9, 0.1]])
     out = ref.copy()

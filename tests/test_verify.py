@@ -63,7 +63,7 @@ def test_report_per_target(report, base):
 
 
 def test_short_tensor_names():
-    from ondevice.verify import short_name
+    from ondevice.verify.layers import short_name
     n = "pkg.LateFusion/pkg.Encoder_audio/pkg.DSConv_b1/torch.nn.modules.activation.ReLU6_2;;pkg.LateFusion/x;"
     assert short_name(n) == "Encoder_audio/DSConv_b1/ReLU6_2"
     assert short_name("serving_default_args_0") == "serving_default_args_0"
@@ -80,7 +80,7 @@ def _damage_first_conv(src: Path, dst: Path) -> None:
     """Negate the first conv's int8 weights: a real, localisable fault."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     data = src.read_bytes()
     g = read_graph(data)
     op = next(o for o in g.ops if o.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"))
@@ -96,8 +96,8 @@ def _damage_first_conv(src: Path, dst: Path) -> None:
 def test_localise_finds_the_damaged_layer(exported, base, tmp_path):
     from ondevice.export.api import load_source
     from ondevice.export.manifest import read_manifest
-    from ondevice.export.tflite_util import read_graph
-    from ondevice.verify import localise
+    from ondevice.mcu.reader import read_graph
+    from ondevice.verify.layers import localise
     run = load_source(tiny_run_dir(str(base)))
     x1 = run.calibration()[:1].numpy()
     m = read_manifest(exported["tflite"])
@@ -134,7 +134,7 @@ def test_verify_names_the_layer_at_fault_when_agreement_drops(exported, corpus, 
     # a consistent artifact (manifest re-signed) that computes the wrong thing: verify must run it, miss the goal,
     # and name the damaged conv as the first layer that differs on identical inputs
     from ondevice.export.manifest import artifact_digest
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     from ondevice.verify import verify
     art = tmp_path / "a"
     art.mkdir()
@@ -185,3 +185,20 @@ def test_verify_loads_user_files_through_the_guarded_runtimes(tmp_path):
         with pytest.raises(OndeviceError) as e:
             _bundled_check(p, {"bundled_test_cases": 1}) if p.suffix == ".bpte" else resolve_model(p)
         assert name in e.value.message and "\n" not in e.value.message
+
+
+def test_cli_view_renders_the_report(report, base, capsys):
+    """The CLI's verify lines come from the report alone (core returns it; cli/verify_view.py renders it)."""
+    from ondevice.cli.verify_view import show
+    dest = base / "verify" / "verify_report.json"
+    capsys.readouterr()
+    show(report, dest)
+    cap = capsys.readouterr()
+    text = cap.out + cap.err
+    ref = report["reference"]
+    assert f"reference (QAT PyTorch): macro-F1 {ref['macro_f1']:.3f}, accuracy {ref['accuracy']:.3f}" in text
+    for key, e in report["targets"].items():
+        line = next(ln for ln in text.splitlines() if f"{key:<12} " in ln)
+        if "top1_agreement" in e:
+            assert f"top-1 agreement {e['top1_agreement']:.1%}" in line and ("ok" in line) == e["passed"], line
+    assert text.rstrip().endswith(f"wrote {dest}")

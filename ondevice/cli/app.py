@@ -168,10 +168,11 @@ def verify(artifacts: Path = typer.Argument(Path("artifacts"), help="Folder of e
            model: Optional[Path] = typer.Option(None, "--model", help="Slim run the artifacts came from."),
            out: Optional[Path] = typer.Option(None, "--out", help="Where to write verify_report.json.")):
     """Run every artifact on its real host runtime and compare it with the QAT PyTorch model."""
+    from ondevice.cli.verify_view import show
     from ondevice.verify import verify as run
     with _quiet(out.parent if out is not None and out.suffix == ".json" else (out or artifacts), "verify",
                 create=out is not None):
-        run(artifacts, data=data, model=model, out=out)
+        run(artifacts, data=data, model=model, out=out, on_report=show)
 
 
 @app.command()

@@ -11,7 +11,6 @@ Three ways, tried in order, and the manifest says which one was used:
 from __future__ import annotations
 
 import platform
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,8 @@ from ondevice.export.manifest import build_manifest, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import normalisation
 from ondevice.fsutil import atomic_path
-from ondevice.runtimes.base import TensorSpec
+from ondevice.runtimes.coreml import spec_summary
 
-_DTYPE = {"FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32", "DOUBLE": "float64"}
 
 
 def _first_line(e: Exception) -> str:
@@ -103,23 +101,6 @@ def rename_io(mlmodel, input_name, output_name: str = "output"):
     if old_out != output_name:
         ct.utils.rename_feature(spec, old_out, output_name)
     return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=platform.system() != "Darwin")
-
-
-def spec_summary(mlmodel) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, int]]:
-    """Inputs, outputs (from the spec) and MIL op counts of an mlprogram."""
-    import coremltools as ct
-    spec = mlmodel.get_spec()
-    names = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name
-
-    def specs(feats):
-        return [TensorSpec(name=f.name, shape=[int(x) for x in f.type.multiArrayType.shape],
-                           dtype=_DTYPE.get(names(f.type.multiArrayType.dataType), names(f.type.multiArrayType.dataType).lower()))
-                for f in feats]
-    ops: Counter = Counter()
-    for fn in spec.mlProgram.functions.values():
-        for op in fn.block_specializations[fn.opset].operations:
-            ops[op.type] += 1
-    return specs(spec.description.input), specs(spec.description.output), dict(ops)
 
 
 @register("coreml", extension=".mlpackage", quant="int8")

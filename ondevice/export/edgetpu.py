@@ -19,8 +19,8 @@ from ondevice.errors import ExportError, UnsupportedOpError
 from ondevice.export import edgetpu_rules as rules
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import write_tflite_artifact
-from ondevice.export.tflite_util import check_int8_source, convert_tflite, read_graph
-from ondevice.mcu.reader import Graph
+from ondevice.export.tflite_util import check_int8_source, convert_tflite
+from ondevice.mcu.reader import Graph, read_graph
 
 MAPPED, UNMAPPED, CPU_AFTER = "mapped", "unmapped", "cpu (after first unmapped op)"
 CPU_EDGE = "cpu (float I/O edge)"

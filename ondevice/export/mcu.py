@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ondevice import log
+from ondevice.cache import cache_dir
+from ondevice.errors import ConfigError
 from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import normalisation, quantization_record
@@ -15,6 +18,7 @@ from ondevice.export.tflite_util import check_int8_source, convert_tflite, with_
 from ondevice.fsutil import atomic_path
 from ondevice.mcu.build import measure_flash
 from ondevice.mcu.library import write_library
+from ondevice.source import PTE_SUFFIXES
 
 
 @register("mcu", extension="", quant="int8")
@@ -51,3 +55,22 @@ class MCUExporter(Exporter):
             manifest["artifact"] = dest.name
         write_manifest(dest, manifest)
         return dest
+
+
+def mcu_artifact(artifact) -> Path:
+    """What an MCU device (a QEMU board, ``sim://mcu-host``) runs for ``artifact``: an mcu folder as it is, and for
+    a .tflite its mcu build, made once and cached under ONDEVICE_CACHE by the file's SHA-256."""
+    import hashlib
+    p = Path(str(artifact))
+    if p.suffix in PTE_SUFFIXES:
+        raise ConfigError(f"{p.name} is an ExecuTorch program; microcontroller boards run generated C from a .tflite",
+                          "profile it on sim://executorch, or bring the model as an int8 .tflite")
+    if p.suffix != ".tflite" or not p.is_file():
+        return p
+    root = cache_dir() / "mcu-from-tflite" / hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    built = sorted(d for d in root.glob("*_mcu_int8") if d.with_name(d.name + ".manifest.json").is_file())
+    if built:
+        return built[0]
+    from ondevice.export.api import export
+    log.info(f"building the mcu library for {p.name} into {root} (cached)")
+    return export(model=p, targets=["mcu"], out=root)["mcu"]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
-from ondevice.export.tflite_util import check_full_int8, convert_tflite, op_counts, read_graph, tensor_specs
+from ondevice.export.tflite_util import check_full_int8, convert_tflite, op_counts, tensor_specs
 from ondevice.fsutil import atomic_path
+from ondevice.mcu.reader import read_graph
 
 # The tflm target's C array carries no TFLite metadata (flash on a microcontroller is precious).
 METADATA_NOTE = ("TFLite metadata not embedded in the C array (it would cost flash); labels, I/O descriptions and "
@@ -44,7 +45,7 @@ def normalisation(run) -> dict:
 
 def metadata_info(run, inputs, outputs):
     """The TFLite metadata of this run's model: name, version, labels, input normalisation, I/O quantization."""
-    from ondevice import __version__
+    from ondevice._version import __version__
     from ondevice.export.tflite_metadata import LABELS_FILE, ModelInfo, TensorInfo
     labels = list(getattr(run, "labels", None) or [])
     audio = "log-mel" in str(normalisation(run).get("feature", ""))

@@ -15,22 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ondevice.errors import ConfigError, ExportError, UnsupportedOpError
-from ondevice.mcu.reader import Graph, Op, Tensor, read_tflite
+from ondevice.errors import ExportError, UnsupportedOpError
+from ondevice.mcu.reader import Graph, Op, Tensor, read_graph
 
 FLOAT_DTYPES = ("float32", "float16", "float64", "bfloat16")
-
-
-def read_graph(data: bytes, name: str = "model") -> Graph:
-    """Parse a .tflite flatbuffer (``ondevice.mcu.reader``); a truncated or foreign file raises ConfigError."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ConfigError(f"{name} is not a TFLite flatbuffer (no TFL3 identifier)",
-                          "the file is truncated or not a .tflite; re-export it with `ondevice export`")
-    try:
-        return read_tflite(data, name)
-    except ExportError as e:
-        raise ConfigError(f"{name} is a damaged or unsupported TFLite flatbuffer ({e.message})",
-                          "the file may be truncated; re-export it with `ondevice export`") from None
 
 
 def op_counts(graph: Graph) -> dict[str, int]:
@@ -83,10 +71,10 @@ def _quiet(c_level: bool = False):
     if os.environ.get("ONDEVICE_DEBUG"):
         yield log
         return
-    from ondevice.runtimes.tflm import capture_fd2
+    from ondevice.capture import capture_fd
     with contextlib.ExitStack() as stack:
         if c_level:
-            log = stack.enter_context(capture_fd2(2))
+            log = stack.enter_context(capture_fd(2))
         stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
         stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
         yield log

@@ -13,9 +13,9 @@ from ondevice.errors import UnsupportedOpError
 from ondevice.export.manifest import build_manifest, name_inputs, write_manifest
 from ondevice.export.registry import Exporter, register
 from ondevice.export.tflite import METADATA_NOTE, normalisation, quantization_record
-from ondevice.export.tflite_util import (check_int8_source, convert_tflite, example_int8, op_counts, read_graph,
-                                         with_model_names)
+from ondevice.export.tflite_util import check_int8_source, convert_tflite, example_int8, op_counts, with_model_names
 from ondevice.fsutil import atomic_path
+from ondevice.mcu.reader import read_graph
 
 # Host pointers are 8 bytes, an MCU's 4, so the host-measured arena is an upper bound; the margin covers
 # kernel scratch that differs between optimised kernel sets (e.g. CMSIS-NN) and the reference kernels.

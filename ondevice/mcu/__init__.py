@@ -3,9 +3,7 @@
 - ``reader``: the .tflite graph through the LiteRT flatbuffer schema package.
 - ``codegen`` + ``lowerings`` + ``planner``: one kernel call per op, quantization tables computed here, arena plan.
 - ``library.write_library``: the self-contained C folder ``<model>_mcu_int8/``.
-- ``build``: host gcc build + ctypes runner; ``verify_host`` / ``verify_qemu``: bit-exactness against the
-  TFLM interpreter on the host build and on an emulated Cortex-M.
+- ``build``: host gcc build + ctypes runner; ``qemu_bench``: the bare-metal bench runner under QEMU;
+  ``firmware``: the device firmware build. Bit-exactness against the TFLM interpreter is checked in
+  ``ondevice.verify.mcu``.
 """
-from __future__ import annotations
-
-from ondevice.mcu.verify import verify_host, verify_qemu  # noqa: F401

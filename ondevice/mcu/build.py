@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ondevice.cache import cache_dir as _cache_dir
+from ondevice.cache import cache_dir
 from ondevice.errors import ExportError, ToolMissingError, VerifyError
 from ondevice.fsutil import atomic_path
 
@@ -32,10 +32,6 @@ class _ModelInfo(ctypes.Structure):
                 ("flash_weight_bytes", ctypes.c_uint32), ("n_inputs", ctypes.c_uint8), ("n_outputs", ctypes.c_uint8),
                 ("inputs", ctypes.POINTER(_TensorInfo)), ("outputs", ctypes.POINTER(_TensorInfo)),
                 ("n_ops", ctypes.c_uint32), ("macs", ctypes.c_uint64)]
-
-
-def cache_dir() -> Path:
-    return _cache_dir("mcu-host")
 
 
 def library_sources(lib_dir: Path) -> list[Path]:
@@ -65,7 +61,7 @@ def build_host(lib_dir: str | Path, variant: str = "opt", cc: str | None = None)
     for f in srcs + sorted(lib_dir.glob("**/*.h")):
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    out = cache_dir() / h.hexdigest()[:24] / "libodmodel.so"
+    out = cache_dir("mcu-host") / h.hexdigest()[:24] / "libodmodel.so"
     if out.is_file():
         return out
     with atomic_path(out) as tmp:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ondevice.errors import ExportError
+from ondevice.errors import ConfigError, ExportError
 
 try:  # the schema ships with ai-edge-litert (the runtime we already depend on)
     from ai_edge_litert import schema_py_generated as schema
@@ -159,3 +159,15 @@ def read_tflite(path_or_bytes: str | Path | bytes, name: str | None = None) -> G
     return Graph(name=name, tensors=tensors, ops=ops, inputs=[int(x) for x in sg.inputs],
                  outputs=[int(x) for x in sg.outputs], sha256=hashlib.sha256(data).hexdigest(),
                  tflite_bytes=len(data))
+
+
+def read_graph(data: bytes, name: str = "model") -> Graph:
+    """Parse a .tflite flatbuffer with :func:`read_tflite`; a truncated or foreign file raises ConfigError."""
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ConfigError(f"{name} is not a TFLite flatbuffer (no TFL3 identifier)",
+                          "the file is truncated or not a .tflite; re-export it with `ondevice export`")
+    try:
+        return read_tflite(data, name)
+    except ExportError as e:
+        raise ConfigError(f"{name} is a damaged or unsupported TFLite flatbuffer ({e.message})",
+                          "the file may be truncated; re-export it with `ondevice export`") from None

@@ -75,13 +75,13 @@ def _units(kind: str, macs: int, kw: dict) -> tuple[int, str]:
 def run(boards: list[str], variant: str, work: Path) -> dict:
     from ondevice.mcu.library import write_library
     from ondevice.mcu.qemu_bench import bench_qemu
-    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.runtimes.tflm import TFLMModel
     data = build_graph()
     lib = work / "kernels_mcu_int8"
     summary = write_library(data, lib, name="kernel_bench")
     rng = np.random.default_rng(0)
     vec = [rng.integers(-128, 128, s["shape"]).astype(np.int8) for s in summary["inputs"]]
-    want = TflmReference(data).run(vec)
+    want = TFLMModel(data).run(vec)
     rows = [{"case": label, "op": kind, "units": _units(kind, m, kw)[0], "unit": _units(kind, m, kw)[1]}
             for (kind, label, kw), m in zip(CASES, summary["op_macs"])]
     exact = {}

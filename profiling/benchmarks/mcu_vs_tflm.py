@@ -74,14 +74,14 @@ def bench_model(name: str, data: bytes, n_vectors: int, with_ref: bool, tflm_run
     from ondevice.mcu.build import measure_flash
     from ondevice.mcu.library import write_library
     from ondevice.mcu.qemu_bench import bench_qemu
-    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.runtimes.tflm import TFLMModel
 
     lib = work / f"{name}_mcu_int8"
     summary = write_library(data, lib, name=name.replace("-", "_"))
     rng = np.random.default_rng(0)
     vecs = [[rng.integers(-128, 128, s["shape"]).astype(np.int8) for s in summary["inputs"]]
             for _ in range(n_vectors)]
-    ref = TflmReference(data)
+    ref = TFLMModel(data)
     want = [ref.run(v) for v in vecs]
     flash = measure_flash(lib)
     out = {"macs": summary["macs"], "tflite_bytes": len(data), "arena_bytes": summary["arena_bytes"],

@@ -96,7 +96,7 @@ class SimTransport(SocketStream):
         if "artifact" in q:
             return url
         if runtime.strip("/") == "mcu-host":  # generated C only: a .tflite runs as its cached mcu build
-            from ondevice.source import mcu_artifact
+            from ondevice.export.mcu import mcu_artifact
             artifact = mcu_artifact(artifact)
         if not Path(str(artifact)).is_dir():
             return url

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ondevice import log
 from ondevice.errors import ConfigError, DataError, OndeviceError, VerifyError
 from ondevice.export.manifest import find_artifacts, read_manifest, versions
 from ondevice.fsutil import write_json_atomic
 from ondevice.source import ModelSource, is_file_source, random_inputs, resolve_model
-from ondevice.verify_stats import agreement, fidelity
+from ondevice.verify.mcu import mcu_entries
+from ondevice.verify.stats import agreement, fidelity
 
 RANDOM_N = int(os.environ.get("ONDEVICE_VERIFY_RANDOM_N", "64"))
 RANDOM_SEED = 0
@@ -213,11 +213,11 @@ def _check(p: Path, m: dict, src, vecs, y, ref_outs, steps) -> dict:
     return entry
 
 
-def verify_source(artifacts, spec, data=None, out=None) -> dict:
+def verify_source(artifacts, spec, data=None, out=None, on_report=None) -> dict:
     """Check every artifact in ``artifacts`` (or the model file itself) against ``spec`` (.tflite/.pte) on its own
-    runtime; writes ``verify_report.json`` and returns it. Raises VerifyError after writing when one fails."""
+    runtime; writes ``verify_report.json``, calls ``on_report(report, path)`` and returns the report. Raises
+    VerifyError after writing when one fails."""
     from ondevice.export.api import one_thread
-    from ondevice.verify import _mcu_entries  # the same mcu bit-exact entries (host build and QEMU)
     src = resolve_model(spec)
     target = Path(artifacts)
     problems: dict = {}
@@ -250,13 +250,14 @@ def verify_source(artifacts, spec, data=None, out=None) -> dict:
         for p, m in arts.items():
             if m["target"] == "mcu" and p.is_dir():
                 per_input = tuple(np.stack([v[k] for v in vecs]) for k in range(len(src.inputs)))  # [N, ...] each
-                _mcu_entries(report["targets"], p, per_input, problems)
+                mcu_entries(report["targets"], p, per_input, problems)
     if problems:
         report["problems"] = problems
     dest = Path(out) if out is not None else (target if target.is_dir() else target.parent)
     dest = dest if dest.suffix == ".json" else dest / "verify_report.json"
     write_json_atomic(dest, report)
-    _print(report, dest)
+    if on_report is not None:
+        on_report(report, dest)
     failed = [k for k, e in report["targets"].items() if e.get("ran") is True and e.get("passed") is False]
     if problems:
         first = next(iter(problems.items()))
@@ -268,20 +269,3 @@ def verify_source(artifacts, spec, data=None, out=None) -> dict:
                           f"by up to {e.get('max_abs_diff_steps')} output steps, top-1 agreement "
                           f"{e.get('top1_agreement', 1.0):.1%}", f"see {dest}")
     return report
-
-
-def _print(report: dict, dest: Path) -> None:
-    d = report["data"]
-    log.info(f"reference: {report['reference']['what']}; inputs: {d['n']} "
-             + ("random vectors (seed 0, no --data)" if d["source"] == "random" else f"samples from {d['folder']}"))
-    for key, e in report["targets"].items():
-        if e.get("ran") is True and "max_abs_diff" in e:
-            top1 = f"  top-1 agreement {e['top1_agreement']:.1%}" if "top1_agreement" in e else ""
-            exact = f"  bit-exact vs TFLM: {e['bit_exact_vs_tflm']}" if "bit_exact_vs_tflm" in e else ""
-            log.info(f"{key:<12} max|diff| {e['max_abs_diff']:.4g} ({e['max_abs_diff_steps']} steps){top1}  "
-                     f"{'ok' if e['passed'] else 'MISMATCH'}{exact}")
-        elif key == "mcu-qemu" and e.get("ran") is True:
-            log.info(f"{key:<12} bit-exact vs TFLM: {e['bit_exact_vs_tflm']} ({e['vectors_compared']} vectors)")
-        else:
-            log.info(f"{key:<12} {e.get('ran')}")
-    log.info(f"wrote {dest}")

@@ -12,15 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ondevice import log
-from ondevice.cache import cache_dir as _cache_dir
+from ondevice.cache import cache_dir
 from ondevice.errors import ConfigError
 
 SYNTH_SIZE = int(os.environ.get("ONDEVICE_VERIFY_SYNTH_SIZE", "400"))
 SYNTH_SEED = 0
-
-
-def cache_dir() -> Path:
-    return _cache_dir()
 
 
 def tensor_inputs(run) -> bool:
