@@ -31,9 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                     "ondevice.profiling.metrics"]),
     ("models, data and runtimes", ["ondevice.models", "ondevice.data", "ondevice.runtimes"]),
     ("slim and export", ["ondevice.slim", "ondevice.export", "ondevice.source"]),
-    ("verify, devices and profiling", ["ondevice.verify", "ondevice.verify_source",
-                                       "ondevice.verify_stats", "ondevice.verify_inputs", "ondevice.profiling",
-                                       "ondevice.flash", "ondevice.serve"]),
+    ("verify, devices and profiling", ["ondevice.verify", "ondevice.profiling", "ondevice.flash", "ondevice.serve"]),
     ("the edge: CLI, library facade, benchmarks", ["ondevice", "ondevice.cli", "ondevice.__main__",
                                                    "ondevice.profiling.benchmarks"]),
 ]

@@ -28,7 +28,7 @@ ALLOW: list[tuple[str, str]] = [
      "artifacts `ondevice export` writes at run time (<model>_<target>_int8, .manifest.json beside them)"),
     (r"(profile|slim_report|verify_report|recipe|corpus)\.json|report\.html",
      "reports and run files written by profile / slim / verify / data at run time"),
-    (r"model\.json|od_model\.c|model\.mk|ops_resolver\.h|model_data\.cc/\.h|od_frontend_tables\.h",
+    (r"model\.json|source\.tflite|od_model\.c|model\.mk|ops_resolver\.h|model_data\.cc/\.h|od_frontend_tables\.h",
      "files the exporters and the firmware build generate into their output folders"),
     (r"(<stem>\.)?labels\.txt|model\.py|kws_v2\.tflite|wav/.*\.wav",
      "the user's own files in examples (their model file, labels, recordings)"),

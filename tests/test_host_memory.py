@@ -46,7 +46,7 @@ def test_executorch_memory_stats_label_their_source():
 
 
 def test_litert_arena_is_the_interpreters_layout():
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     from ondevice.runtimes.base import get_runtime
     from ondevice.runtimes.litert import tensor_memory
     path = tiny_tflite()

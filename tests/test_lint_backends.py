@@ -53,7 +53,8 @@ class ZooET(Zoo):
 def _converted_ops(module, example) -> set[str]:
     import litert_torch
 
-    from ondevice.export.tflite_util import op_counts, read_graph
+    from ondevice.export.tflite_util import op_counts
+    from ondevice.mcu.reader import read_graph
     with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         path = Path(d) / "zoo.tflite"
@@ -172,7 +173,8 @@ def _int8_tflite(module, example) -> bytes:
 
 def _int8_float_ops(module, example) -> set[str]:
     """Builtins touching a float tensor in the real int8 export."""
-    from ondevice.export.tflite_util import float_tensors, read_graph
+    from ondevice.export.tflite_util import float_tensors
+    from ondevice.mcu.reader import read_graph
     graph = read_graph(_int8_tflite(module, example))
     bad = {t.index for t in float_tensors(graph)}
     return {op.opcode for op in graph.ops if bad & set(op.inputs + op.outputs)}
@@ -214,7 +216,7 @@ class SmallKws(nn.Module):
 def test_modelled_arena_and_pad_ops_against_the_real_export():
     import re
 
-    from ondevice.export.tflite_util import read_graph
+    from ondevice.mcu.reader import read_graph
     from ondevice.runtimes.tflm import TFLMModel
     for model, example in ((SmallKws(), (torch.rand(1, 1, 49, 40) * 20.0,)), (BroadcastAttention(), XA)):
         report = lint(model, example, ["tflm"])

@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from ondevice.capture import capture_fd
 from ondevice.slim.lint.config import TargetSpec, _op_table
 
 
@@ -39,14 +40,8 @@ def _quiet_native_stderr() -> Iterator[None]:
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with capture_fd(2):
+        yield
 
 
 def _user_frame(exc: BaseException) -> str | None:
