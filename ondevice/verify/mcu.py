@@ -168,14 +168,15 @@ def verify_qemu(artifact_dir: str | Path, inputs, board: str = "mps2-an386", var
     }
 
 
-def _device_runner(url: Callable[[], str], model: str, times: dict, variant: str) -> Runner:
-    """Every vector through the PROTOCOL.md session of the board at ``url()`` (called when it runs: QEMU firmware
-    is built then); its median timing goes into ``times``."""
+def _device_runner(link: Callable[[], tuple[str, Path | None]], model: str, times: dict, variant: str) -> Runner:
+    """Every vector through the PROTOCOL.md session of the board ``link()`` names as (URL, firmware image or None;
+    called when it runs: QEMU firmware is built then); its median timing goes into ``times``."""
     from ondevice.profiling.session import DeviceSession
     from ondevice.profiling.transports import open_transport
 
     def run(vecs):
-        t = open_transport(url())
+        url, firmware = link()
+        t = open_transport(url, firmware=firmware)
         outs, ts, unit = [], [], None
         try:
             s = DeviceSession(t, timeout=10)
@@ -218,9 +219,11 @@ def verify_on_device(artifact: str | Path, inputs, board: str = "qemu-mps2-an386
     model = read_summary(lib)["model"]
     times: dict = {}
 
-    def url(variant: str) -> str:
-        return device or f"qemu://{port.qemu_machine}?elf={build_firmware(board, lib, variant=variant)}"
-    c = compare_with_tflm(lib, inputs, {v: _device_runner(lambda v=v: url(v), model, times, v) for v in variants})
+    def link(variant: str) -> tuple[str, Path | None]:
+        if device is not None:
+            return device, None
+        return f"qemu://{port.qemu_machine}", build_firmware(board, lib, variant=variant)
+    c = compare_with_tflm(lib, inputs, {v: _device_runner(lambda v=v: link(v), model, times, v) for v in variants})
     unit = times.pop("unit", None)
     return {
         "runtime": "mcu-qemu" if device is None else "mcu-device",
