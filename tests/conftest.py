@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def require_tool(name: str) -> str:
-    """Return the tool's path. In CI a missing tool is a failure, not a skip."""
-    path = shutil.which(name)
+    """Return the tool's path (PATH, then the venv's bin/ beside this Python). In CI a missing tool is a failure."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is not installed; scripts/setup.sh --with-tests installs it")
