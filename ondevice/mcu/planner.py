@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ondevice.mcu.layouts import (dw_inplace_padded, dw_padded_bytes, im2col_scratch_bytes, uses_dw_padded,
                                   uses_im2col)
 from ondevice.mcu.reader import Graph, Op
+from ondevice.mcu.rowexec import RESBLOCK, conv_inplace_safe, resblock_scratch_bytes
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 #: 256-entry table lookups (lowerings/ops_ext.py)
@@ -33,6 +34,8 @@ class Buffer:
     last: int
     tensors: list[int] = field(default_factory=list)
     offset: int = -1
+    #: (size, first, last) of each tensor in it: an in-place output smaller than its input frees the rest
+    segs: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 class MemoryPlan:
@@ -45,7 +48,7 @@ class MemoryPlan:
         self.inplace: set[int] = set()  # op indices whose output overwrites their dying input
 
     def add(self, tensor: int, size: int, first: int, last: int) -> Buffer:
-        b = Buffer(len(self.buffers), size, first, max(first, last), [tensor])
+        b = Buffer(len(self.buffers), size, first, max(first, last), [tensor], segs=[(size, first, max(first, last))])
         self.buffers.append(b)
         self.of_tensor[tensor] = b
         return b
@@ -57,21 +60,24 @@ class MemoryPlan:
         b.first = min(b.first, first)
         b.last = max(b.last, last)
         b.tensors.append(tensor)
+        b.segs.append((size, first, max(first, last)))
         self.of_tensor[tensor] = b
 
     def place(self) -> int:
         """Assign offsets; returns the arena size in bytes."""
         placed: list[Buffer] = []
         for b in sorted(self.buffers, key=lambda b: (-b.size, b.first, b.id)):
-            live = sorted((p for p in placed if p.first <= b.last and b.first <= p.last), key=lambda p: p.offset)
+            # b may not start in (p.offset - its size, p.offset + p's size) for any pair of segments alive together
+            banned = [(p.offset - sz, p.offset + psz) for p in placed for sz, f, l in b.segs
+                      for psz, pf, pl in p.segs if pf <= l and f <= pl]
             off = 0
-            for p in live:
-                if off + b.size <= p.offset:
+            for cand in sorted({0, *(_align(hi) for _, hi in banned)}):
+                if all(not (lo < cand < hi) for lo, hi in banned):
+                    off = cand
                     break
-                off = max(off, _align(p.offset + p.size))
             b.offset = off
             placed.append(b)
-        self.arena_bytes = _align(max((b.offset + b.size for b in self.buffers), default=0))
+        self.arena_bytes = _align(max((b.offset + sz for b in self.buffers for sz, _, _ in b.segs), default=0))
         return self.arena_bytes
 
     def offset(self, tensor: int) -> int:
@@ -82,9 +88,10 @@ class MemoryPlan:
         bs = self.buffers
         for i, a in enumerate(bs):
             for b in bs[i + 1:]:
-                if a.first <= b.last and b.first <= a.last:
-                    if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
-                        raise AssertionError(f"memory plan overlap: buffers {a.id} and {b.id}")
+                for asz, af, al in a.segs:
+                    for bsz, bf, bl in b.segs:
+                        if af <= bl and bf <= al and a.offset < b.offset + bsz and b.offset < a.offset + asz:
+                            raise AssertionError(f"memory plan overlap: buffers {a.id} and {b.id}")
 
 
 def _dies_here(plan: MemoryPlan, g: Graph, t: int, op_index: int, outputs: set) -> bool:
@@ -114,6 +121,8 @@ def inplace_scratch_bytes(g: Graph, op: Op) -> int:
             if uses_im2col(g, op):
                 return im2col_scratch_bytes(g, op)
             return min(2, n * ti.shape[1] * ti.shape[2]) * to.shape[3] if (n := ti.shape[0]) else 0
+    if conv_inplace_safe(g, op):  # strided: every output lands at or below the inputs still to be read
+        return im2col_scratch_bytes(g, op)
     if op.opcode == "FULLY_CONNECTED":
         f = g.tensors[op.inputs[1]]
         if f.is_const and len(f.shape) == 2 and f.shape[0] <= f.shape[1] and ti.size % f.shape[1] == 0:
@@ -141,6 +150,14 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
             t = g.tensors[o]
             life = (op.index, last_use.get(o, op.index))
             src = op.inputs[0] if op.inputs else -1
+            if op.opcode == RESBLOCK:  # written over its input x; y and z exist only as rows of its scratch
+                assert plan.of_tensor[src].last == op.index, "a fused block's input must die there"
+                sb = plan.add(("scratch", op.index), resblock_scratch_bytes(g, op), op.index, op.index)
+                plan.merge(src, o, t.nbytes, *life)
+                p, c, _ = op.options["ops"]
+                plan.of_tensor[p.outputs[0]] = plan.of_tensor[c.outputs[0]] = sb
+                plan.inplace.add(op.index)
+                continue
             if op.opcode in ALIAS_OPS and src in plan.of_tensor:
                 plan.merge(src, o, t.nbytes, *life)
                 continue
