@@ -32,6 +32,18 @@ def _pads(g: Graph, op: Op) -> tuple[int, int]:
     return ph + ex[0], pw + ex[1]
 
 
+def _first_reads(g: Graph, op: Op) -> tuple[np.ndarray, np.ndarray]:
+    """Per output pixel (row-major over batches): its index and the lowest input byte its window reads."""
+    ti, to = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    n, ih, iw, ic = ti.shape
+    _, oh, ow, _ = to.shape
+    ph, pw = _pads(g, op)
+    sh, sw = int(op.options.get("strideH", 1)), int(op.options.get("strideW", 1))
+    b, oy, ox = np.meshgrid(np.arange(n), np.arange(oh), np.arange(ow), indexing="ij")
+    iy0, ix0 = np.maximum(0, oy * sh - ph), np.maximum(0, ox * sw - pw)
+    return ((b * oh + oy) * ow + ox).reshape(-1), (((b * ih + iy0) * iw + ix0) * ic).reshape(-1)
+
+
 def conv_inplace_safe(g: Graph, op: Op) -> bool:
     """CONV_2D through im2col whose output may overwrite its input: for every output pixel q, the lowest input
     byte it reads is at or past q * out_c (all earlier pixels' outputs), and the reference twin's staging row
@@ -41,18 +53,26 @@ def conv_inplace_safe(g: Graph, op: Op) -> bool:
     ti, to = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     if ti.dtype != "int8" or to.dtype != "int8" or to.nbytes > ti.nbytes:
         return False
-    n, ih, iw, ic = ti.shape
-    _, oh, ow, oc = to.shape
+    oc = to.shape[3]
     if oc > im2col_scratch_bytes(g, op):
         return False
-    ph, pw = _pads(g, op)
-    sh, sw = int(op.options.get("strideH", 1)), int(op.options.get("strideW", 1))
-    oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
-    iy0, ix0 = np.maximum(0, oy * sh - ph), np.maximum(0, ox * sw - pw)
-    q = (oy * ow + ox).reshape(-1)
-    first = ((iy0 * iw + ix0) * ic).reshape(-1)
-    # Batches are contiguous in both tensors and out bytes per batch <= in bytes per batch: batch 0 decides.
+    q, first = _first_reads(g, op)
     return bool(np.all(first >= q * oc))
+
+
+def overlap_delta(g: Graph, op: Op, align: int = 16) -> int | None:
+    """Where a dying input may start inside the output of an im2col conv (not in place): the smallest aligned D
+    such that no output byte lands on an input byte still to be read, (q + 1) * out_c <= D + first read of q
+    (the reference kernel stores channel by channel); None unless that saves bytes."""
+    if not uses_im2col(g, op):
+        return None
+    ti, to = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if ti.dtype != "int8" or to.dtype != "int8":
+        return None
+    q, first = _first_reads(g, op)
+    d = int(np.max((q + 1) * to.shape[3] - first))
+    d = (max(d, 1) + align - 1) // align * align
+    return d if d < to.nbytes else None
 
 
 def _conv_ok(g: Graph, op: Op, h: int, w: int) -> bool:
