@@ -172,3 +172,19 @@ def test_schemes_bit_exact_vs_tflm_under_qemu(board, variant, tmp_path):
     for got, vec in zip(res.outputs, vecs):
         for g, w in zip(got, ref.run(vec)):
             np.testing.assert_array_equal(g, w.reshape(g.shape))
+
+
+def test_memory_plan_segments_free_the_tail_and_place_shifted_tensors():
+    """A buffer keeps each tensor's own bytes and lifetime: a 64-byte output in place over a 128-byte
+    input frees the other 64 bytes for a tensor born after it; a shifted tensor moves with its buffer."""
+    from ondevice.mcu.planner import MemoryPlan
+    plan = MemoryPlan()
+    plan.add("x", 128, 0, 1)
+    plan.merge("x", "y", 64, 1, 3)                  # in place, smaller: bytes 64..128 free after op 1
+    plan.add("z", 64, 2, 3)
+    plan.add("a", 32, 0, 0)
+    plan.merge("a", "b", 48, 0, 2, shift=16)        # a now sits 16 bytes into b's bytes
+    assert plan.place() == 176  # x|y then z in the freed half; a|b above (alive with x)
+    plan.check()
+    assert plan.offset("y") == plan.offset("x") and plan.offset("z") == plan.offset("x") + 64
+    assert plan.offset("a") == plan.offset("b") + 16
