@@ -80,7 +80,8 @@ typedef struct {
 
 od_status_t od_resblock_s8(const od_resblock_params_t *rb, int8_t *x, int8_t *scratch);
 /* Reference in-place conv (im2col weight order) for shapes whose outputs land at or below the inputs they read:
- * stage holds out_c bytes. */
+ * stage holds out_c bytes. The planner's strided in-place and input-inside-output placements rely on
+ * od_conv2d_s8_im2col reading a pixel pair's windows before storing its outputs, pixels in increasing order. */
 od_status_t od_conv2d_s8_im2col_ref_staged(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
                                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                            int8_t *stage);

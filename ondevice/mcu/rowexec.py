@@ -7,6 +7,10 @@ firmware/kernels/od_rowexec_s8.c.
 - Strided in-place conv: a CONV_2D whose every output pixel lands at or below the lowest input byte it (and any
   later pixel) reads may overwrite its dying input (e.g. 3x3 or 1x1 stride 2 with SAME padding at the top-left
   0), whatever its kernel size.
+- Input inside output: a conv's dying input (a model input too) starts D bytes into its output, D the smallest
+  offset no output byte reaches before it is read.
+The last two rely on od_conv2d_s8_im2col reading a pixel pair's windows before storing its outputs, pixels in
+increasing order: a new conv kernel picked by layouts.py must keep that or be excluded here.
 """
 from __future__ import annotations
 
