@@ -10,6 +10,7 @@
 
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
+#include "od_kernels_ext.h"
 #include "od_simd.h"
 
 #if defined(__GNUC__)
@@ -235,6 +236,8 @@ od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in,
 static od_status_t im2col_ref_inplace(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
                                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *x) {
     const int32_t IC = p->in_c, OC = p->out_c;
+    if (p->k_h != 1 || p->k_w != 1 || p->stride_h != 1 || p->stride_w != 1) /* strided in place (planner-checked) */
+        return od_conv2d_s8_im2col_ref_staged(p, buf, filter, bias, mult, shift, x);
     OD_CHECK(p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && OC <= IC && x != NULL);
     for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
         memcpy(x, buf + px * IC, (size_t)IC);
