@@ -142,7 +142,7 @@ def test_dying_model_input_sits_inside_the_first_conv_output():
 @pytest.mark.parametrize("scheme", list(SCHEMES))
 def test_scheme_bit_exact_vs_tflm_on_host(scheme, tmp_path):
     require_tool("gcc")
-    from ondevice.mcu.verify import verify_host
+    from ondevice.verify.mcu import verify_host
     _, summary, lib = _lib(scheme, tmp_path)
     vecs = random_inputs(summary["inputs"], n=4, seed=1)
     vecs += [[np.full(s["shape"], v, np.int8) for s in summary["inputs"]] for v in (-128, 127)]
@@ -157,7 +157,7 @@ def test_schemes_bit_exact_vs_tflm_under_qemu(board, variant, tmp_path):
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     from ondevice.mcu.qemu_bench import bench_qemu
-    from ondevice.mcu.tflm_ref import TflmReference
+    from ondevice.runtimes.tflm import TFLMModel
     c = Case(seed=9)
     for f in SCHEMES.values():
         f(c)
@@ -167,7 +167,7 @@ def test_schemes_bit_exact_vs_tflm_under_qemu(board, variant, tmp_path):
     assert {RESBLOCK, "CONV_2D"} <= set(summary["ops"])
     vecs = random_inputs(summary["inputs"], n=2, seed=2)
     res = bench_qemu(lib, vecs, board, variant)
-    ref = TflmReference(data)
+    ref = TFLMModel(data)
     assert len(res.outputs) == 2
     for got, vec in zip(res.outputs, vecs):
         for g, w in zip(got, ref.run(vec)):
