@@ -76,6 +76,59 @@ static inline int32_t od_requant_fast(int32_t x, int32_t m, int32_t shift, int32
     return ((y >> ~shift) + 1 + 2 * out_off) >> 1;
 }
 
+/* v >> 1 saturated to int8: one SSAT with its shift operand on the DSP cores. */
+static inline int32_t od_ssat8_asr1(int32_t v) {
+#if OD_SIMD_NATIVE
+    int32_t r;
+    __asm__("ssat %0, #8, %1, asr #1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    v >>= 1;
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
+}
+
+/* od_requant_fast saturated to [-128, 127], from ns = ~shift and rnd = 1 + 2 * out_off (both hoisted per
+ * channel). Clamping to an activation range inside int8 afterwards equals clamping the unsaturated value. */
+static inline int32_t od_requant_fast_s8(int32_t x, int32_t m, int32_t ns, int32_t rnd) {
+    int32_t y = od_smmulr(x * 2, m);
+    y += y >> 31;
+    return od_ssat8_asr1((y >> ns) + rnd);
+}
+
+/* Four int8 values (each sign-extended in an int32) as one word, v0 in the lowest byte: three BFIs on the DSP
+ * cores. */
+static inline uint32_t od_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v3) {
+#if OD_SIMD_NATIVE
+    uint32_t r = (uint32_t)v0;
+    __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8" : "+&r"(r) : "r"(v1), "r"(v2), "r"(v3));
+    return r;
+#else
+    return (uint32_t)(uint8_t)v0 | (uint32_t)(uint8_t)v1 << 8 | (uint32_t)(uint8_t)v2 << 16 | (uint32_t)(uint8_t)v3 << 24;
+#endif
+}
+
+/* Each int8 lane of w clamped to [lo, hi] (lo4, hi4: the bounds in every lane): SSUB8 + SEL twice. */
+static inline uint32_t od_clamp4_s8(uint32_t w, uint32_t lo4, uint32_t hi4) {
+#if OD_SIMD_NATIVE
+    uint32_t t;
+    __asm__("ssub8 %1, %0, %2\n\tsel %0, %0, %2\n\tssub8 %1, %3, %0\n\tsel %0, %0, %3"
+            : "+&r"(w), "=&r"(t) : "r"(lo4), "r"(hi4) : "cc");
+    return w;
+#else
+    uint32_t r = 0;
+    for (int k = 0; k < 32; k += 8) {
+        int32_t v = (int8_t)(w >> k), lo = (int8_t)(lo4 >> k), hi = (int8_t)(hi4 >> k);
+        v = v < lo ? lo : (v > hi ? hi : v);
+        r |= (uint32_t)(uint8_t)v << k;
+    }
+    return r;
+#endif
+}
+
+/* Unaligned 32-bit store: one STR on Cortex-M4/M7/M55. */
+static inline void od_write_u32(int8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
 /* (v, v) as two int16 lanes */
 static inline uint32_t od_dup16(int32_t v) { return ((uint32_t)(uint16_t)v) | ((uint32_t)(uint16_t)v << 16); }
 
