@@ -155,11 +155,24 @@ static void dot2x1_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t T,
     *a1 = s1;
 }
 
+/* Channels o, o+1 of one pixel (accumulators a0, a1) with od_requant_fast_s8, packed, clamped, one halfword
+ * store. mode 2: the activation range is all of int8, no clamp. */
+OD_INLINE void store_pair(int8_t *y, int32_t a0, int32_t a1, int32_t m0, int32_t n0, int32_t m1, int32_t n1,
+                          int32_t rnd, uint32_t lo4, uint32_t hi4, int mode) {
+    uint32_t w = od_pack2_s8(od_requant_fast_s8(a0, m0, n0, rnd), od_requant_fast_s8(a1, m1, n1, rnd));
+    if (mode == 1) w = od_clamp4_s8(w, lo4, hi4);
+    od_write_u16(y, w);
+}
+
+/* mode (a literal per instantiation): 0 TFLite's exact requantization, 1 od_requant_fast_s8 + the activation
+ * clamp, 2 od_requant_fast_s8 alone. */
 OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                          const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int fast) {
+                          const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
     const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w, out_off = p->output_offset;
-    const int32_t lo = p->act_min, hi = p->act_max;
+    const int32_t lo = p->act_min, hi = p->act_max, rnd = 1 + 2 * out_off;
+    const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
+    const int fast = mode != 0;
     for (int32_t px = 0; px < pixels; px += 2) {
         const int two = px + 1 < pixels;
         im2col_pixel(p, in, px, 0, scratch);
@@ -171,6 +184,11 @@ OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int
             if (bias) a[0] = a[2] = bias[o], a[1] = a[3] = bias[o + 1];
             dot2x2_q15(scratch, filter + o * D, G, T, a);
             const int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+            if (mode != 0) {
+                store_pair(y0 + o, a[0], a[1], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
+                if (two) store_pair(y1 + o, a[2], a[3], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
+                continue;
+            }
             y0[o] = rq(a[0], m0, s0, out_off, lo, hi, fast);
             y0[o + 1] = rq(a[1], m1, s1, out_off, lo, hi, fast);
             if (two) {
@@ -265,7 +283,9 @@ od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, con
     OD_CHECK_PTR(out);
     OD_CHECK_PTR(scratch);
     OD_CHECK(p->dil_h == 1 && p->dil_w == 1 && ((uintptr_t)scratch & 3) == 0);
-    if (p->requant_fast)
+    if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
+        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 2);
+    else if (p->requant_fast)
         conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 1);
     else
         conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 0);

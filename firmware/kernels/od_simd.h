@@ -108,6 +108,23 @@ static inline uint32_t od_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v
 #endif
 }
 
+/* Two int8 values as the low halfword (v0 in the low byte; the upper half is don't-care): one BFI. */
+static inline uint32_t od_pack2_s8(int32_t v0, int32_t v1) {
+#if OD_SIMD_NATIVE
+    uint32_t r = (uint32_t)v0;
+    __asm__("bfi %0, %1, #8, #8" : "+r"(r) : "r"(v1));
+    return r;
+#else
+    return (uint32_t)(uint8_t)v0 | (uint32_t)(uint8_t)v1 << 8;
+#endif
+}
+
+/* Unaligned 16-bit store of the low halfword. */
+static inline void od_write_u16(int8_t *p, uint32_t v) {
+    const uint16_t h = (uint16_t)v;
+    memcpy(p, &h, 2);
+}
+
 /* Each int8 lane of w clamped to [lo, hi] (lo4, hi4: the bounds in every lane): SSUB8 + SEL twice. */
 static inline uint32_t od_clamp4_s8(uint32_t w, uint32_t lo4, uint32_t hi4) {
 #if OD_SIMD_NATIVE
