@@ -107,6 +107,20 @@ OD_INLINE void dw_taps9(const uint32_t *r0, const uint32_t *r1, const uint32_t *
 }
 #endif
 
+/* One pixel's four channels: exact per byte (mode 0), or od_requant_fast_s8 packed into one word, clamped
+ * lane-wise to the activation range (mode 1; mode 2: the range is all of int8) and stored at once. */
+OD_INLINE void store4(int8_t *y, const int32_t *a, const int32_t *m, const int32_t *s, const int32_t *ns,
+                      int32_t out_off, int32_t rnd, int32_t lo, int32_t hi, uint32_t lo4, uint32_t hi4, int mode) {
+    if (mode == 0) {
+        for (int k = 0; k < 4; ++k) y[k] = rq(a[k], m[k], s[k], ns[k], out_off, rnd, lo, hi, mode);
+        return;
+    }
+    uint32_t w = od_pack4_s8(od_requant_fast_s8(a[0], m[0], ns[0], rnd), od_requant_fast_s8(a[1], m[1], ns[1], rnd),
+                             od_requant_fast_s8(a[2], m[2], ns[2], rnd), od_requant_fast_s8(a[3], m[3], ns[3], rnd));
+    if (mode == 1) w = od_clamp4_s8(w, lo4, hi4);
+    od_write_u32(y, w);
+}
+
 OD_INLINE void block_pixels(const od_conv_params_t *p, const int8_t *in, int32_t b, int32_t c, uint32_t *strip,
                             const uint32_t *fw, const int32_t *a_init, const int32_t *m, const int32_t *s,
                             const int32_t *ns, int8_t *dst, int32_t dst_stride, int mode) {
@@ -117,33 +131,31 @@ OD_INLINE void block_pixels(const od_conv_params_t *p, const int8_t *in, int32_t
     const int is3x3 = KH == 3 && KW == 3;
     const uint32_t *rows[OD_DWP_MAX_TAPS];
     int32_t next = 0; /* the next padded row not in the ring yet */
-    for (int32_t oy = 0; oy < OH; ++oy) {
+    int32_t top = 0;  /* ring slot of padded row oy * SH (row py lives in slot py % KH) */
+    for (int32_t oy = 0; oy < OH; ++oy, top = (top + SH) % KH) {
         /* A ring of KH padded rows: each output row adds only the stride_h rows it does not share. */
-        for (int32_t py = od_max_i32(next, oy * SH); py < oy * SH + KH; ++py) fill_row(p, in, b, c, py, strip + (py % KH) * Wp);
+        for (int32_t py = od_max_i32(next, oy * SH); py < oy * SH + KH; ++py) {
+            const int32_t sl = top + py - oy * SH;
+            fill_row(p, in, b, c, py, strip + (sl >= KH ? sl - KH : sl) * Wp);
+        }
         next = oy * SH + KH;
-        for (int32_t ky = 0; ky < KH; ++ky) rows[ky] = strip + ((oy * SH + ky) % KH) * Wp;
+        for (int32_t ky = 0; ky < KH; ++ky) rows[ky] = strip + (top + ky >= KH ? top + ky - KH : top + ky) * Wp;
         int8_t *y = dst + oy * OW * dst_stride;
+        if (is3x3) {
+            const uint32_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+            for (int32_t ox = 0; ox < OW; ++ox, r0 += SW, r1 += SW, r2 += SW, y += dst_stride) {
+                int32_t a[4] = {a_init[0], a_init[1], a_init[2], a_init[3]};
+                dw_taps9(r0, r1, r2, fw, a);
+                store4(y, a, m, s, ns, out_off, rnd, lo, hi, lo4, hi4, mode);
+            }
+            continue;
+        }
         for (int32_t ox = 0, xo = 0; ox < OW; ++ox, xo += SW, y += dst_stride) {
             int32_t a[4] = {a_init[0], a_init[1], a_init[2], a_init[3]};
-            if (is3x3) {
-                dw_taps9(rows[0] + xo, rows[1] + xo, rows[2] + xo, fw, a);
-            } else {
-                const uint32_t *f = fw;
-                for (int32_t ky = 0; ky < KH; ++ky)
-                    for (int32_t kx = 0; kx < KW; ++kx, f += 2) OD_TAP4(rows[ky][xo + kx], f, a[0], a[1], a[2], a[3]);
-            }
-            if (mode == 0) {
-                y[0] = rq(a[0], m[0], s[0], ns[0], out_off, rnd, lo, hi, mode);
-                y[1] = rq(a[1], m[1], s[1], ns[1], out_off, rnd, lo, hi, mode);
-                y[2] = rq(a[2], m[2], s[2], ns[2], out_off, rnd, lo, hi, mode);
-                y[3] = rq(a[3], m[3], s[3], ns[3], out_off, rnd, lo, hi, mode);
-                continue;
-            }
-            /* the four channels saturated to int8, packed, clamped lane-wise to the activation range, one store */
-            uint32_t w = od_pack4_s8(od_requant_fast_s8(a[0], m[0], ns[0], rnd), od_requant_fast_s8(a[1], m[1], ns[1], rnd),
-                                     od_requant_fast_s8(a[2], m[2], ns[2], rnd), od_requant_fast_s8(a[3], m[3], ns[3], rnd));
-            if (mode == 1) w = od_clamp4_s8(w, lo4, hi4);
-            od_write_u32(y, w);
+            const uint32_t *f = fw;
+            for (int32_t ky = 0; ky < KH; ++ky)
+                for (int32_t kx = 0; kx < KW; ++kx, f += 2) OD_TAP4(rows[ky][xo + kx], f, a[0], a[1], a[2], a[3]);
+            store4(y, a, m, s, ns, out_off, rnd, lo, hi, lo4, hi4, mode);
         }
     }
 }
