@@ -170,44 +170,56 @@ OD_INLINE void store_pair(int8_t *y, int32_t a0, int32_t a1, int32_t m0, int32_t
     od_write_u16(y, w);
 }
 
-/* mode (a literal per instantiation): 0 TFLite's exact requantization, 1 od_requant_fast_s8 + the activation
+/* Every output channel of the pixel pair in the scratch (two: a literal, 0 for an odd last pixel written once).
+ * mode (a literal per instantiation): 0 TFLite's exact requantization, 1 od_requant_fast_s8 + the activation
  * clamp, 2 od_requant_fast_s8 alone. */
-OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                          const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
+OD_INLINE void pair_channels(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias,
+                             const int32_t *mult, const int32_t *shift, int8_t *y0, const int16_t *scratch, int two,
+                             int mode) {
     const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
-    const int32_t pixels = p->batches * p->out_h * p->out_w, out_off = p->output_offset;
-    const int32_t lo = p->act_min, hi = p->act_max, rnd = 1 + 2 * out_off;
+    const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max, rnd = 1 + 2 * out_off;
     const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
     const int fast = mode != 0;
-    for (int32_t px = 0; px < pixels; px += 2) {
-        const int two = px + 1 < pixels;
+    int8_t *y1 = y0 + OC;
+    int32_t o = 0;
+    for (; o + 2 <= OC; o += 2) {
+        int32_t a[4] = {0, 0, 0, 0};
+        if (bias) a[0] = a[2] = bias[o], a[1] = a[3] = bias[o + 1];
+        dot2x2_q15(scratch, filter + o * D, G, T, a);
+        const int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+        if (mode != 0) {
+            store_pair(y0 + o, a[0], a[1], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
+            if (two) store_pair(y1 + o, a[2], a[3], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
+            continue;
+        }
+        y0[o] = rq(a[0], m0, s0, out_off, lo, hi, fast);
+        y0[o + 1] = rq(a[1], m1, s1, out_off, lo, hi, fast);
+        if (two) {
+            y1[o] = rq(a[2], m0, s0, out_off, lo, hi, fast);
+            y1[o + 1] = rq(a[3], m1, s1, out_off, lo, hi, fast);
+        }
+    }
+    if (o < OC) {
+        int32_t a0 = bias ? bias[o] : 0, a1 = a0;
+        dot2x1_q15(scratch, filter + o * D, G, T, &a0, &a1);
+        y0[o] = rq(a0, mult[o], shift[o], out_off, lo, hi, fast);
+        if (two) y1[o] = rq(a1, mult[o], shift[o], out_off, lo, hi, fast);
+    }
+}
+
+OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                          const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
+    const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c;
+    int32_t px = 0;
+    for (; px + 1 < pixels; px += 2) {
         im2col_pixel(p, in, px, 0, scratch);
-        im2col_pixel(p, in, two ? px + 1 : px, 1, scratch); /* an odd last pixel runs twice, written once */
-        int8_t *y0 = out + px * OC, *y1 = y0 + OC;
-        int32_t o = 0;
-        for (; o + 2 <= OC; o += 2) {
-            int32_t a[4] = {0, 0, 0, 0};
-            if (bias) a[0] = a[2] = bias[o], a[1] = a[3] = bias[o + 1];
-            dot2x2_q15(scratch, filter + o * D, G, T, a);
-            const int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
-            if (mode != 0) {
-                store_pair(y0 + o, a[0], a[1], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
-                if (two) store_pair(y1 + o, a[2], a[3], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
-                continue;
-            }
-            y0[o] = rq(a[0], m0, s0, out_off, lo, hi, fast);
-            y0[o + 1] = rq(a[1], m1, s1, out_off, lo, hi, fast);
-            if (two) {
-                y1[o] = rq(a[2], m0, s0, out_off, lo, hi, fast);
-                y1[o + 1] = rq(a[3], m1, s1, out_off, lo, hi, fast);
-            }
-        }
-        if (o < OC) {
-            int32_t a0 = bias ? bias[o] : 0, a1 = a0;
-            dot2x1_q15(scratch, filter + o * D, G, T, &a0, &a1);
-            y0[o] = rq(a0, mult[o], shift[o], out_off, lo, hi, fast);
-            if (two) y1[o] = rq(a1, mult[o], shift[o], out_off, lo, hi, fast);
-        }
+        im2col_pixel(p, in, px + 1, 1, scratch);
+        pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 1, mode);
+    }
+    if (px < pixels) { /* an odd last pixel: both scratch rows, written once */
+        im2col_pixel(p, in, px, 0, scratch);
+        im2col_pixel(p, in, px, 1, scratch);
+        pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 0, mode);
     }
 }
 
