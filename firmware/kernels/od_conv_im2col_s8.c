@@ -27,16 +27,15 @@ static void put_run(int16_t *dst, int32_t r, int32_t d, const int8_t *src, int32
     if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
         uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 4 + r;
         const uint32_t off2 = od_dup16(off);
-        for (; n > 0; n -= 4, w += 4) {
-            if (!src) {
-                w[0] = w[2] = 0;
-                continue;
-            }
+        if (!src) {
+            for (; n > 0; n -= 4, w += 4) w[0] = w[2] = 0;
+            return;
+        }
+        for (; n > 0; n -= 4, w += 4, src += 4) {
             const uint32_t u = od_read_u32(src);
-            src += 4;
             const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
-            w[0] = (a & 0xffffu) | (b << 16);         /* (x0, x1) */
-            w[2] = (a >> 16) | (b & 0xffff0000u);     /* (x2, x3) */
+            w[0] = od_pack_lo16(a, b); /* (x0, x1) */
+            w[2] = od_pack_hi16(a, b); /* (x2, x3) */
         }
         return;
     }

@@ -76,6 +76,26 @@ static inline int32_t od_requant_fast(int32_t x, int32_t m, int32_t shift, int32
     return ((y >> ~shift) + 1 + 2 * out_off) >> 1;
 }
 
+/* (lo half of a, lo half of b) and (hi half of a, hi half of b): PKHBT / PKHTB on the DSP cores. */
+static inline uint32_t od_pack_lo16(uint32_t a, uint32_t b) {
+#if OD_SIMD_NATIVE
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (a & 0xffffu) | (b << 16);
+#endif
+}
+static inline uint32_t od_pack_hi16(uint32_t a, uint32_t b) {
+#if OD_SIMD_NATIVE
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
+    return r;
+#else
+    return (a >> 16) | (b & 0xffff0000u);
+#endif
+}
+
 /* v >> 1 saturated to int8: one SSAT with its shift operand on the DSP cores. */
 static inline int32_t od_ssat8_asr1(int32_t v) {
 #if OD_SIMD_NATIVE
