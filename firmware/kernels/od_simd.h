@@ -50,6 +50,16 @@ static inline int32_t od_smlatt(uint32_t a, uint32_t b, int32_t acc) {
     __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
+static inline int32_t od_smulbb(uint32_t a, uint32_t b) {
+    int32_t r;
+    __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline int32_t od_smultt(uint32_t a, uint32_t b) {
+    int32_t r;
+    __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 #else
 #define OD_SIMD_NATIVE 0
 static inline uint32_t od_pack16(int32_t lo, int32_t hi) { return ((uint32_t)(uint16_t)lo) | ((uint32_t)(uint16_t)hi << 16); }
@@ -64,6 +74,8 @@ static inline int32_t od_smlad(uint32_t a, uint32_t b, int32_t acc) {
 static inline int32_t od_smlabb(uint32_t a, uint32_t b, int32_t acc) { return acc + od_lo16(a) * od_lo16(b); }
 static inline int32_t od_smmulr(int32_t a, int32_t b) { return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32); }
 static inline int32_t od_smlatt(uint32_t a, uint32_t b, int32_t acc) { return acc + od_hi16(a) * od_hi16(b); }
+static inline int32_t od_smulbb(uint32_t a, uint32_t b) { return od_lo16(a) * od_lo16(b); }
+static inline int32_t od_smultt(uint32_t a, uint32_t b) { return od_hi16(a) * od_hi16(b); }
 #endif
 
 /* TFLite MultiplyByQuantizedMultiplier(x, m, shift) + out_off, for shift <= -1 and |x| < 2^30 (the code
