@@ -90,6 +90,7 @@ def _pool_unary(c: Case):
     c.pool("AVERAGE_POOL_2D", [1, 8, 8, 5], 2, 2)
     c.pool("AVERAGE_POOL_2D", [1, 7, 7, 3], 3, 2, padding=PAD.SAME, act=ACT.RELU)
     c.pool("AVERAGE_POOL_2D", [1, 5, 5, 4], 5, 1, padding=PAD.VALID)
+    c.pool("AVERAGE_POOL_2D", [2, 7, 6, 8], 3, 2, padding=PAD.SAME, act=ACT.RELU)  # 4 channels per word, borders
     c.pool("MAX_POOL_2D", [1, 9, 9, 6], 3, 2, padding=PAD.SAME)
     c.unary("QUANTIZE", [2, 30], 1.7)
     c.unary("QUANTIZE", [2, 30], 0.4)
@@ -133,6 +134,7 @@ def test_requantize_extremes_saturate_like_tflm(tmp_path):
     c.conv([1, 4, 4, 8], 8, 3, act=ACT.NONE)
     c.binary("ADD", [3, 4], [3, 4])
     c.reduce("MEAN", [2, 5, 6], [1], False)
+    c.pool("AVERAGE_POOL_2D", [1, 16, 16, 4], 16, 1)  # 256 taps: the int16 lane sums' bound
     summary = write_library(c.build(), tmp_path / "sat_mcu_int8", name="sat")
     vecs = [[np.full(s["shape"], v, np.int8) for s in summary["inputs"]] for v in (-128, 127, 0)]
     rep = verify_host(tmp_path / "sat_mcu_int8", vecs)
@@ -141,6 +143,7 @@ def test_requantize_extremes_saturate_like_tflm(tmp_path):
 
 @pytest.mark.parametrize("family,board", [("conv2d", "mps2-an386"), ("depthwise_conv2d", "mps2-an386"),
                                           ("fully_connected", "mps2-an386"), ("inplace_and_pad_fusion", "mps2-an386"),
+                                          ("mul", "mps2-an386"), ("pool_quantize_relu_reshape", "mps2-an386"),
                                           ("fully_connected", "mps3-an547"), ("inplace_and_pad_fusion", "mps3-an547")])
 def test_optimised_kernels_bit_exact_on_emulated_cortex_m(family, board, tmp_path):
     """The native DSP (M4) and Helium (M55) instructions, not their host twins, against TFLM under QEMU."""

@@ -35,6 +35,8 @@ int main(void) {
             }
             const int32_t off = (int32_t)(rnd() % 256) - 128;
             if (od_requant_fast(x, m, s, off) != od_mbqm(x, m, s) + off) ++bad;
+            /* the saturating form the depthwise kernel packs four of */
+            if (od_requant_fast_s8(x, m, ~s, 1 + 2 * off) != od_clamp_i32(od_mbqm(x, m, s) + off, -128, 127)) ++bad;
         }
         /* exhaustive small accumulators at one multiplier per shift */
         for (int32_t x = -70000; x <= 70000; ++x, ++n)

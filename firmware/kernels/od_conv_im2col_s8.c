@@ -10,6 +10,7 @@
 
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
+#include "od_kernels_ext.h"
 #include "od_simd.h"
 
 #if defined(__GNUC__)
@@ -27,16 +28,15 @@ static void put_run(int16_t *dst, int32_t r, int32_t d, const int8_t *src, int32
     if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
         uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 4 + r;
         const uint32_t off2 = od_dup16(off);
-        for (; n > 0; n -= 4, w += 4) {
-            if (!src) {
-                w[0] = w[2] = 0;
-                continue;
-            }
+        if (!src) {
+            for (; n > 0; n -= 4, w += 4) w[0] = w[2] = 0;
+            return;
+        }
+        for (; n > 0; n -= 4, w += 4, src += 4) {
             const uint32_t u = od_read_u32(src);
-            src += 4;
             const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
-            w[0] = (a & 0xffffu) | (b << 16);         /* (x0, x1) */
-            w[2] = (a >> 16) | (b & 0xffff0000u);     /* (x2, x3) */
+            w[0] = od_pack_lo16(a, b); /* (x0, x1) */
+            w[2] = od_pack_hi16(a, b); /* (x2, x3) */
         }
         return;
     }
@@ -72,35 +72,41 @@ OD_INLINE void dot2x2_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t
     int32_t s00 = a[0], s01 = a[1], s10 = a[2], s11 = a[3];
     const uint32_t *xp = (const uint32_t *)(const void *)x;
 #if OD_SIMD_NATIVE
-    /* 18 instructions per 16 MACs; the C form below lets GCC spill accumulators. wp may be unaligned: LDR only. */
+    /* 17 instructions per 16 MACs (two groups per iteration; an odd G enters at the second group); the C form
+     * below lets GCC spill accumulators. wp may be unaligned: LDR only. */
     if (G > 0) {
         uint32_t w0, w1, t0, t1, xa, xb;
-        int32_t n = G;
+        int32_t n = (G + 1) >> 1;
+#define OD_GROUP_ASM                                 \
+    "ldr %[w1], [%[wp], #4]\n\t"                    \
+    "ldr %[w0], [%[wp]], #8\n\t"                    \
+    "ldrd %[xa], %[xb], [%[xp]], #8\n\t"            \
+    "sxtb16 %[t0], %[w0]\n\t"                       \
+    "sxtb16 %[t1], %[w1]\n\t"                       \
+    "smlad %[s00], %[t0], %[xa], %[s00]\n\t"        \
+    "smlad %[s10], %[t0], %[xb], %[s10]\n\t"        \
+    "smlad %[s01], %[t1], %[xa], %[s01]\n\t"        \
+    "smlad %[s11], %[t1], %[xb], %[s11]\n\t"        \
+    "ldrd %[xa], %[xb], [%[xp]], #8\n\t"            \
+    "sxtb16 %[t0], %[w0], ror #8\n\t"               \
+    "sxtb16 %[t1], %[w1], ror #8\n\t"               \
+    "smlad %[s00], %[t0], %[xa], %[s00]\n\t"        \
+    "smlad %[s10], %[t0], %[xb], %[s10]\n\t"        \
+    "smlad %[s01], %[t1], %[xa], %[s01]\n\t"        \
+    "smlad %[s11], %[t1], %[xb], %[s11]\n\t"
         __asm__ volatile(
-            "1:\n\t"
-            "ldr %[w1], [%[wp], #4]\n\t"
-            "ldr %[w0], [%[wp]], #8\n\t"
-            "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
-            "sxtb16 %[t0], %[w0]\n\t"
-            "sxtb16 %[t1], %[w1]\n\t"
-            "smlad %[s00], %[t0], %[xa], %[s00]\n\t"
-            "smlad %[s10], %[t0], %[xb], %[s10]\n\t"
-            "smlad %[s01], %[t1], %[xa], %[s01]\n\t"
-            "smlad %[s11], %[t1], %[xb], %[s11]\n\t"
-            "ldrd %[xa], %[xb], [%[xp]], #8\n\t"
-            "sxtb16 %[t0], %[w0], ror #8\n\t"
-            "sxtb16 %[t1], %[w1], ror #8\n\t"
-            "smlad %[s00], %[t0], %[xa], %[s00]\n\t"
-            "smlad %[s10], %[t0], %[xb], %[s10]\n\t"
-            "smlad %[s01], %[t1], %[xa], %[s01]\n\t"
-            "smlad %[s11], %[t1], %[xb], %[s11]\n\t"
+            "tst %[g], #1\n\t"
+            "bne 2f\n\t"
+            "1:\n\t" OD_GROUP_ASM
+            "2:\n\t" OD_GROUP_ASM
             "subs %[n], %[n], #1\n\t"
             "bne 1b\n\t"
             : [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0), [t1] "=&r"(t1), [xa] "=&r"(xa), [xb] "=&r"(xb),
               [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [xp] "+r"(xp), [wp] "+r"(wp),
               [n] "+r"(n)
-            :
+            : [g] "r"(G)
             : "cc", "memory");
+#undef OD_GROUP_ASM
     }
 #else
     for (int32_t g = 0; g < G; ++g, xp += 4, wp += 8) {
@@ -155,35 +161,65 @@ static void dot2x1_q15(const int16_t *x, const int8_t *wp, int32_t G, int32_t T,
     *a1 = s1;
 }
 
-OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                          const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int fast) {
+/* Channels o, o+1 of one pixel (accumulators a0, a1) with od_requant_fast_s8, packed, clamped, one halfword
+ * store. mode 2: the activation range is all of int8, no clamp. */
+OD_INLINE void store_pair(int8_t *y, int32_t a0, int32_t a1, int32_t m0, int32_t n0, int32_t m1, int32_t n1,
+                          int32_t rnd, uint32_t lo4, uint32_t hi4, int mode) {
+    uint32_t w = od_pack2_s8(od_requant_fast_s8(a0, m0, n0, rnd), od_requant_fast_s8(a1, m1, n1, rnd));
+    if (mode == 1) w = od_clamp4_s8(w, lo4, hi4);
+    od_write_u16(y, w);
+}
+
+/* Every output channel of the pixel pair in the scratch (two: a literal, 0 for an odd last pixel written once).
+ * mode (a literal per instantiation): 0 TFLite's exact requantization, 1 od_requant_fast_s8 + the activation
+ * clamp, 2 od_requant_fast_s8 alone. */
+OD_INLINE void pair_channels(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias,
+                             const int32_t *mult, const int32_t *shift, int8_t *y0, const int16_t *scratch, int two,
+                             int mode) {
     const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
-    const int32_t pixels = p->batches * p->out_h * p->out_w, out_off = p->output_offset;
-    const int32_t lo = p->act_min, hi = p->act_max;
-    for (int32_t px = 0; px < pixels; px += 2) {
-        const int two = px + 1 < pixels;
+    const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max, rnd = 1 + 2 * out_off;
+    const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
+    const int fast = mode != 0;
+    int8_t *y1 = y0 + OC;
+    int32_t o = 0;
+    for (; o + 2 <= OC; o += 2) {
+        int32_t a[4] = {0, 0, 0, 0};
+        if (bias) a[0] = a[2] = bias[o], a[1] = a[3] = bias[o + 1];
+        dot2x2_q15(scratch, filter + o * D, G, T, a);
+        const int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+        if (mode != 0) {
+            store_pair(y0 + o, a[0], a[1], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
+            if (two) store_pair(y1 + o, a[2], a[3], m0, ~s0, m1, ~s1, rnd, lo4, hi4, mode);
+            continue;
+        }
+        y0[o] = rq(a[0], m0, s0, out_off, lo, hi, fast);
+        y0[o + 1] = rq(a[1], m1, s1, out_off, lo, hi, fast);
+        if (two) {
+            y1[o] = rq(a[2], m0, s0, out_off, lo, hi, fast);
+            y1[o + 1] = rq(a[3], m1, s1, out_off, lo, hi, fast);
+        }
+    }
+    if (o < OC) {
+        int32_t a0 = bias ? bias[o] : 0, a1 = a0;
+        dot2x1_q15(scratch, filter + o * D, G, T, &a0, &a1);
+        y0[o] = rq(a0, mult[o], shift[o], out_off, lo, hi, fast);
+        if (two) y1[o] = rq(a1, mult[o], shift[o], out_off, lo, hi, fast);
+    }
+}
+
+OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                          const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
+    const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c;
+    int32_t px = 0;
+    for (; px + 1 < pixels; px += 2) {
         im2col_pixel(p, in, px, 0, scratch);
-        im2col_pixel(p, in, two ? px + 1 : px, 1, scratch); /* an odd last pixel runs twice, written once */
-        int8_t *y0 = out + px * OC, *y1 = y0 + OC;
-        int32_t o = 0;
-        for (; o + 2 <= OC; o += 2) {
-            int32_t a[4] = {0, 0, 0, 0};
-            if (bias) a[0] = a[2] = bias[o], a[1] = a[3] = bias[o + 1];
-            dot2x2_q15(scratch, filter + o * D, G, T, a);
-            const int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
-            y0[o] = rq(a[0], m0, s0, out_off, lo, hi, fast);
-            y0[o + 1] = rq(a[1], m1, s1, out_off, lo, hi, fast);
-            if (two) {
-                y1[o] = rq(a[2], m0, s0, out_off, lo, hi, fast);
-                y1[o + 1] = rq(a[3], m1, s1, out_off, lo, hi, fast);
-            }
-        }
-        if (o < OC) {
-            int32_t a0 = bias ? bias[o] : 0, a1 = a0;
-            dot2x1_q15(scratch, filter + o * D, G, T, &a0, &a1);
-            y0[o] = rq(a0, mult[o], shift[o], out_off, lo, hi, fast);
-            if (two) y1[o] = rq(a1, mult[o], shift[o], out_off, lo, hi, fast);
-        }
+        im2col_pixel(p, in, px + 1, 1, scratch);
+        pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 1, mode);
+    }
+    if (px < pixels) { /* an odd last pixel: both scratch rows, written once */
+        im2col_pixel(p, in, px, 0, scratch);
+        im2col_pixel(p, in, px, 1, scratch);
+        pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 0, mode);
     }
 }
 
@@ -235,6 +271,8 @@ od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in,
 static od_status_t im2col_ref_inplace(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
                                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *x) {
     const int32_t IC = p->in_c, OC = p->out_c;
+    if (p->k_h != 1 || p->k_w != 1 || p->stride_h != 1 || p->stride_w != 1) /* strided in place (planner-checked) */
+        return od_conv2d_s8_im2col_ref_staged(p, buf, filter, bias, mult, shift, x);
     OD_CHECK(p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && OC <= IC && x != NULL);
     for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
         memcpy(x, buf + px * IC, (size_t)IC);
@@ -265,7 +303,9 @@ od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, con
     OD_CHECK_PTR(out);
     OD_CHECK_PTR(scratch);
     OD_CHECK(p->dil_h == 1 && p->dil_w == 1 && ((uintptr_t)scratch & 3) == 0);
-    if (p->requant_fast)
+    if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
+        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 2);
+    else if (p->requant_fast)
         conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 1);
     else
         conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 0);

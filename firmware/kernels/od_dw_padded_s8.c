@@ -43,9 +43,13 @@ static void fill_row(const od_conv_params_t *p, const int8_t *in, int32_t b, int
     for (int32_t px = x1; px < Wp; ++px) row[px] = zp;
 }
 
-OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
-    const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
-    return (int8_t)od_clamp_i32(v, lo, hi);
+/* mode (a literal per instantiation): 0 TFLite's exact arithmetic, 1 od_requant_fast_s8 then the activation
+ * clamp, 2 od_requant_fast_s8 alone (the activation range is all of int8). */
+OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t ns, int32_t out_off, int32_t rnd, int32_t lo,
+                    int32_t hi, int mode) {
+    if (mode == 0) return (int8_t)od_clamp_i32(od_mbqm(acc, m, s) + out_off, lo, hi);
+    const int32_t v = od_requant_fast_s8(acc, m, ns, rnd);
+    return (int8_t)(mode == 2 ? v : od_clamp_i32(v, lo, hi));
 }
 
 /* acc[k] += the four channels of one tap: x word against the widened taps f[0] (c0, c2), f[1] (c1, c3). */
@@ -73,8 +77,8 @@ OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t 
 typedef struct { uint32_t v[3]; } od_words3_t;   /* what the asm reads, so no "memory" clobber is needed */
 typedef struct { uint32_t v[18]; } od_words18_t;
 
-static inline void dw_taps9(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *fw,
-                            int32_t *acc) {
+OD_INLINE void dw_taps9(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *fw,
+                        int32_t *acc) {
     uint32_t x, xb, f0, f1;
     int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
     __asm__(OD_TAP_ASM("r0", "0", "0") OD_TAP_ASM("r0", "4", "8") OD_TAP_ASM("r0", "8", "16")
@@ -91,8 +95,8 @@ static inline void dw_taps9(const uint32_t *r0, const uint32_t *r1, const uint32
     acc[3] = s3;
 }
 #else
-static inline void dw_taps9(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *fw,
-                            int32_t *acc) {
+OD_INLINE void dw_taps9(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *fw,
+                        int32_t *acc) {
     int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
     const uint32_t *rows[3] = {r0, r1, r2};
     for (int t = 0; t < 9; ++t) OD_TAP4(rows[t / 3][t % 3], fw + 2 * t, s0, s1, s2, s3);
@@ -103,33 +107,55 @@ static inline void dw_taps9(const uint32_t *r0, const uint32_t *r1, const uint32
 }
 #endif
 
+/* One pixel's four channels: exact per byte (mode 0), or od_requant_fast_s8 packed into one word, clamped
+ * lane-wise to the activation range (mode 1; mode 2: the range is all of int8) and stored at once. */
+OD_INLINE void store4(int8_t *y, const int32_t *a, const int32_t *m, const int32_t *s, const int32_t *ns,
+                      int32_t out_off, int32_t rnd, int32_t lo, int32_t hi, uint32_t lo4, uint32_t hi4, int mode) {
+    if (mode == 0) {
+        for (int k = 0; k < 4; ++k) y[k] = rq(a[k], m[k], s[k], ns[k], out_off, rnd, lo, hi, mode);
+        return;
+    }
+    uint32_t w = od_pack4_s8(od_requant_fast_s8(a[0], m[0], ns[0], rnd), od_requant_fast_s8(a[1], m[1], ns[1], rnd),
+                             od_requant_fast_s8(a[2], m[2], ns[2], rnd), od_requant_fast_s8(a[3], m[3], ns[3], rnd));
+    if (mode == 1) w = od_clamp4_s8(w, lo4, hi4);
+    od_write_u32(y, w);
+}
+
 OD_INLINE void block_pixels(const od_conv_params_t *p, const int8_t *in, int32_t b, int32_t c, uint32_t *strip,
-                            const uint32_t *fw, const int32_t *a_init, const int32_t *m, const int32_t *s, int8_t *dst,
-                            int32_t dst_stride, int fast) {
+                            const uint32_t *fw, const int32_t *a_init, const int32_t *m, const int32_t *s,
+                            const int32_t *ns, int8_t *dst, int32_t dst_stride, int mode) {
     const int32_t OH = p->out_h, OW = p->out_w, KH = p->k_h, KW = p->k_w, SH = p->stride_h, SW = p->stride_w;
     const int32_t Wp = padded_w(p), out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const int32_t rnd = 1 + 2 * out_off;
+    const uint32_t lo4 = (uint32_t)(uint8_t)lo * 0x01010101u, hi4 = (uint32_t)(uint8_t)hi * 0x01010101u;
     const int is3x3 = KH == 3 && KW == 3;
     const uint32_t *rows[OD_DWP_MAX_TAPS];
     int32_t next = 0; /* the next padded row not in the ring yet */
-    for (int32_t oy = 0; oy < OH; ++oy) {
+    int32_t top = 0;  /* ring slot of padded row oy * SH (row py lives in slot py % KH) */
+    for (int32_t oy = 0; oy < OH; ++oy, top = (top + SH) % KH) {
         /* A ring of KH padded rows: each output row adds only the stride_h rows it does not share. */
-        for (int32_t py = od_max_i32(next, oy * SH); py < oy * SH + KH; ++py) fill_row(p, in, b, c, py, strip + (py % KH) * Wp);
+        for (int32_t py = od_max_i32(next, oy * SH); py < oy * SH + KH; ++py) {
+            const int32_t sl = top + py - oy * SH;
+            fill_row(p, in, b, c, py, strip + (sl >= KH ? sl - KH : sl) * Wp);
+        }
         next = oy * SH + KH;
-        for (int32_t ky = 0; ky < KH; ++ky) rows[ky] = strip + ((oy * SH + ky) % KH) * Wp;
+        for (int32_t ky = 0; ky < KH; ++ky) rows[ky] = strip + (top + ky >= KH ? top + ky - KH : top + ky) * Wp;
         int8_t *y = dst + oy * OW * dst_stride;
+        if (is3x3) {
+            const uint32_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+            for (int32_t ox = 0; ox < OW; ++ox, r0 += SW, r1 += SW, r2 += SW, y += dst_stride) {
+                int32_t a[4] = {a_init[0], a_init[1], a_init[2], a_init[3]};
+                dw_taps9(r0, r1, r2, fw, a);
+                store4(y, a, m, s, ns, out_off, rnd, lo, hi, lo4, hi4, mode);
+            }
+            continue;
+        }
         for (int32_t ox = 0, xo = 0; ox < OW; ++ox, xo += SW, y += dst_stride) {
             int32_t a[4] = {a_init[0], a_init[1], a_init[2], a_init[3]};
-            if (is3x3) {
-                dw_taps9(rows[0] + xo, rows[1] + xo, rows[2] + xo, fw, a);
-            } else {
-                const uint32_t *f = fw;
-                for (int32_t ky = 0; ky < KH; ++ky)
-                    for (int32_t kx = 0; kx < KW; ++kx, f += 2) OD_TAP4(rows[ky][xo + kx], f, a[0], a[1], a[2], a[3]);
-            }
-            y[0] = rq(a[0], m[0], s[0], out_off, lo, hi, fast);
-            y[1] = rq(a[1], m[1], s[1], out_off, lo, hi, fast);
-            y[2] = rq(a[2], m[2], s[2], out_off, lo, hi, fast);
-            y[3] = rq(a[3], m[3], s[3], out_off, lo, hi, fast);
+            const uint32_t *f = fw;
+            for (int32_t ky = 0; ky < KH; ++ky)
+                for (int32_t kx = 0; kx < KW; ++kx, f += 2) OD_TAP4(rows[ky][xo + kx], f, a[0], a[1], a[2], a[3]);
+            store4(y, a, m, s, ns, out_off, rnd, lo, hi, lo4, hi4, mode);
         }
     }
 }
@@ -149,10 +175,13 @@ static void dw_padded_block(const od_conv_params_t *p, const int8_t *in, const i
         fw[2 * t + 1] = od_sxtb16_ror8(fv);
         for (int k = 0; k < 4; ++k) a_init[k] += off * f[k]; /* the input offset of every (interior) tap */
     }
-    if (p->requant_fast)
-        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, dst, dst_stride, 1);
+    const int32_t ns[4] = {~shift[c], ~shift[c + 1], ~shift[c + 2], ~shift[c + 3]};
+    if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
+        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 2);
+    else if (p->requant_fast)
+        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 1);
     else
-        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, dst, dst_stride, 0);
+        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 0);
 }
 
 static int padded_ok(const od_conv_params_t *p) {

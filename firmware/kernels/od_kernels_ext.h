@@ -64,6 +64,28 @@ typedef struct {
 od_status_t od_transpose_conv_s8(const od_transpose_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 
+/* Row-by-row execution (od_rowexec_s8.c). A residual block conv P -> conv C -> ADD(x, z) over P's input x, in
+ * place over x: scratch holds k_C rows of P's output, one row of x (4-byte aligned each), then the im2col
+ * scratch of the larger conv. x_first: x is the ADD's first input. */
+typedef struct {
+    const od_conv_params_t *p;
+    const int8_t *p_w;
+    const int32_t *p_b, *p_m, *p_s;
+    const od_conv_params_t *c;
+    const int8_t *c_w;
+    const int32_t *c_b, *c_m, *c_s;
+    const od_binary_params_t *add;
+    int32_t add_fast, x_first;
+} od_resblock_params_t;
+
+od_status_t od_resblock_s8(const od_resblock_params_t *rb, int8_t *x, int8_t *scratch);
+/* Reference in-place conv (im2col weight order) for shapes whose outputs land at or below the inputs they read:
+ * stage holds out_c bytes. The planner's strided in-place and input-inside-output placements rely on
+ * od_conv2d_s8_im2col reading a pixel pair's windows before storing its outputs, pixels in increasing order. */
+od_status_t od_conv2d_s8_im2col_ref_staged(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
+                                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                           int8_t *stage);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@ from ondevice.mcu.fold import fold_constants
 from ondevice.mcu.lowerings import LOWERINGS
 from ondevice.mcu.planner import ALIAS_OPS, MemoryPlan, plan_memory
 from ondevice.mcu.reader import Graph, Op
+from ondevice.mcu.rowexec import fuse_residual_blocks
 
 _DTYPE_CODES = {"int8": 0, "int16": 1, "int32": 2, "uint8": 3, "float32": 4}
 
@@ -110,6 +111,7 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
                                  "rewrite those layers with supported ops: "
                                  + ", ".join(LOWERINGS.names()))
     _fuse_pads(g)
+    fuse_residual_blocks(g)
     compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
     plan = plan_memory(g, compute)
     e = Emitter(g, plan)

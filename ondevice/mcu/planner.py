@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ondevice.mcu.layouts import (dw_inplace_padded, dw_padded_bytes, im2col_scratch_bytes, uses_dw_padded,
                                   uses_im2col)
 from ondevice.mcu.reader import Graph, Op
+from ondevice.mcu.rowexec import RESBLOCK, conv_inplace_safe, overlap_delta, resblock_scratch_bytes
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 #: 256-entry table lookups (lowerings/ops_ext.py)
@@ -33,6 +34,9 @@ class Buffer:
     last: int
     tensors: list[int] = field(default_factory=list)
     offset: int = -1
+    #: (size, first, last, delta) of each tensor in it, at offset + delta: an in-place output smaller than its
+    #: input frees the rest; a conv's dying input may sit inside its output's bytes (overlap_delta)
+    segs: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 class MemoryPlan:
@@ -41,55 +45,74 @@ class MemoryPlan:
     def __init__(self) -> None:
         self.buffers: list[Buffer] = []
         self.of_tensor: dict[int, Buffer] = {}
+        self.delta: dict = {}  # tensor -> bytes past its buffer's offset
         self.arena_bytes = 0
         self.inplace: set[int] = set()  # op indices whose output overwrites their dying input
 
     def add(self, tensor: int, size: int, first: int, last: int) -> Buffer:
-        b = Buffer(len(self.buffers), size, first, max(first, last), [tensor])
+        b = Buffer(len(self.buffers), size, first, max(first, last), [tensor],
+                   segs=[(size, first, max(first, last), 0)])
         self.buffers.append(b)
         self.of_tensor[tensor] = b
         return b
 
-    def merge(self, into: int, tensor: int, size: int, first: int, last: int) -> None:
-        """Let ``tensor`` reuse the buffer of tensor ``into`` (alias or in-place result)."""
+    def merge(self, into: int, tensor: int, size: int, first: int, last: int, shift: int = 0) -> None:
+        """Let ``tensor`` reuse the buffer of tensor ``into`` (alias or in-place result); with ``shift``, the
+        buffer's tensors move ``shift`` bytes up and ``tensor`` starts at its offset."""
         b = self.of_tensor[into]
-        b.size = max(b.size, size)
+        if shift:
+            b.segs = [(sz, f, l, d + shift) for sz, f, l, d in b.segs]
+            for t in b.tensors:
+                self.delta[t] = self.delta.get(t, 0) + shift
         b.first = min(b.first, first)
         b.last = max(b.last, last)
         b.tensors.append(tensor)
+        b.segs.append((size, first, max(first, last), 0))
+        b.size = max(sz + d for sz, _, _, d in b.segs)
         self.of_tensor[tensor] = b
 
     def place(self) -> int:
         """Assign offsets; returns the arena size in bytes."""
         placed: list[Buffer] = []
         for b in sorted(self.buffers, key=lambda b: (-b.size, b.first, b.id)):
-            live = sorted((p for p in placed if p.first <= b.last and b.first <= p.last), key=lambda p: p.offset)
+            # b may not start where any of its segments meets a segment of a placed buffer alive at the same time
+            banned = [(p.offset + pd - d - sz, p.offset + pd + psz - d) for p in placed for sz, f, l, d in b.segs
+                      for psz, pf, pl, pd in p.segs if pf <= l and f <= pl]
             off = 0
-            for p in live:
-                if off + b.size <= p.offset:
+            for cand in sorted({0, *(_align(hi) for _, hi in banned if hi > 0)}):
+                if all(not (lo < cand < hi) for lo, hi in banned):
+                    off = cand
                     break
-                off = max(off, _align(p.offset + p.size))
             b.offset = off
             placed.append(b)
-        self.arena_bytes = _align(max((b.offset + b.size for b in self.buffers), default=0))
+        self.arena_bytes = _align(max((b.offset + d + sz for b in self.buffers for sz, _, _, d in b.segs),
+                                      default=0))
         return self.arena_bytes
 
-    def offset(self, tensor: int) -> int:
-        return self.of_tensor[tensor].offset
+    def offset(self, tensor) -> int:
+        return self.of_tensor[tensor].offset + self.delta.get(tensor, 0)
 
     def check(self) -> None:
         """Assert no two live buffers overlap (a cheap self-test run on every export)."""
         bs = self.buffers
         for i, a in enumerate(bs):
             for b in bs[i + 1:]:
-                if a.first <= b.last and b.first <= a.last:
-                    if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
-                        raise AssertionError(f"memory plan overlap: buffers {a.id} and {b.id}")
+                for asz, af, al, ad in a.segs:
+                    for bsz, bf, bl, bd in b.segs:
+                        lo_a, lo_b = a.offset + ad, b.offset + bd
+                        if af <= bl and bf <= al and lo_a < lo_b + bsz and lo_b < lo_a + asz:
+                            raise AssertionError(f"memory plan overlap: buffers {a.id} and {b.id}")
+
+
+def _live(b: Buffer, op_index: int) -> set:
+    """The tensors of ``b`` still alive at ``op_index`` (a dead model input sharing it no longer counts)."""
+    return {t for t, (_, _, last, _) in zip(b.tensors, b.segs) if last >= op_index}
 
 
 def _dies_here(plan: MemoryPlan, g: Graph, t: int, op_index: int, outputs: set) -> bool:
     b = plan.of_tensor[t]
-    return b.last == op_index and not (set(b.tensors) & outputs) and not (set(b.tensors) & set(g.inputs))
+    live = _live(b, op_index)
+    return b.last == op_index and not (live & outputs) and not (live & set(g.inputs))
 
 
 def inplace_scratch_bytes(g: Graph, op: Op) -> int:
@@ -114,6 +137,8 @@ def inplace_scratch_bytes(g: Graph, op: Op) -> int:
             if uses_im2col(g, op):
                 return im2col_scratch_bytes(g, op)
             return min(2, n * ti.shape[1] * ti.shape[2]) * to.shape[3] if (n := ti.shape[0]) else 0
+    if conv_inplace_safe(g, op):  # strided: every output lands at or below the inputs still to be read
+        return im2col_scratch_bytes(g, op)
     if op.opcode == "FULLY_CONNECTED":
         f = g.tensors[op.inputs[1]]
         if f.is_const and len(f.shape) == 2 and f.shape[0] <= f.shape[1] and ti.size % f.shape[1] == 0:
@@ -141,6 +166,14 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
             t = g.tensors[o]
             life = (op.index, last_use.get(o, op.index))
             src = op.inputs[0] if op.inputs else -1
+            if op.opcode == RESBLOCK:  # written over its input x; y and z exist only as rows of its scratch
+                assert plan.of_tensor[src].last == op.index, "a fused block's input must die there"
+                sb = plan.add(("scratch", op.index), resblock_scratch_bytes(g, op), op.index, op.index)
+                plan.merge(src, o, t.nbytes, *life)
+                p, c, _ = op.options["ops"]
+                plan.of_tensor[p.outputs[0]] = plan.of_tensor[c.outputs[0]] = sb
+                plan.inplace.add(op.index)
+                continue
             if op.opcode in ALIAS_OPS and src in plan.of_tensor:
                 plan.merge(src, o, t.nbytes, *life)
                 continue
@@ -155,9 +188,16 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
                 cand = [i for i in op.inputs[:2] if i in plan.of_tensor and g.tensors[i].nbytes == t.nbytes
                         and g.tensors[i].shape == t.shape and plan.of_tensor[i].last == op.index
                         and not (set(plan.of_tensor[i].tensors) & outputs)
-                        and not (set(plan.of_tensor[i].tensors) & set(g.inputs))]
+                        and not (_live(plan.of_tensor[i], op.index) & set(g.inputs))]
                 if cand:
                     plan.merge(cand[0], o, t.nbytes, *life)
+                    continue
+            # The API lets invoke overwrite graph inputs, so a dying model input may share the first conv's bytes.
+            b_in = plan.of_tensor.get(src)
+            if b_in is not None and b_in.last == op.index and not (set(b_in.tensors) & outputs):
+                d = overlap_delta(g, op)
+                if d is not None:
+                    plan.merge(src, o, t.nbytes, *life, shift=d)
                     continue
             plan.add(o, t.nbytes, *life)
         if op.opcode in ("MEAN", "SUM"):

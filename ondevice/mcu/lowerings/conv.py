@@ -11,7 +11,7 @@ from ondevice.mcu.lowerings import lowering
 from ondevice.mcu.reader import Op
 
 
-def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
+def _conv_common(e: Emitter, op: Op, depthwise: bool, call=None) -> Lowered:
     i, f = op.inputs[0], op.inputs[1]
     b = op.inputs[2] if len(op.inputs) > 2 else -1
     o = op.outputs[0]
@@ -67,7 +67,7 @@ def _conv_common(e: Emitter, op: Op, depthwise: bool) -> Lowered:
         bias = e.const(b) if b >= 0 else "NULL"
     conv_fields["requant_fast"] = requant_fast(
         shifts, bias_vals, np.abs(tf.data.astype(np.int64)).sum(axis=axes), conv_fields["input_offset"])
-    return _conv_call(e, op, depthwise, conv_fields, bias, m, s, macs)
+    return (call or _conv_call)(e, op, depthwise, conv_fields, bias, m, s, macs)  # call: rowexec.py's fused blocks
 
 
 def _conv_call(e: Emitter, op: Op, depthwise: bool, conv_fields: dict, bias: str, m: str, s: str,
