@@ -53,23 +53,17 @@ def test_fuzz_harness_short_run(tmp_path):
 
 
 def test_one_cortexm_startup_for_agent_and_bench():
-    """One vector table and reset handler (ports/common/cortexm_startup.c): the agent ports link it and the bench
-    runner's startup.c includes it, so the two cannot drift."""
+    """One vector table and reset handler (ports/common/cortexm_startup.c), and no board file in the bench runner:
+    it builds from the ports' own flags, port_config.h and link.ld, so agent and bench cannot drift."""
     owners = sorted(p.relative_to(FW).as_posix() for p in FW.rglob("*.[ch]")
                     if "build" not in p.parts and re.search(r"section\(\"\.isr_vector\"\)", p.read_text()))
     assert owners == ["ports/common/cortexm_startup.c"], owners
-    assert '#include "../ports/common/cortexm_startup.c"' in (FW / "bench" / "startup.c").read_text()
-
-
-@pytest.mark.parametrize("ld,board", [("an386.ld", "qemu-mps2-an386"), ("an547.ld", "qemu-mps3-an547")])
-def test_bench_linker_script_is_the_ports_with_sections_inlined(ld, board):
-    """qemu_bench links without -L, so its scripts inline cortexm_sections.ld; they must stay the port's layout."""
-    bench = (FW / "bench" / ld).read_text()
-    port = (FW / "ports" / board / "link.ld").read_text()
-    common = (FW / "ports" / "common" / "cortexm_sections.ld").read_text()
-    assert "INCLUDE cortexm_sections.ld\n" in port
-    body = bench[bench.index("*/\n") + 3:]  # after the header comment that says why the file exists
-    assert body == port.replace("INCLUDE cortexm_sections.ld\n", common)
+    assert sorted(p.name for p in (FW / "bench").iterdir() if p.is_file()) == ["README.md", "bench_main.c"]
+    from ondevice.mcu.qemu_bench import _bench_port
+    for machine, board, cpu in (("mps2-an386", "qemu-mps2-an386", "-mcpu=cortex-m4"),
+                                ("mps3-an547", "qemu-mps3-an547", "-mcpu=cortex-m55")):
+        port_dir, flags = _bench_port(machine)
+        assert port_dir == FW / "ports" / board and cpu in flags
 
 
 def test_qemu_boards_share_one_port_and_every_port_names_existing_sources(tmp_path):

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "od_model_api.h"
-#include "bench_board.h"
-#include "../ports/common/cmsdk_uart.h"
-#include "../ports/common/cortexm.h"
+#include "port_config.h" /* the board's port folder is on -I (ondevice.mcu.qemu_bench) */
+#include "cmsdk_uart.h"
+#include "cortexm.h"
 
 #define OD_BENCH_MAX_OPS 512
 #define STACK_PAINT 0xA5A5A5A5u

@@ -16,17 +16,23 @@ from typing import Sequence
 
 import numpy as np
 
-from ondevice.errors import ExportError, ToolMissingError, VerifyError
+from ondevice.errors import ConfigError, ExportError, ToolMissingError, VerifyError
 from ondevice.mcu.build import library_sources
 from ondevice.mcu.library import FIRMWARE_DIR, read_summary
 
 BENCH_DIR = FIRMWARE_DIR / "bench"
-BOARDS = {
-    "mps2-an386": {"define": "BOARD_AN386", "ld": "an386.ld",
-                   "cpu": ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]},
-    "mps3-an547": {"define": "BOARD_AN547", "ld": "an547.ld",
-                   "cpu": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"]},
-}
+
+
+def _bench_port(board: str) -> tuple[Path, list[str]]:
+    """(port folder, CPU flags) of the QEMU board the runner is built for: the same port.toml, port_config.h,
+    link.ld and PORT_CFLAGS the agent firmware uses, so the two builds cannot drift."""
+    from ondevice.boards import qemu_port_for_machine
+    port = qemu_port_for_machine(board)
+    mk = (port.path / "port.mk").read_text()
+    m = re.search(r"^PORT_CFLAGS\s*:?=\s*(.+)$", mk, re.M)
+    if m is None:
+        raise ExportError(f"{port.path / 'port.mk'} sets no PORT_CFLAGS", "add the port's CPU flags there")
+    return port.path, m.group(1).split()
 
 
 @dataclass
@@ -62,19 +68,21 @@ def build_bench_elf(lib_dir: str | Path, vectors: Sequence[Sequence[np.ndarray]]
     gcc = "arm-none-eabi-gcc"
     if shutil.which(gcc) is None:
         raise ToolMissingError(f"{gcc} not found", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
-    if board not in BOARDS:
-        raise ExportError(f"no bench runner for board {board!r}", f"choose one of: {', '.join(BOARDS)}")
-    b = BOARDS[board]
+    try:
+        port_dir, cpu = _bench_port(board)
+    except ConfigError as e:
+        raise ExportError(f"no bench runner for board {board!r}: {e.message}", e.hint) from None
     lib_dir, out = Path(lib_dir), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     vec_c = out.with_suffix(".vectors.c")
     vec_c.write_text(_vectors_c(vectors))
-    flags = [*b["cpu"], f"-D{b['define']}", "-std=c99", "-O2", "-ffunction-sections", "-fdata-sections",
-             "--specs=nano.specs", "-nostartfiles", "-Wl,--gc-sections", f"-T{BENCH_DIR / b['ld']}",
-             f"-I{lib_dir}", f"-I{lib_dir / 'kernels'}"]
+    common = FIRMWARE_DIR / "ports" / "common"
+    flags = [*cpu, "-std=c99", "-O2", "-ffunction-sections", "-fdata-sections",
+             "--specs=nano.specs", "-nostartfiles", "-Wl,--gc-sections", f"-T{port_dir / 'link.ld'}", f"-L{common}",
+             f"-I{port_dir}", f"-I{common}", f"-I{lib_dir}", f"-I{lib_dir / 'kernels'}"]
     if variant == "ref":
         flags.append("-DOD_KERNELS_REFERENCE")
-    srcs = [BENCH_DIR / "startup.c", BENCH_DIR / "bench_main.c", vec_c, *library_sources(lib_dir)]
+    srcs = [common / "cortexm_startup.c", BENCH_DIR / "bench_main.c", vec_c, *library_sources(lib_dir)]
     r = subprocess.run([gcc, *flags, "-o", str(out), *map(str, srcs)], capture_output=True, text=True)
     if r.returncode != 0:
         raise ExportError(f"bench build for {board} failed: {r.stderr.strip()[-800:]}", "report the compiler message")

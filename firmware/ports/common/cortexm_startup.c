@@ -1,5 +1,5 @@
 /* cortexm_startup.c: the one Cortex-M startup (no vendor SDK), linked by every MCU port and by the benchmark
- * runner (firmware/bench/startup.c includes it): vector table, reset handler, fault capture, SysTick time base.
+ * runner (ondevice.mcu.qemu_bench compiles it beside firmware/bench/bench_main.c): vector table, reset handler, fault capture, SysTick time base.
  *
  * It only touches core registers and needs nothing but cortexm.h; board work (clocks, UART) lives in the port,
  * and the od_port.h hooks common to Cortex-M ports live in cortexm.c.
