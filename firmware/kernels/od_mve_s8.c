@@ -1,0 +1,153 @@
+/* od_mve_s8.c: Helium (MVE) versions of the int8 inner products (Cortex-M55; see od_mve_s8.h).
+ *
+ * CONV_2D im2col: the weights keep the layout od_conv_im2col_s8.c reads (per channel pair and group of four
+ * depths, 4 bytes of channel o as [w0 w2 w1 w3] then 4 of o+1; then the tails). Each output pixel's field is
+ * gathered once into a "dup" row with the same permutation and every group written twice, [g g g+1 g+1], so one
+ * 16-byte load of the pair's weights meets one load of the row: VMLADAVA predicated on lanes 0-3/8-11 is channel
+ * o, on 4-7/12-15 channel o+1. Padded taps hold the input zero point and the offset is added as off * sum(w), the
+ * same integer sum as sum(w * (x + off)); requantization is the scalar TFLite arithmetic. */
+#include "od_mve_s8.h"
+
+#if OD_MVE
+#include <arm_mve.h>
+
+#include "od_fixedpoint.h"
+#include "od_simd.h"
+
+#define OD_MVE_INLINE static inline __attribute__((always_inline))
+#define LANES_O0 ((mve_pred16_t)0x0F0F)
+
+/* Byte j of a dup block reads byte (j >> 3) * 4 + perm(j & 3) of 8 natural depths; perm [0 2 1 3]. */
+static const uint8_t DUP_OFFS[16] = {0, 2, 1, 3, 0, 2, 1, 3, 4, 6, 5, 7, 4, 6, 5, 7};
+/* Byte j of the odd last channel's 16 weights (groups 4k..4k+3) is at dup + 32k + (j >> 2) * 8 + j % 4. */
+static const uint8_t ODD_OFFS[16] = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+
+static void mve_fill(int8_t *d, int8_t v, int32_t n) {
+    const int8x16_t q = vdupq_n_s8(v);
+    for (int32_t i = 0; i < n; i += 16) vstrbq_p_s8(d + i, q, vctp8q((uint32_t)(n - i)));
+}
+
+static void mve_copy(int8_t *d, const int8_t *s, int32_t n) {
+    for (int32_t i = 0; i < n; i += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(n - i));
+        vstrbq_p_s8(d + i, vldrbq_z_s8(s + i, p), p);
+    }
+}
+
+/* One output pixel's receptive field in filter order (ky, kx, c), padded taps = the input zero point. */
+static void nat_row(const od_conv_params_t *p, const int8_t *in, int32_t pix, int8_t *dst) {
+    const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KW = p->k_w;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
+    const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+    const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_max_i32(kx0, od_min_i32(KW, IW - x0));
+    for (int32_t ky = 0; ky < p->k_h; ++ky, dst += KW * C) {
+        const int32_t iy = y0 + ky;
+        if (iy < 0 || iy >= IH || kx1 == kx0) {
+            mve_fill(dst, zp, KW * C);
+            continue;
+        }
+        if (kx0 > 0) mve_fill(dst, zp, kx0 * C);
+        mve_copy(dst + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C);
+        if (kx1 < KW) mve_fill(dst + kx1 * C, zp, (KW - kx1) * C);
+    }
+}
+
+OD_MVE_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
+    const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
+    return (int8_t)od_clamp_i32(v, lo, hi);
+}
+
+/* Channel pair (o, o+1) against the dup row: a[0], a[1] += sums, w[0], w[1] += weight sums (when use_off). */
+OD_MVE_INLINE void pair_dot(const int8_t *dup, const int8_t *nat, const int8_t *wp, int32_t G, int32_t T,
+                            int32_t *a, int32_t *ws, int use_off) {
+    int32_t a0 = 0, a1 = 0, s0 = 0, s1 = 0, b = 0;
+    uint32_t hi_lanes = 0xF0F0u;
+    __asm__("" : "+r"(hi_lanes)); /* GCC 12 mis-assembles the constant 0xF0F0 as a predicate (movhi #-3856) */
+    const mve_pred16_t LANES_O1 = (mve_pred16_t)hi_lanes;
+    for (; b < (G >> 1); ++b) {
+        const int8x16_t w = vldrbq_s8(wp + 16 * b), x = vldrbq_s8(dup + 16 * b);
+        a0 = vmladavaq_p_s8(a0, x, w, LANES_O0);
+        a1 = vmladavaq_p_s8(a1, x, w, LANES_O1);
+        if (use_off) s0 = vaddvaq_p_s8(s0, w, LANES_O0), s1 = vaddvaq_p_s8(s1, w, LANES_O1);
+    }
+    if (G & 1) { /* one group left: 8 bytes, the rest loaded as 0 */
+        const int8x16_t w = vldrbq_z_s8(wp + 16 * b, 0x00FF), x = vldrbq_z_s8(dup + 16 * b, 0x00FF);
+        a0 = vmladavaq_p_s8(a0, x, w, LANES_O0);
+        a1 = vmladavaq_p_s8(a1, x, w, LANES_O1);
+        if (use_off) s0 = vaddvaq_p_s8(s0, w, LANES_O0), s1 = vaddvaq_p_s8(s1, w, LANES_O1);
+    }
+    const int8_t *wt = wp + 8 * G, *xt = nat + 4 * G;
+    for (int32_t d = 0; d < T; ++d) {
+        a0 += wt[d] * xt[d];
+        a1 += wt[T + d] * xt[d];
+        if (use_off) s0 += wt[d], s1 += wt[T + d];
+    }
+    a[0] = a0, a[1] = a1, ws[0] = s0, ws[1] = s1;
+}
+
+/* The odd last channel: its row is [w0 w2 w1 w3] groups then the natural tail; its x bytes gathered from dup. */
+static void odd_dot(const int8_t *dup, const int8_t *nat, const int8_t *wp, int32_t G, int32_t T, int32_t *a,
+                    int32_t *ws) {
+    const uint8x16_t offs = vldrbq_u8(ODD_OFFS);
+    int32_t a0 = 0, s0 = 0;
+    for (int32_t k = 0; 4 * k < G; ++k) {
+        const mve_pred16_t p = vctp8q((uint32_t)(4 * G - 16 * k));
+        const int8x16_t w = vldrbq_z_s8(wp + 16 * k, p), x = vldrbq_gather_offset_z_s8(dup + 32 * k, offs, p);
+        a0 = vmladavaq_s8(a0, x, w);
+        s0 = vaddvaq_s8(s0, w);
+    }
+    for (int32_t d = 0; d < T; ++d) a0 += wp[4 * G + d] * nat[4 * G + d], s0 += wp[4 * G + d];
+    *a = a0, *ws = s0;
+}
+
+OD_MVE_INLINE void conv_pixels(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                               const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                               int8_t *dup, int use_off, int fast) {
+    const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c, nb = (G + 1) >> 1;
+    const int32_t pixels = p->batches * p->out_h * p->out_w, out_off = p->output_offset, off = p->input_offset;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    int8_t *nat = dup + 16 * nb;
+    const uint8x16_t offs = vldrbq_u8(DUP_OFFS);
+    for (int32_t px = 0; px < pixels; ++px) {
+        nat_row(p, in, px, nat);
+        for (int32_t b = 0; b < nb; ++b) vstrbq_s8(dup + 16 * b, vldrbq_gather_offset_s8(nat + 8 * b, offs));
+        int8_t *y = out + px * OC;
+        int32_t o = 0, a[2], ws[2];
+        for (; o + 2 <= OC; o += 2) {
+            pair_dot(dup, nat, filter + o * D, G, T, a, ws, use_off);
+            for (int k = 0; k < 2; ++k) {
+                const int32_t acc = a[k] + (bias ? bias[o + k] : 0) + (use_off ? off * ws[k] : 0);
+                y[o + k] = rq(acc, mult[o + k], shift[o + k], out_off, lo, hi, fast);
+            }
+        }
+        if (o < OC) {
+            odd_dot(dup, nat, filter + o * D, G, T, a, ws);
+            y[o] = rq(a[0] + (bias ? bias[o] : 0) + off * ws[0], mult[o], shift[o], out_off, lo, hi, fast);
+        }
+    }
+}
+
+int od_mve_conv2d_im2col_fits(const od_conv_params_t *p) {
+    /* Scratch: dup row 16 * ceil(G / 2) + natural row (read up to 4G + 4) <= 16 * ceil(D / 4) needs D >= 16.
+     * Below 64 depths the DSP kernel's two-pixel blocks win (kernel_bench on QEMU M55: c3 3x3, 1x1 c16/c32). */
+    return p->k_h * p->k_w * p->in_c >= 64;
+}
+
+od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                                 int16_t *scratch) {
+    int8_t *dup = (int8_t *)(void *)scratch;
+    OD_CHECK(od_mve_conv2d_im2col_fits(p));
+    const int use_off = p->input_offset != 0;
+    if (use_off && p->requant_fast)
+        conv_pixels(p, in, filter, bias, mult, shift, out, dup, 1, 1);
+    else if (use_off)
+        conv_pixels(p, in, filter, bias, mult, shift, out, dup, 1, 0);
+    else if (p->requant_fast)
+        conv_pixels(p, in, filter, bias, mult, shift, out, dup, 0, 1);
+    else
+        conv_pixels(p, in, filter, bias, mult, shift, out, dup, 0, 0);
+    return OD_OK;
+}
+#endif /* OD_MVE */

@@ -1,0 +1,26 @@
+/* od_mve_s8.h: Helium (MVE, Cortex-M55) inner products for the int8 kernels. OD_MVE is 1 only when the compiler
+ * targets MVE-I (and OD_SIMD_PORTABLE is not set); elsewhere nothing here is compiled or called. */
+#ifndef OD_MVE_S8_H
+#define OD_MVE_S8_H
+
+#include <stdint.h>
+
+#include "od_kernels.h"
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && !defined(OD_SIMD_PORTABLE)
+#define OD_MVE 1
+#else
+#define OD_MVE 0
+#endif
+
+#if OD_MVE
+/* 1 when od_mve_conv2d_im2col fits od_conv2d_im2col_scratch_bytes() and pays (64+ depths per output). */
+int od_mve_conv2d_im2col_fits(const od_conv_params_t *p);
+/* od_conv2d_s8_im2col's contract (same reordered weights, same scratch, in place for 1x1), one pixel at a time
+ * with VMLADAVA over 16 int8 lanes; requantization stays scalar (od_mbqm / od_requant_fast). */
+od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                                 int16_t *scratch);
+#endif
+
+#endif /* OD_MVE_S8_H */
