@@ -58,19 +58,56 @@ OD_MVE_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int3
     return (int8_t)od_clamp_i32(v, lo, hi);
 }
 
-/* Channel pair (o, o+1) against the dup row: a[0], a[1] += sums, w[0], w[1] += weight sums (when use_off). */
+/* Full 16-byte blocks of a channel pair: one VPT block splits the VMLADAVAs into lanes of o (T) and of o+1 (E);
+ * 7 instructions per 16 MACs, 8 with the weight sums (GCC 12 emits a VMSR + VPST per predicated intrinsic).
+ * Every T/E switch inverts P0 and leaves it so: the T E E T block ends with P0 restored, T E needs the VMSR. */
+OD_MVE_INLINE void pair_blocks(const int8_t *x, const int8_t *w, int32_t n, int32_t *a, int32_t *ws, int use_off) {
+    register int32_t a0 __asm__("r2") = a[0], a1 __asm__("r4") = a[1];
+    register int32_t s0 __asm__("r6") = ws[0], s1 __asm__("r8") = ws[1];
+    int8x16_t wv, xv;
+    /* Writes P0 too: GCC 12 has no "vpr" clobber, and it reloads P0 (VMSR) before every predicated intrinsic. */
+    if (use_off)
+        __asm__ volatile("vmsr p0, %[pm]\n\t"
+                         "dls lr, %[n]\n"
+                         "1:\n\t"
+                         "vldrb.8 %q[wv], [%[w]], #16\n\t"
+                         "vldrb.8 %q[xv], [%[x]], #16\n\t"
+                         "vpsteet\n\t"
+                         "vmladavat.s8 %[a0], %q[xv], %q[wv]\n\t"
+                         "vmladavae.s8 %[a1], %q[xv], %q[wv]\n\t"
+                         "vaddvae.s8 %[s1], %q[wv]\n\t"
+                         "vaddvat.s8 %[s0], %q[wv]\n\t"
+                         "le lr, 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [s0] "+r"(s0), [s1] "+r"(s1), [x] "+r"(x), [w] "+r"(w),
+                           [wv] "=&w"(wv), [xv] "=&w"(xv)
+                         : [n] "r"(n), [pm] "r"(0x0F0Fu)
+                         : "lr", "memory", "cc");
+    else
+        __asm__ volatile("dls lr, %[n]\n"
+                         "1:\n\t"
+                         "vldrb.8 %q[wv], [%[w]], #16\n\t"
+                         "vldrb.8 %q[xv], [%[x]], #16\n\t"
+                         "vmsr p0, %[pm]\n\t"
+                         "vpste\n\t"
+                         "vmladavat.s8 %[a0], %q[xv], %q[wv]\n\t"
+                         "vmladavae.s8 %[a1], %q[xv], %q[wv]\n\t"
+                         "le lr, 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w), [wv] "=&w"(wv), [xv] "=&w"(xv)
+                         : [n] "r"(n), [pm] "r"(0x0F0Fu)
+                         : "lr", "memory", "cc");
+    a[0] = a0, a[1] = a1, ws[0] = s0, ws[1] = s1;
+}
+
+/* Channel pair (o, o+1) against the dup row: a[0], a[1] = sums, ws[0], ws[1] = weight sums (when use_off). */
 OD_MVE_INLINE void pair_dot(const int8_t *dup, const int8_t *nat, const int8_t *wp, int32_t G, int32_t T,
                             int32_t *a, int32_t *ws, int use_off) {
-    int32_t a0 = 0, a1 = 0, s0 = 0, s1 = 0, b = 0;
+    const int32_t b = G >> 1;
     uint32_t hi_lanes = 0xF0F0u;
     __asm__("" : "+r"(hi_lanes)); /* GCC 12 mis-assembles the constant 0xF0F0 as a predicate (movhi #-3856) */
     const mve_pred16_t LANES_O1 = (mve_pred16_t)hi_lanes;
-    for (; b < (G >> 1); ++b) {
-        const int8x16_t w = vldrbq_s8(wp + 16 * b), x = vldrbq_s8(dup + 16 * b);
-        a0 = vmladavaq_p_s8(a0, x, w, LANES_O0);
-        a1 = vmladavaq_p_s8(a1, x, w, LANES_O1);
-        if (use_off) s0 = vaddvaq_p_s8(s0, w, LANES_O0), s1 = vaddvaq_p_s8(s1, w, LANES_O1);
-    }
+    a[0] = a[1] = ws[0] = ws[1] = 0;
+    if (b > 0) pair_blocks(dup, wp, b, a, ws, use_off);
+    int32_t a0 = a[0], a1 = a[1], s0 = ws[0], s1 = ws[1];
     if (G & 1) { /* one group left: 8 bytes, the rest loaded as 0 */
         const int8x16_t w = vldrbq_z_s8(wp + 16 * b, 0x00FF), x = vldrbq_z_s8(dup + 16 * b, 0x00FF);
         a0 = vmladavaq_p_s8(a0, x, w, LANES_O0);
