@@ -21,6 +21,7 @@ def _conv(c: Case):
     c.conv([1, 10, 4, 7], 9, (4, 3), stride=2, bias=False)
     c.conv([1, 8, 8, 4], 8, 3, dil=2)
     c.conv([1, 3, 5, 64], 63, 1, act=ACT.RELU)  # 1x1, 64 depths: the Helium path on M55, odd channel
+    c.conv([1, 4, 4, 40], 6, 1)  # 1x1, 40 depths: an odd count of 16-byte blocks on M55
 
 
 def _dwconv(c: Case):

@@ -58,10 +58,10 @@ OD_MVE_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int3
     return (int8_t)od_clamp_i32(v, lo, hi);
 }
 
-/* Full 16-byte blocks of a channel pair: one VPT block splits the VMLADAVAs into lanes of o (T) and of o+1 (E);
- * 7 instructions per 16 MACs, 8 with the weight sums (GCC 12 emits a VMSR + VPST per predicated intrinsic).
- * Every T/E switch inverts P0 and leaves it so: the T E E T block ends with P0 restored, T E needs the VMSR. */
-OD_MVE_INLINE void pair_blocks(const int8_t *x, const int8_t *w, int32_t n, int32_t *a, int32_t *ws, int use_off) {
+/* Full 16-byte blocks of a channel pair (returns how many it did): a VPT block splits the VMLADAVAs into lanes
+ * of o (T) and of o+1 (E); 4.5 instructions per 16 MACs, 8 with the weight sums (GCC 12's intrinsics: 9-12).
+ * Every T/E switch inverts P0 and leaves it so: T E E T ends with P0 restored; after T E the next block swaps. */
+OD_MVE_INLINE int32_t pair_blocks(const int8_t *x, const int8_t *w, int32_t n, int32_t *a, int32_t *ws, int use_off) {
     register int32_t a0 __asm__("r2") = a[0], a1 __asm__("r4") = a[1];
     register int32_t s0 __asm__("r6") = ws[0], s1 __asm__("r8") = ws[1];
     int8x16_t wv, xv;
@@ -82,32 +82,44 @@ OD_MVE_INLINE void pair_blocks(const int8_t *x, const int8_t *w, int32_t n, int3
                            [wv] "=&w"(wv), [xv] "=&w"(xv)
                          : [n] "r"(n), [pm] "r"(0x0F0Fu)
                          : "lr", "memory", "cc");
-    else
-        __asm__ volatile("dls lr, %[n]\n"
+    else if (n >= 2) /* DLS runs the body at least once */
+        __asm__ volatile("vmsr p0, %[pm]\n\t"
+                         "dls lr, %[n]\n"
                          "1:\n\t"
                          "vldrb.8 %q[wv], [%[w]], #16\n\t"
                          "vldrb.8 %q[xv], [%[x]], #16\n\t"
-                         "vmsr p0, %[pm]\n\t"
                          "vpste\n\t"
                          "vmladavat.s8 %[a0], %q[xv], %q[wv]\n\t"
                          "vmladavae.s8 %[a1], %q[xv], %q[wv]\n\t"
+                         "vldrb.8 %q[wv], [%[w]], #16\n\t"
+                         "vldrb.8 %q[xv], [%[x]], #16\n\t"
+                         "vpste\n\t"
+                         "vmladavat.s8 %[a1], %q[xv], %q[wv]\n\t"
+                         "vmladavae.s8 %[a0], %q[xv], %q[wv]\n\t"
                          "le lr, 1b\n\t"
                          : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w), [wv] "=&w"(wv), [xv] "=&w"(xv)
-                         : [n] "r"(n), [pm] "r"(0x0F0Fu)
+                         : [n] "r"(n >> 1), [pm] "r"(0x0F0Fu)
                          : "lr", "memory", "cc");
     a[0] = a0, a[1] = a1, ws[0] = s0, ws[1] = s1;
+    return use_off ? n : n & ~1;
 }
 
 /* Channel pair (o, o+1) against the dup row: a[0], a[1] = sums, ws[0], ws[1] = weight sums (when use_off). */
 OD_MVE_INLINE void pair_dot(const int8_t *dup, const int8_t *nat, const int8_t *wp, int32_t G, int32_t T,
                             int32_t *a, int32_t *ws, int use_off) {
-    const int32_t b = G >> 1;
     uint32_t hi_lanes = 0xF0F0u;
     __asm__("" : "+r"(hi_lanes)); /* GCC 12 mis-assembles the constant 0xF0F0 as a predicate (movhi #-3856) */
     const mve_pred16_t LANES_O1 = (mve_pred16_t)hi_lanes;
     a[0] = a[1] = ws[0] = ws[1] = 0;
-    if (b > 0) pair_blocks(dup, wp, b, a, ws, use_off);
+    int32_t b = G > 1 ? pair_blocks(dup, wp, G >> 1, a, ws, use_off) : 0;
     int32_t a0 = a[0], a1 = a[1], s0 = ws[0], s1 = ws[1];
+    if (b < (G >> 1)) { /* the odd full block the two-block loop left */
+        const int8x16_t w = vldrbq_s8(wp + 16 * b), x = vldrbq_s8(dup + 16 * b);
+        a0 = vmladavaq_p_s8(a0, x, w, LANES_O0);
+        a1 = vmladavaq_p_s8(a1, x, w, LANES_O1);
+        if (use_off) s0 = vaddvaq_p_s8(s0, w, LANES_O0), s1 = vaddvaq_p_s8(s1, w, LANES_O1);
+        ++b;
+    }
     if (G & 1) { /* one group left: 8 bytes, the rest loaded as 0 */
         const int8x16_t w = vldrbq_z_s8(wp + 16 * b, 0x00FF), x = vldrbq_z_s8(dup + 16 * b, 0x00FF);
         a0 = vmladavaq_p_s8(a0, x, w, LANES_O0);
@@ -167,8 +179,8 @@ OD_MVE_INLINE void conv_pixels(const od_conv_params_t *p, const int8_t *in, cons
 
 int od_mve_conv2d_im2col_fits(const od_conv_params_t *p) {
     /* Scratch: dup row 16 * ceil(G / 2) + natural row (read up to 4G + 4) <= 16 * ceil(D / 4) needs D >= 16.
-     * Below 64 depths the DSP kernel's two-pixel blocks win (kernel_bench on QEMU M55: c3 3x3, 1x1 c16/c32). */
-    return p->k_h * p->k_w * p->in_c >= 64;
+     * Below 24 depths the DSP kernel's two-pixel blocks win (kernel_bench on QEMU M55: 1x1 c16 3.50 vs 3.24). */
+    return p->k_h * p->k_w * p->in_c >= 24;
 }
 
 od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
