@@ -5,7 +5,9 @@
  * gathered once into a "dup" row with the same permutation and every group written twice, [g g g+1 g+1], so one
  * 16-byte load of the pair's weights meets one load of the row: VMLADAVA predicated on lanes 0-3/8-11 is channel
  * o, on 4-7/12-15 channel o+1. Padded taps hold the input zero point and the offset is added as off * sum(w), the
- * same integer sum as sum(w * (x + off)); requantization is the scalar TFLite arithmetic. */
+ * same integer sum as sum(w * (x + off)); requantization is the scalar TFLite arithmetic.
+ *
+ * FULLY_CONNECTED (and the in-place matmul): two outputs per 16-byte load of the row, weight sums for the offset. */
 #include "od_mve_s8.h"
 
 #if OD_MVE
@@ -198,5 +200,59 @@ od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, co
     else
         conv_pixels(p, in, filter, bias, mult, shift, out, dup, 0, 0);
     return OD_OK;
+}
+/* Two outputs' dot products against one row (weights [O][D], natural order): one load of x per 16 bytes serves
+ * both; with an input offset the weight sums ride along (off * sum(w)). Full blocks unpredicated, tail by VCTP. */
+OD_MVE_INLINE void dot2_s8(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t D, int32_t *a,
+                           int use_off) {
+    int32_t a0 = 0, a1 = 0, s0 = 0, s1 = 0, d = 0;
+    for (; d + 16 <= D; d += 16) {
+        const int8x16_t xv = vldrbq_s8(x + d), u = vldrbq_s8(w0 + d), v = vldrbq_s8(w1 + d);
+        a0 = vmladavaq_s8(a0, xv, u);
+        a1 = vmladavaq_s8(a1, xv, v);
+        if (use_off) s0 = vaddvaq_s8(s0, u), s1 = vaddvaq_s8(s1, v);
+    }
+    if (d < D) {
+        const mve_pred16_t p = vctp8q((uint32_t)(D - d));
+        const int8x16_t xv = vldrbq_z_s8(x + d, p), u = vldrbq_z_s8(w0 + d, p), v = vldrbq_z_s8(w1 + d, p);
+        a0 = vmladavaq_s8(a0, xv, u);
+        a1 = vmladavaq_s8(a1, xv, v);
+        if (use_off) s0 = vaddvaq_s8(s0, u), s1 = vaddvaq_s8(s1, v);
+    }
+    a[0] = a0, a[1] = a1, a[2] = s0, a[3] = s1;
+}
+
+OD_MVE_INLINE void matmul_rows(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
+                               const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+                               int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out, int use_off,
+                               int fast) {
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *x = in + r * D;
+        int8_t *y = out + r * O;
+        for (int32_t o = 0; o < O; o += 2) {
+            const int32_t o1 = o + 1 < O ? o + 1 : o; /* an odd last output is computed twice, written once */
+            int32_t a[4];
+            dot2_s8(x, filter + o * D, filter + o1 * D, D, a, use_off);
+            for (int32_t k = 0; k < 2 && o + k < O; ++k) {
+                const int32_t c = per_channel ? o + k : 0;
+                const int32_t acc = a[k] + (bias ? bias[o + k] : 0) + (use_off ? in_off * a[2 + k] : 0);
+                y[o + k] = rq(acc, mult[c], shift[c], out_off, lo, hi, fast);
+            }
+        }
+    }
+}
+
+void od_mve_matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+                           int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out, int fast) {
+    /* Literal use_off / fast per instantiation, so the unused arithmetic is dropped. */
+    if (in_off && fast)
+        matmul_rows(in, rows, D, filter, O, bias, mult, shift, per_channel, in_off, out_off, lo, hi, out, 1, 1);
+    else if (in_off)
+        matmul_rows(in, rows, D, filter, O, bias, mult, shift, per_channel, in_off, out_off, lo, hi, out, 1, 0);
+    else if (fast)
+        matmul_rows(in, rows, D, filter, O, bias, mult, shift, per_channel, 0, out_off, lo, hi, out, 0, 1);
+    else
+        matmul_rows(in, rows, D, filter, O, bias, mult, shift, per_channel, 0, out_off, lo, hi, out, 0, 0);
 }
 #endif /* OD_MVE */

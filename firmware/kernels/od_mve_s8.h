@@ -21,6 +21,10 @@ int od_mve_conv2d_im2col_fits(const od_conv_params_t *p);
 od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                                  int16_t *scratch);
+/* FULLY_CONNECTED / matmul rows (od_kernels_opt_s8.c's matmul_rows_s8 contract): two outputs per load of x. */
+void od_mve_matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+                           int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out, int fast);
 #endif
 
 #endif /* OD_MVE_S8_H */
