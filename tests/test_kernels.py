@@ -144,7 +144,7 @@ def test_requantize_extremes_saturate_like_tflm(tmp_path):
 @pytest.mark.parametrize("family,board", [("conv2d", "mps2-an386"), ("depthwise_conv2d", "mps2-an386"),
                                           ("fully_connected", "mps2-an386"), ("inplace_and_pad_fusion", "mps2-an386"),
                                           ("fully_connected", "mps3-an547"), ("inplace_and_pad_fusion", "mps3-an547"),
-                                          ("conv2d", "mps3-an547")])
+                                          ("conv2d", "mps3-an547"), ("depthwise_conv2d", "mps3-an547")])
 def test_optimised_kernels_bit_exact_on_emulated_cortex_m(family, board, tmp_path):
     """The native DSP (M4) and Helium (M55) instructions, not their host twins, against TFLM under QEMU."""
     require_tool("arm-none-eabi-gcc")

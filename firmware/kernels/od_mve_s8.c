@@ -255,4 +255,60 @@ void od_mve_matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8
     else
         matmul_rows(in, rows, D, filter, O, bias, mult, shift, per_channel, 0, out_off, lo, hi, out, 0, 0);
 }
+/* DEPTHWISE_CONV_2D, multiplier 1, channels c..c+3 of batch b (int32 lanes): per tap one widening load
+ * (VLDRB.S32), VMUL by the tap's weights, VADD. Interior windows start from bias + off * sum(taps) (exact); border
+ * windows add the offset per valid tap, as TFLM skips the padded ones. Where the code generator proved
+ * od_requant_fast exact (requant_fast), the same steps run on the four lanes; otherwise od_mbqm per lane. */
+void od_mve_dw_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                      const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, int8_t *dst,
+                      int32_t dst_stride) {
+    const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KH = p->k_h, KW = p->k_w, off = p->input_offset;
+    const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max, fast = p->requant_fast;
+    int32x4_t w[OD_MVE_DW_MAX_TAPS], sumw = vdupq_n_s32(0);
+    for (int32_t t = 0; t < KH * KW; ++t) w[t] = vldrbq_s32(filter + t * C + c), sumw = vaddq_s32(sumw, w[t]);
+    const int32x4_t b0 = bias ? vldrwq_s32(bias + c) : vdupq_n_s32(0), inner0 = vmlaq_n_s32(b0, sumw, off);
+    const int32x4_t mv = vldrwq_s32(mult + c), sv1 = vaddq_n_s32(vldrwq_s32(shift + c), 1); /* -(~shift) */
+    int32_t a[4];
+    for (int32_t oy = 0, pix = 0; oy < p->out_h; ++oy) {
+        const int32_t y0 = oy * p->stride_h - p->pad_h;
+        for (int32_t ox = 0; ox < p->out_w; ++ox, ++pix) {
+            const int32_t x0 = ox * p->stride_w - p->pad_w;
+            int32x4_t acc;
+            if (y0 >= 0 && x0 >= 0 && y0 + KH <= IH && x0 + KW <= IW) {
+                acc = inner0;
+                const int8_t *row = in + ((b * IH + y0) * IW + x0) * C + c;
+                for (int32_t ky = 0, t = 0; ky < KH; ++ky, row += IW * C)
+                    for (int32_t kx = 0; kx < KW; ++kx, ++t)
+                        acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(row + kx * C), w[t]));
+            } else {
+                acc = b0;
+                for (int32_t ky = 0; ky < KH; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    if (iy < 0 || iy >= IH) continue;
+                    for (int32_t kx = 0; kx < KW; ++kx) {
+                        const int32_t ix = x0 + kx;
+                        if (ix < 0 || ix >= IW) continue;
+                        const int32x4_t x = vaddq_n_s32(vldrbq_s32(in + ((b * IH + iy) * IW + ix) * C + c), off);
+                        acc = vaddq_s32(acc, vmulq_s32(x, w[ky * KW + kx]));
+                    }
+                }
+            }
+            if (fast) { /* od_requant_fast per lane: VRMULH is SMMULR, VSHL by a negative count is ASR */
+                int32x4_t y = vrmulhq_s32(vshlq_n_s32(acc, 1), mv);
+                y = vaddq_s32(y, vshrq_n_s32(y, 31));
+                y = vshrq_n_s32(vaddq_n_s32(vshlq_s32(y, sv1), 1 + 2 * out_off), 1);
+                vstrbq_s32(dst + pix * dst_stride, vminq_s32(vmaxq_s32(y, vdupq_n_s32(lo)), vdupq_n_s32(hi)));
+                continue;
+            }
+            vstrwq_s32(a, acc);
+            for (int k = 0; k < 4; ++k)
+                dst[pix * dst_stride + k] = rq(a[k], mult[c + k], shift[c + k], out_off, lo, hi, 0);
+        }
+    }
+}
+
+int od_mve_dw_fits(const od_conv_params_t *p) {
+    return p->depth_multiplier == 1 && p->in_c == p->out_c && (p->in_c & 3) == 0 && p->dil_h == 1 &&
+           p->dil_w == 1 && p->k_h * p->k_w <= OD_MVE_DW_MAX_TAPS;
+}
 #endif /* OD_MVE */

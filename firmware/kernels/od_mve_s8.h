@@ -25,6 +25,13 @@ od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, co
 void od_mve_matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8_t *filter, int32_t O,
                            const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
                            int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out, int fast);
+/* DEPTHWISE_CONV_2D (multiplier 1, channels % 4 == 0, dilation 1, up to 5x5): channels c..c+3 of batch b into
+ * dst[pixel * dst_stride + k], read straight from the input (so in place through a staging buffer works too). */
+#define OD_MVE_DW_MAX_TAPS 25
+int od_mve_dw_fits(const od_conv_params_t *p);
+void od_mve_dw_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                      const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, int8_t *dst,
+                      int32_t dst_stride);
 #endif
 
 #endif /* OD_MVE_S8_H */
