@@ -277,9 +277,17 @@ void od_mve_dw_block4(const od_conv_params_t *p, const int8_t *in, const int8_t 
             if (y0 >= 0 && x0 >= 0 && y0 + KH <= IH && x0 + KW <= IW) {
                 acc = inner0;
                 const int8_t *row = in + ((b * IH + y0) * IW + x0) * C + c;
-                for (int32_t ky = 0, t = 0; ky < KH; ++ky, row += IW * C)
-                    for (int32_t kx = 0; kx < KW; ++kx, ++t)
-                        acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(row + kx * C), w[t]));
+                if (KH == 3 && KW == 3) { /* unrolled: each tap a load, a VMUL and a VADD */
+                    for (int32_t ky = 0; ky < 3; ++ky, row += IW * C) {
+                        acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(row), w[3 * ky]));
+                        acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(row + C), w[3 * ky + 1]));
+                        acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(row + 2 * C), w[3 * ky + 2]));
+                    }
+                } else {
+                    for (int32_t ky = 0, t = 0; ky < KH; ++ky, row += IW * C)
+                        for (int32_t kx = 0; kx < KW; ++kx, ++t)
+                            acc = vaddq_s32(acc, vmulq_s32(vldrbq_s32(row + kx * C), w[t]));
+                }
             } else {
                 acc = b0;
                 for (int32_t ky = 0; ky < KH; ++ky) {
