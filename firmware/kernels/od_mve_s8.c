@@ -5,7 +5,8 @@
  * gathered once into a "dup" row with the same permutation and every group written twice, [g g g+1 g+1], so one
  * 16-byte load of the pair's weights meets one load of the row: VMLADAVA predicated on lanes 0-3/8-11 is channel
  * o, on 4-7/12-15 channel o+1. Padded taps hold the input zero point and the offset is added as off * sum(w), the
- * same integer sum as sum(w * (x + off)); requantization is the scalar TFLite arithmetic.
+ * same integer sum as sum(w * (x + off)). Requantization: od_requant_fast on four lanes where the code generator
+ * proved it exact (requant_fast), else the scalar TFLite arithmetic (od_mbqm).
  *
  * FULLY_CONNECTED (and the in-place matmul): two outputs per 16-byte load of the row, weight sums for the offset. */
 #include "od_mve_s8.h"
@@ -58,6 +59,16 @@ static void nat_row(const od_conv_params_t *p, const int8_t *in, int32_t pix, in
 OD_MVE_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
     const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
     return (int8_t)od_clamp_i32(v, lo, hi);
+}
+
+/* od_requant_fast on four lanes, clamped (only where the code generator proved it exact: requant_fast): VRMULH is
+ * SMMULR ((a * b + 2^31) >> 32), VSHL by a negative count is an arithmetic shift right, as >> in od_simd.h. */
+OD_MVE_INLINE int32x4_t rq4_fast(int32x4_t acc, int32x4_t m, int32x4_t shift1, int32_t out_off, int32_t lo,
+                                 int32_t hi) { /* shift1 = shift + 1 = -(~shift) */
+    int32x4_t y = vrmulhq_s32(vshlq_n_s32(acc, 1), m);
+    y = vaddq_s32(y, vshrq_n_s32(y, 31));
+    y = vshrq_n_s32(vaddq_n_s32(vshlq_s32(y, shift1), 1 + 2 * out_off), 1);
+    return vminq_s32(vmaxq_s32(y, vdupq_n_s32(lo)), vdupq_n_s32(hi));
 }
 
 /* Full 16-byte blocks of a channel pair (returns how many it did): a VPT block splits the VMLADAVAs into lanes
@@ -164,7 +175,16 @@ OD_MVE_INLINE void conv_pixels(const od_conv_params_t *p, const int8_t *in, cons
         nat_row(p, in, px, nat);
         for (int32_t b = 0; b < nb; ++b) vstrbq_s8(dup + 16 * b, vldrbq_gather_offset_s8(nat + 8 * b, offs));
         int8_t *y = out + px * OC;
-        int32_t o = 0, a[2], ws[2];
+        int32_t o = 0, a[4], ws[4];
+        for (; fast && o + 4 <= OC; o += 4) { /* two channel pairs, requantized on four lanes */
+            pair_dot(dup, nat, filter + o * D, G, T, a, ws, use_off);
+            pair_dot(dup, nat, filter + (o + 2) * D, G, T, a + 2, ws + 2, use_off);
+            int32x4_t acc = vldrwq_s32(a);
+            if (bias) acc = vaddq_s32(acc, vldrwq_s32(bias + o));
+            if (use_off) acc = vmlaq_n_s32(acc, vldrwq_s32(ws), off);
+            const int32x4_t mv = vldrwq_s32(mult + o), sv1 = vaddq_n_s32(vldrwq_s32(shift + o), 1);
+            vstrbq_s32(y + o, rq4_fast(acc, mv, sv1, out_off, lo, hi));
+        }
         for (; o + 2 <= OC; o += 2) {
             pair_dot(dup, nat, filter + o * D, G, T, a, ws, use_off);
             for (int k = 0; k < 2; ++k) {
@@ -180,9 +200,10 @@ OD_MVE_INLINE void conv_pixels(const od_conv_params_t *p, const int8_t *in, cons
 }
 
 int od_mve_conv2d_im2col_fits(const od_conv_params_t *p) {
-    /* Scratch: dup row 16 * ceil(G / 2) + natural row (read up to 4G + 4) <= 16 * ceil(D / 4) needs D >= 16.
-     * Below 24 depths the DSP kernel's two-pixel blocks win (kernel_bench on QEMU M55: 1x1 c16 3.50 vs 3.24). */
-    return p->k_h * p->k_w * p->in_c >= 24;
+    /* Scratch (od_conv2d_im2col_scratch_bytes, 16 * ceil(D / 4)): the dup row, 16 * ceil(G / 2) bytes, then the
+     * natural row, read up to max(D, 8 * ceil(G / 2)). Below 8 depths the DSP kernel's two-pixel blocks stay. */
+    const int32_t D = p->k_h * p->k_w * p->in_c, nb = ((D >> 2) + 1) >> 1;
+    return D >= 8 && 16 * nb + od_max_i32(D, 8 * nb) <= 16 * ((D + 3) >> 2);
 }
 
 od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
@@ -267,7 +288,7 @@ void od_mve_dw_block4(const od_conv_params_t *p, const int8_t *in, const int8_t 
     int32x4_t w[OD_MVE_DW_MAX_TAPS], sumw = vdupq_n_s32(0);
     for (int32_t t = 0; t < KH * KW; ++t) w[t] = vldrbq_s32(filter + t * C + c), sumw = vaddq_s32(sumw, w[t]);
     const int32x4_t b0 = bias ? vldrwq_s32(bias + c) : vdupq_n_s32(0), inner0 = vmlaq_n_s32(b0, sumw, off);
-    const int32x4_t mv = vldrwq_s32(mult + c), sv1 = vaddq_n_s32(vldrwq_s32(shift + c), 1); /* -(~shift) */
+    const int32x4_t mv = vldrwq_s32(mult + c), sv1 = vaddq_n_s32(vldrwq_s32(shift + c), 1);
     int32_t a[4];
     for (int32_t oy = 0, pix = 0; oy < p->out_h; ++oy) {
         const int32_t y0 = oy * p->stride_h - p->pad_h;
@@ -301,11 +322,8 @@ void od_mve_dw_block4(const od_conv_params_t *p, const int8_t *in, const int8_t 
                     }
                 }
             }
-            if (fast) { /* od_requant_fast per lane: VRMULH is SMMULR, VSHL by a negative count is ASR */
-                int32x4_t y = vrmulhq_s32(vshlq_n_s32(acc, 1), mv);
-                y = vaddq_s32(y, vshrq_n_s32(y, 31));
-                y = vshrq_n_s32(vaddq_n_s32(vshlq_s32(y, sv1), 1 + 2 * out_off), 1);
-                vstrbq_s32(dst + pix * dst_stride, vminq_s32(vmaxq_s32(y, vdupq_n_s32(lo)), vdupq_n_s32(hi)));
+            if (fast) {
+                vstrbq_s32(dst + pix * dst_stride, rq4_fast(acc, mv, sv1, out_off, lo, hi));
                 continue;
             }
             vstrwq_s32(a, acc);

@@ -14,10 +14,10 @@
 #endif
 
 #if OD_MVE
-/* 1 when od_mve_conv2d_im2col fits od_conv2d_im2col_scratch_bytes() and pays (24+ depths per output). */
+/* 1 when od_mve_conv2d_im2col fits od_conv2d_im2col_scratch_bytes() and pays (8+ depths per output). */
 int od_mve_conv2d_im2col_fits(const od_conv_params_t *p);
 /* od_conv2d_s8_im2col's contract (same reordered weights, same scratch, in place for 1x1), one pixel at a time
- * with VMLADAVA over 16 int8 lanes; requantization stays scalar (od_mbqm / od_requant_fast). */
+ * with VMLADAVA over 16 int8 lanes; od_requant_fast on four lanes where proven, else scalar od_mbqm. */
 od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                                  int16_t *scratch);
