@@ -200,10 +200,10 @@ OD_MVE_INLINE void conv_pixels(const od_conv_params_t *p, const int8_t *in, cons
 }
 
 int od_mve_conv2d_im2col_fits(const od_conv_params_t *p) {
-    /* Scratch (od_conv2d_im2col_scratch_bytes, 16 * ceil(D / 4)): the dup row, 16 * ceil(G / 2) bytes, then the
-     * natural row, read up to max(D, 8 * ceil(G / 2)). Below 8 depths the DSP kernel's two-pixel blocks stay. */
-    const int32_t D = p->k_h * p->k_w * p->in_c, nb = ((D >> 2) + 1) >> 1;
-    return D >= 8 && 16 * nb + od_max_i32(D, 8 * nb) <= 16 * ((D + 3) >> 2);
+    /* Scratch is 16 * ceil(D / 4) bytes: the dup row takes 16 * ceil(G / 2) <= 8G + 8, the natural row is read up to
+     * max(D, 8 * ceil(G / 2)) <= 4G + 4, so 12G + 12 <= 16G from D >= 12; D = 8..11 need 24-27 of 32-48 bytes.
+     * Below 8 depths the DSP kernel stays. */
+    return p->k_h * p->k_w * p->in_c >= 8;
 }
 
 od_status_t od_mve_conv2d_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
