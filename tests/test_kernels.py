@@ -20,6 +20,8 @@ def _conv(c: Case):
     c.conv([2, 5, 5, 12], 6, 1, act=ACT.RELU)
     c.conv([1, 10, 4, 7], 9, (4, 3), stride=2, bias=False)
     c.conv([1, 8, 8, 4], 8, 3, dil=2)
+    c.conv([1, 3, 5, 64], 63, 1, act=ACT.RELU)  # 1x1, 64 depths: the Helium path on M55, odd channel
+    c.conv([1, 4, 4, 40], 6, 1)  # 1x1, 40 depths: an odd count of 16-byte blocks on M55
 
 
 def _dwconv(c: Case):
@@ -144,7 +146,8 @@ def test_requantize_extremes_saturate_like_tflm(tmp_path):
 @pytest.mark.parametrize("family,board", [("conv2d", "mps2-an386"), ("depthwise_conv2d", "mps2-an386"),
                                           ("fully_connected", "mps2-an386"), ("inplace_and_pad_fusion", "mps2-an386"),
                                           ("mul", "mps2-an386"), ("pool_quantize_relu_reshape", "mps2-an386"),
-                                          ("fully_connected", "mps3-an547"), ("inplace_and_pad_fusion", "mps3-an547")])
+                                          ("fully_connected", "mps3-an547"), ("inplace_and_pad_fusion", "mps3-an547"),
+                                          ("conv2d", "mps3-an547"), ("depthwise_conv2d", "mps3-an547")])
 def test_optimised_kernels_bit_exact_on_emulated_cortex_m(family, board, tmp_path):
     """The native DSP (M4) and Helium (M55) instructions, not their host twins, against TFLM under QEMU."""
     require_tool("arm-none-eabi-gcc")

@@ -135,8 +135,9 @@ def test_table_activations_exhaustive_vs_tflm(tmp_path):
     assert rep["bit_exact_vs_tflm"] is True, rep
 
 
-def test_all_op_families_bit_exact_under_qemu(tmp_path):
-    """Every family and an exhaustive table sweep in one firmware image, one QEMU boot (mps2-an386)."""
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_all_op_families_bit_exact_under_qemu(board, tmp_path):
+    """Every family and an exhaustive table sweep in one firmware image, one QEMU boot per board (M4, M55)."""
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     from ondevice.verify.mcu import verify_qemu
@@ -152,7 +153,7 @@ def test_all_op_families_bit_exact_under_qemu(tmp_path):
     vectors = op_inputs(summary["inputs"], n=2, seed=4)
     ramp = every_int8(summary["inputs"])[0]
     vectors.append([r if s["shape"] == [256] else v for r, v, s in zip(ramp, vectors[0], summary["inputs"])])
-    rep = verify_qemu(tmp_path / "ops_mcu_int8", vectors, "mps2-an386")
+    rep = verify_qemu(tmp_path / "ops_mcu_int8", vectors, board)
     assert rep["vectors"] == 3
     assert rep["bit_exact_vs_tflm"] is True, rep
 

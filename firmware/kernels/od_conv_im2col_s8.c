@@ -11,6 +11,7 @@
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
 #include "od_kernels_ext.h"
+#include "od_mve_s8.h"
 #include "od_simd.h"
 
 #if defined(__GNUC__)
@@ -303,6 +304,9 @@ od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, con
     OD_CHECK_PTR(out);
     OD_CHECK_PTR(scratch);
     OD_CHECK(p->dil_h == 1 && p->dil_w == 1 && ((uintptr_t)scratch & 3) == 0);
+#if OD_MVE
+    if (od_mve_conv2d_im2col_fits(p)) return od_mve_conv2d_im2col(p, in, filter, bias, mult, shift, out, scratch);
+#endif
     if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
         conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 2);
     else if (p->requant_fast)

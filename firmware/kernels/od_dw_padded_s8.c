@@ -11,6 +11,7 @@
 
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
+#include "od_mve_s8.h"
 #include "od_simd.h"
 
 #if defined(__GNUC__)
@@ -205,6 +206,12 @@ od_status_t od_depthwise_conv2d_s8_padded(const od_conv_params_t *p, const int8_
     OD_CHECK_PTR(out);
     OD_CHECK(scratch != NULL && ((uintptr_t)scratch & 3) == 0);
     const int32_t plane = p->out_h * p->out_w * p->out_c;
+#if OD_MVE
+    for (int32_t b = 0; od_mve_dw_fits(p) && b < p->batches; ++b)
+        for (int32_t c = 0; c < p->in_c; c += 4)
+            od_mve_dw_block4(p, in, filter, bias, mult, shift, b, c, out + b * plane + c, p->out_c);
+    if (od_mve_dw_fits(p)) return OD_OK;
+#endif
     for (int32_t b = 0; b < p->batches; ++b)
         for (int32_t c = 0; c < p->in_c; c += 4)
             dw_padded_block(p, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch,
@@ -228,6 +235,13 @@ od_status_t od_depthwise_conv2d_s8_inplace_padded(const od_conv_params_t *p, int
     OD_CHECK(tmp != NULL && ((uintptr_t)tmp & 3) == 0);
     OD_CHECK(p->out_h * p->out_w <= p->in_h * p->in_w);
     const int32_t pixels = p->out_h * p->out_w, C = p->out_c, stage = (4 * pixels + 3) & ~3;
+#if OD_MVE
+    for (int32_t c = 0; od_mve_dw_fits(p) && c < C; c += 4) {
+        od_mve_dw_block4(p, buf, filter, bias, mult, shift, 0, c, tmp, 4);
+        for (int32_t k = 0; k < pixels; ++k) memcpy(buf + k * C + c, tmp + 4 * k, 4);
+    }
+    if (od_mve_dw_fits(p)) return OD_OK;
+#endif
     for (int32_t c = 0; c < C; c += 4) {
         dw_padded_block(p, buf, filter, bias, mult, shift, 0, c, (uint32_t *)(void *)(tmp + stage), tmp, 4);
         for (int32_t k = 0; k < pixels; ++k) memcpy(buf + k * C + c, tmp + 4 * k, 4);

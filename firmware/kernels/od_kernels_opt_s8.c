@@ -8,6 +8,7 @@
 
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
+#include "od_mve_s8.h"
 #include "od_simd.h"
 
 static void dw_block4_s8(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
@@ -150,28 +151,8 @@ OD_INLINE void matmul_rows_impl(const int8_t *in, int32_t rows, int32_t D, const
 }
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && !defined(OD_SIMD_PORTABLE)
-#include <arm_mve.h>
 #define OD_HAVE_MVE 1
 
-/* Helium (Cortex-M55): 16 MACs per VMLADAVA, the tail by tail predication (VCTP). The input offset is added once
- * as off * sum(w): the integer sum is the same as sum(w * (x + off)). */
-static int32_t mve_dot_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t off) {
-    int32_t acc = 0, wsum = 0;
-    if (off == 0) {
-        for (int32_t d = 0; d < n; d += 16) {
-            const mve_pred16_t p = vctp8q((uint32_t)(n - d));
-            acc = vmladavaq_s8(acc, vldrbq_z_s8(x + d, p), vldrbq_z_s8(w + d, p));
-        }
-        return acc;
-    }
-    for (int32_t d = 0; d < n; d += 16) {
-        const mve_pred16_t p = vctp8q((uint32_t)(n - d));
-        const int8x16_t wv = vldrbq_z_s8(w + d, p);
-        acc = vmladavaq_s8(acc, vldrbq_z_s8(x + d, p), wv);
-        wsum = vaddvaq_s8(wsum, wv);
-    }
-    return acc + off * wsum;
-}
 #else
 #define OD_HAVE_MVE 0
 #endif
@@ -180,14 +161,7 @@ static void matmul_rows_s8(const int8_t *in, int32_t rows, int32_t D, const int8
                            const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
                            int32_t in_off, int32_t out_off, int32_t lo, int32_t hi, int8_t *out, int fast) {
 #if OD_HAVE_MVE
-    for (int32_t r = 0; r < rows; ++r) {
-        const int8_t *x = in + r * D;
-        for (int32_t o = 0; o < O; ++o) {
-            const int32_t c = per_channel ? o : 0;
-            out[r * O + o] = requant(mve_dot_s8(x, filter + o * D, D, in_off), bias, o, mult[c], shift[c], out_off,
-                                     lo, hi, fast);
-        }
-    }
+    od_mve_matmul_rows_s8(in, rows, D, filter, O, bias, mult, shift, per_channel, in_off, out_off, lo, hi, out, fast);
     return;
 #endif
     /* Literal use_off / fast per instantiation: the compiler drops the unused arithmetic. */
