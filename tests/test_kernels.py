@@ -109,8 +109,17 @@ def _inplace_chain(c: Case):
     c.chain([1, 5, 4, 9], pad=(1, 1), lead_relu=True)  # in-place depthwise, channel tail (reference path)
 
 
+def _softmax_sweep(c: Case):
+    """The exp table over many (input scale, beta) pairs and row lengths: every diff 0..255 gets hit."""
+    for shape, beta, scale in [([3, 1], 1.0, 0.1), ([2, 2], 1.0, 1.0), ([1, 25, 25], 1.0, 0.004),
+                               ([1, 25, 25], 0.5, 0.0625), ([4, 64], 2.0, 0.02), ([2, 300], 1.0, 0.05),
+                               ([1, 300], 1.0, 0.25), ([2, 256], 0.7, 3.0), ([3, 40], 1.0, 0.0009),
+                               ([1, 3, 17], 1.3, 0.17)]:
+        c.softmax(shape, beta=beta, in_scale=scale)
+
+
 FAMILIES = {"inplace_and_pad_fusion": _inplace_chain, "conv2d": _conv, "depthwise_conv2d": _dwconv, "fully_connected": _fc, "add": _add, "sub_max_min": _sub_minmax, "mul": _mul,
-            "mean_sum": _reduce, "softmax": _softmax, "transpose_slice_concat_pad": _movement,
+            "mean_sum": _reduce, "softmax": _softmax, "softmax_sweep": _softmax_sweep, "transpose_slice_concat_pad": _movement,
             "pool_quantize_relu_reshape": _pool_unary}
 
 
@@ -145,7 +154,8 @@ def test_requantize_extremes_saturate_like_tflm(tmp_path):
 
 @pytest.mark.parametrize("family,board", [("conv2d", "mps2-an386"), ("depthwise_conv2d", "mps2-an386"),
                                           ("fully_connected", "mps2-an386"), ("inplace_and_pad_fusion", "mps2-an386"),
-                                          ("mul", "mps2-an386"), ("pool_quantize_relu_reshape", "mps2-an386"),
+                                          ("mul", "mps2-an386"), ("softmax_sweep", "mps2-an386"),
+                                          ("pool_quantize_relu_reshape", "mps2-an386"),
                                           ("fully_connected", "mps3-an547"), ("inplace_and_pad_fusion", "mps3-an547"),
                                           ("conv2d", "mps3-an547"), ("depthwise_conv2d", "mps3-an547")])
 def test_optimised_kernels_bit_exact_on_emulated_cortex_m(family, board, tmp_path):

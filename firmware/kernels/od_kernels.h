@@ -131,13 +131,13 @@ typedef struct {
 
 od_status_t od_reduce_s8(const od_reduce_params_t *p, const int8_t *in, int32_t *scratch, int8_t *out);
 
-/* SOFTMAX over the last dim, int8 in, int8 out (scale 1/256, zero point -128), gemmlowp fixed-point exp. */
+/* SOFTMAX over the last dim, int8 in, int8 out (scale 1/256, zero point -128). exp_lut[d] = the Q0.31 gemmlowp exp
+ * TFLM computes for diff = -d, d < lut_len (diffs below TFLM's diff_min are past the table and count as 0). */
 typedef struct {
-    int32_t outer, depth;
-    int32_t input_multiplier, input_left_shift, diff_min;
+    int32_t outer, depth, lut_len;
 } od_softmax_params_t;
 
-od_status_t od_softmax_s8(const od_softmax_params_t *p, const int8_t *in, int8_t *out);
+od_status_t od_softmax_s8(const od_softmax_params_t *p, const int32_t *exp_lut, const int8_t *in, int8_t *out);
 
 /* TRANSPOSE, STRIDED_SLICE, GATHER-free copies: out[i0..i4] = in[base + sum(i_d * in_strides[d])]. */
 typedef struct {

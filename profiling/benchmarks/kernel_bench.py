@@ -7,7 +7,7 @@ builder as the kernel tests (tests/mcu_cases.py), so one QEMU boot per board mea
 times each op (SysTick under -icount shift=0, calibrated to instructions). Before timing, the QEMU outputs are
 compared with the tflite-micro interpreter on the same graph (bit-exact or the run fails). Cases: CONV_2D 3x3
 (3-256 channels, stride 1/2), 1x1 (8-256), 5x5, DEPTHWISE 3x3/5x5 (8-256 channels, stride 1/2, multiplier 1),
-FULLY_CONNECTED, ADD. All figures are `emulated`. The last line is one JSON object.
+FULLY_CONNECTED, ADD, MUL, SOFTMAX. All figures are `emulated`. The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ CASES = [
     ("fc", "fc 3x120->32 per-channel", dict(batches=3, in_d=120, out_d=32, per_channel=True)),
     ("add", "add 16x16x16", dict(shape=[1, 16, 16, 16])),
     ("add", "add 8x8x64", dict(shape=[1, 8, 8, 64])),
+    ("mul", "mul 16x16x16", dict(shape=[1, 16, 16, 16])),
+    ("softmax", "softmax 25x25", dict(shape=[1, 25, 25], in_scale=0.1)),
+    ("softmax", "softmax 4x64", dict(shape=[4, 64], in_scale=0.05)),
 ]
 
 
@@ -61,13 +64,15 @@ def build_graph(seed: int = 11) -> bytes:
             c.conv(act=ACT.RELU, **kw)
         elif kind == "fc":
             c.fc(**kw)
+        elif kind == "softmax":
+            c.softmax(**kw)
         else:
-            c.binary("ADD", kw["shape"], kw["shape"])
+            c.binary(kind.upper(), kw["shape"], kw["shape"])
     return c.build()
 
 
 def _units(kind: str, macs: int, kw: dict) -> tuple[int, str]:
-    if kind == "add":
+    if kind in ("add", "mul", "softmax"):
         return int(np.prod(kw["shape"])), "element"
     return macs, "MAC"
 
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"bit-exact vs TFLM: {res['bit_exact_vs_tflm']} [emulated, instructions per unit, {a.variant} kernels]")
     out = {"variant": a.variant, "bit_exact_vs_tflm": res["bit_exact_vs_tflm"],
            "instructions_per_unit": {r["case"]: {b: r[b] for b in boards} for r in res["rows"]},
-           "unit": "instructions per MAC (per element for add), QEMU -icount shift=0", "source": "emulated"}
+           "unit": "instructions per MAC (per element for add, mul, softmax), QEMU -icount shift=0", "source": "emulated"}
     print(json.dumps(out))
     return out
 

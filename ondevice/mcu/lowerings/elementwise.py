@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ondevice.mcu import quant
+from ondevice.mcu import fixedpoint, quant
 from ondevice.mcu.emit import Emitter, Lowered, Unsupported, broadcast_strides, ext5, same_padding, row_strides
 from ondevice.mcu.lowerings import lowering
 from ondevice.mcu.reader import Op
@@ -96,9 +96,17 @@ def _softmax(e: Emitter, op: Op) -> Lowered:
     si, _ = ti.qparams()
     mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), si)
     depth = ti.shape[-1]
+    lut = softmax_exp_table(mult, shift, diff_min)
     p = e.struct("od_softmax_params_t", f"od_p{op.index}", dict(
-        outer=ti.size // depth, depth=depth, input_multiplier=mult, input_left_shift=shift, diff_min=diff_min))
-    return Lowered(f"od_softmax_s8(&{p}, {e.act(i)}, {e.act(o)})", macs=ti.size)
+        outer=ti.size // depth, depth=depth, lut_len=len(lut)))
+    t = e.table(f"od_exp{op.index}", "int32_t", lut)
+    return Lowered(f"od_softmax_s8(&{p}, {t}, {e.act(i)}, {e.act(o)})", macs=ti.size)
+
+
+def softmax_exp_table(mult: int, shift: int, diff_min: int) -> list[int]:
+    """TFLM's Q0.31 exp(diff) for diff = -d, d = 0..min(255, -diff_min): the kernel then needs no exp."""
+    return [fixedpoint.exp_on_negative_values(fixedpoint.srdhm(fixedpoint.wrap32(-d * (1 << shift)), mult), 5)
+            for d in range(min(256, -diff_min + 1))]
 
 
 @lowering("AVERAGE_POOL_2D", "MAX_POOL_2D")
