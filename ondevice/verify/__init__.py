@@ -76,11 +76,10 @@ def output_step(manifest: dict, run) -> float | None:
 # ------------------------------------------------------------------------------------------------- verify
 def _check_one(artifact: Path, manifest: dict, run, x: tuple, y: np.ndarray, ref: np.ndarray,
                n_classes: int) -> dict:
-    from ondevice.runtimes.base import RUNTIMES, get_runtime, runtime_names
+    from ondevice.runtimes.base import RUNTIMES, get_runtime
     target = manifest["target"]
     rt_name = RUNTIME_OF.get(target)
     entry: dict = {"target": target, "artifact": artifact.name, "runtime": rt_name}
-    runtime_names()  # imports every adapter so the registry is complete
     if rt_name is None or rt_name not in RUNTIMES:
         entry["ran"] = f"not run: no host runtime for target {target!r}"
         return entry
