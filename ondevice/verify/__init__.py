@@ -20,18 +20,12 @@ import numpy as np
 from ondevice.errors import ConfigError, OndeviceError, VerifyError
 from ondevice.export.manifest import find_artifacts, read_manifest, versions
 from ondevice.fsutil import check_out, write_json_atomic
+from ondevice.verify.hostrt import GOAL_TOP1_AGREEMENT, RUNTIME_OF, TOL_STEPS, host_runtime
 from ondevice.verify.inputs import sample, test_inputs
 from ondevice.verify.layers import LAYER_TOL_STEPS, localise
 from ondevice.verify.mcu import mcu_entries
 from ondevice.verify.stats import agreement, fidelity
 
-GOAL_TOP1_AGREEMENT = 0.99
-# Beyond this many output quantization steps an artifact is "mismatched" and gets a layer localisation.
-TOL_STEPS = 8
-
-# target -> runtime name (the manifest's target decides, since .tflite serves three targets)
-RUNTIME_OF = {"executorch": "executorch", "tflite": "litert", "edgetpu": "litert", "tflm": "tflm",
-              "coreml": "coreml", "mcu": "mcu-host"}
 
 
 # -------------------------------------------------------------------------------------------------- metrics
@@ -76,17 +70,11 @@ def output_step(manifest: dict, run) -> float | None:
 # ------------------------------------------------------------------------------------------------- verify
 def _check_one(artifact: Path, manifest: dict, run, x: tuple, y: np.ndarray, ref: np.ndarray,
                n_classes: int) -> dict:
-    from ondevice.runtimes.base import RUNTIMES, get_runtime
     target = manifest["target"]
     rt_name = RUNTIME_OF.get(target)
     entry: dict = {"target": target, "artifact": artifact.name, "runtime": rt_name}
-    if rt_name is None or rt_name not in RUNTIMES:
-        entry["ran"] = f"not run: no host runtime for target {target!r}"
-        return entry
-    rt = get_runtime(rt_name)
-    ok, why = rt.available()
-    if not ok:
-        entry["ran"] = why
+    rt = host_runtime(target, entry)
+    if rt is None:
         return entry
     lm = rt.load(artifact)
     if len(lm.inputs) != len(x):

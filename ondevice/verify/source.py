@@ -21,14 +21,12 @@ from ondevice.errors import ConfigError, DataError, OndeviceError, VerifyError
 from ondevice.export.manifest import find_artifacts, read_manifest, versions
 from ondevice.fsutil import write_json_atomic
 from ondevice.source import ModelSource, is_file_source, random_inputs, resolve_model
+from ondevice.verify.hostrt import GOAL_TOP1_AGREEMENT, RUNTIME_OF, TOL_STEPS, host_runtime
 from ondevice.verify.mcu import mcu_entries
 from ondevice.verify.stats import agreement, fidelity
 
 RANDOM_N = int(os.environ.get("ONDEVICE_VERIFY_RANDOM_N", "64"))
 RANDOM_SEED = 0
-TOL_STEPS = 8          # as verify.TOL_STEPS: beyond this an artifact is a mismatch
-GOAL_TOP1_AGREEMENT = 0.99
-RUNTIME_OF = {"tflite": "litert", "edgetpu": "litert", "tflm": "tflm", "mcu": "mcu-host", "executorch": "executorch"}
 
 
 def file_source_for(artifacts, model) -> str | None:
@@ -192,16 +190,10 @@ def _artifacts(target: Path, src: ModelSource, problems: dict) -> dict[Path, dic
 
 
 def _check(p: Path, m: dict, src, vecs, y, ref_outs, steps) -> dict:
-    from ondevice.runtimes.base import get_runtime
     rt_name = RUNTIME_OF.get(m["target"])
     entry: dict = {"target": m["target"], "artifact": p.name, "runtime": rt_name}
-    if rt_name is None:
-        entry["ran"] = f"not run: no host runtime for target {m['target']!r}"
-        return entry
-    rt = get_runtime(rt_name)
-    ok, why = rt.available()
-    if not ok:
-        entry["ran"] = why
+    rt = host_runtime(m["target"], entry)
+    if rt is None:
         return entry
     # LiteRT on the kernels the reference runs: XNNPACK / optimized int8 rounding differs by steps
     outs = _run_all(rt.load(p, reference_kernels=True) if rt_name == "litert" else rt.load(p), vecs, src)
