@@ -79,6 +79,12 @@ class Comparison:
     def bit_exact(self) -> bool:
         return all(n == 0 for n in self.mismatched_vectors.values())
 
+    def fields(self, variants) -> dict:
+        """The verify-report keys every MCU check shares."""
+        return {"bit_exact_vs_tflm": self.bit_exact, "vectors": self.vectors,
+                "elements_compared": self.elements_compared, "mismatched_vectors": self.mismatched_vectors,
+                "max_abs_diff_int8": self.max_abs_diff_int8, "kernel_variants": list(variants)}
+
 
 def quantized_vectors(lib: Path, inputs) -> tuple[dict, list[list[np.ndarray]]]:
     """The library's summary and ``inputs`` quantized with its input specs (see :func:`verify_host`)."""
@@ -126,12 +132,7 @@ def verify_host(artifact_dir: str | Path, inputs, variants: Sequence[str] = ("op
     c = compare_with_tflm(lib, inputs, runners)
     return {
         "runtime": "mcu-host",
-        "bit_exact_vs_tflm": c.bit_exact,
-        "vectors": c.vectors,
-        "elements_compared": c.elements_compared,
-        "mismatched_vectors": c.mismatched_vectors,
-        "max_abs_diff_int8": c.max_abs_diff_int8,
-        "kernel_variants": list(variants),
+        **c.fields(variants),
         "arena_bytes": c.summary["arena_bytes"],
         "weight_bytes": c.summary["weight_bytes"],
         "tflm_arena_bytes": c.reference.arena_bytes(),
@@ -229,12 +230,7 @@ def verify_on_device(artifact: str | Path, inputs, board: str = "qemu-mps2-an386
         "runtime": "mcu-qemu" if device is None else "mcu-device",
         "board": board,
         "link": "serial (PROTOCOL.md frames over the board's UART)",
-        "bit_exact_vs_tflm": c.bit_exact,
-        "vectors": c.vectors,
-        "elements_compared": c.elements_compared,
-        "mismatched_vectors": c.mismatched_vectors,
-        "max_abs_diff_int8": c.max_abs_diff_int8,
-        "kernel_variants": list(variants),
+        **c.fields(variants),
         "per_inference_median": times,
         "timer_unit": unit,
         "source": "emulated" if device is None else "measured",
