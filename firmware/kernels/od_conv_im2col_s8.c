@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "od_fixedpoint.h"
+#include "od_im2col_common.h"
 #include "od_kernels.h"
 #include "od_kernels_ext.h"
 #include "od_mve_s8.h"
@@ -20,32 +21,36 @@
 #define OD_INLINE static inline
 #endif
 
-/* Scratch layout: the two pixels' fields interleaved per group of four depths, as four words
- * [row0 (x0,x1)] [row1 (x0,x1)] [row0 (x2,x3)] [row1 (x2,x3)], so the inner loop walks one pointer. */
-static inline int32_t q15_pos(int32_t r, int32_t d) { return (d >> 2) * 8 + ((d >> 1) & 1) * 4 + r * 2 + (d & 1); }
+/* Scratch layout for R pixels (R = 2 or 4, a literal): their fields interleaved per group of four depths as 2R
+ * words, [row0 (x0,x1)] .. [row R-1 (x0,x1)] [row0 (x2,x3)] .. [row R-1 (x2,x3)], so the inner loop walks one
+ * pointer (LDRD for two rows, LDM for four). */
+static inline int32_t q15_pos(int32_t R, int32_t r, int32_t d) {
+    return (d >> 2) * 4 * R + ((d >> 1) & 1) * 2 * R + r * 2 + (d & 1);
+}
 
 /* Row r of the scratch, depths d..d+n: src[i] + off as int16 (src == NULL: zeros, a padded tap). */
-static void put_run(int16_t *dst, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+OD_INLINE void put_run(int16_t *dst, int32_t R, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
     if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
-        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 4 + r;
+        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 2 * R + r;
         const uint32_t off2 = od_dup16(off);
         if (!src) {
-            for (; n > 0; n -= 4, w += 4) w[0] = w[2] = 0;
+            for (; n > 0; n -= 4, w += 2 * R) w[0] = w[R] = 0;
             return;
         }
-        for (; n > 0; n -= 4, w += 4, src += 4) {
+        for (; n > 0; n -= 4, w += 2 * R, src += 4) {
             const uint32_t u = od_read_u32(src);
             const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
             w[0] = od_pack_lo16(a, b); /* (x0, x1) */
-            w[2] = od_pack_hi16(a, b); /* (x2, x3) */
+            w[R] = od_pack_hi16(a, b); /* (x2, x3) */
         }
         return;
     }
-    for (int32_t i = 0; i < n; ++i) dst[q15_pos(r, d + i)] = (int16_t)(src ? src[i] + off : 0);
+    for (int32_t i = 0; i < n; ++i) dst[q15_pos(R, r, d + i)] = (int16_t)(src ? src[i] + off : 0);
 }
 
-/* One output pixel's receptive field, in filter order (ky, kx, c), into row r of the scratch. */
-static void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+/* One output pixel's receptive field, in filter order (ky, kx, c), into row r of an R-row scratch. */
+OD_INLINE void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t R, int32_t r,
+                            int16_t *dst) {
     const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KH = p->k_h, KW = p->k_w, off = p->input_offset;
     const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
     const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
@@ -53,13 +58,20 @@ static void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pi
     for (int32_t ky = 0, d = 0; ky < KH; ++ky, d += KW * C) {
         const int32_t iy = y0 + ky;
         if (iy < 0 || iy >= IH || kx1 == kx0) {
-            put_run(dst, r, d, NULL, KW * C, 0);
+            put_run(dst, R, r, d, NULL, KW * C, 0);
             continue;
         }
-        if (kx0 > 0) put_run(dst, r, d, NULL, kx0 * C, 0);
-        put_run(dst, r, d + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C, off);
-        if (kx1 < KW) put_run(dst, r, d + kx1 * C, NULL, (KW - kx1) * C, 0);
+        if (kx0 > 0) put_run(dst, R, r, d, NULL, kx0 * C, 0);
+        put_run(dst, R, r, d + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C, off);
+        if (kx1 < KW) put_run(dst, R, r, d + kx1 * C, NULL, (KW - kx1) * C, 0);
     }
+}
+
+static void im2col_pixel2(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+    im2col_pixel(p, in, pix, 2, r, dst);
+}
+static void im2col_pixel4(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+    im2col_pixel(p, in, pix, 4, r, dst);
 }
 
 OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
@@ -213,27 +225,163 @@ OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int
     const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c;
     int32_t px = 0;
     for (; px + 1 < pixels; px += 2) {
-        im2col_pixel(p, in, px, 0, scratch);
-        im2col_pixel(p, in, px + 1, 1, scratch);
+        im2col_pixel2(p, in, px, 0, scratch);
+        im2col_pixel2(p, in, px + 1, 1, scratch);
         pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 1, mode);
     }
     if (px < pixels) { /* an odd last pixel: both scratch rows, written once */
-        im2col_pixel(p, in, px, 0, scratch);
-        im2col_pixel(p, in, px, 1, scratch);
+        im2col_pixel2(p, in, px, 0, scratch);
+        im2col_pixel2(p, in, px, 1, scratch);
         pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 0, mode);
     }
 }
 
-int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c) {
-    return 16 * ((k_h * k_w * in_c + 3) >> 2);
+/* Four pixels x one channel: per group of four depths one LDR of the channel's [w0 w2 w1 w3], two SXTB16, two
+ * LDM of the four rows' (x0,x1) and (x2,x3) words and eight SMLADs, 13 instructions per 16 MACs; then the
+ * channel's T tail weights wt. WS: the channel's group stride (8 in a pair, 4 for an odd last channel). */
+OD_INLINE void dot4x1_q15(const int16_t *x, const int8_t *wp, const int8_t *wt, int32_t G, int32_t T, int32_t *s,
+                          int WS) {
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    const uint32_t *xp = (const uint32_t *)(const void *)x;
+#if OD_SIMD_NATIVE
+    if (G > 0) { /* two groups per iteration; an odd G enters at the second. wp may be unaligned: LDR only */
+        register uint32_t x0 __asm__("r8"), x1 __asm__("r9"), x2 __asm__("r10"), x3 __asm__("r11");
+        uint32_t w, t;
+        int32_t n = G;
+#define OD_GROUP4_ASM                                            \
+    "ldr %[w], [%[wp]], %[ws]\n\t"                              \
+    "ldm %[xp]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"              \
+    "sxtb16 %[t], %[w]\n\t"                                     \
+    "sxtb16 %[w], %[w], ror #8\n\t"                             \
+    "smlad %[s0], %[t], %[x0], %[s0]\n\t"                       \
+    "smlad %[s1], %[t], %[x1], %[s1]\n\t"                       \
+    "smlad %[s2], %[t], %[x2], %[s2]\n\t"                       \
+    "smlad %[s3], %[t], %[x3], %[s3]\n\t"                       \
+    "ldm %[xp]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"              \
+    "smlad %[s0], %[w], %[x0], %[s0]\n\t"                       \
+    "smlad %[s1], %[w], %[x1], %[s1]\n\t"                       \
+    "smlad %[s2], %[w], %[x2], %[s2]\n\t"                       \
+    "smlad %[s3], %[w], %[x3], %[s3]\n\t"
+        __asm__ volatile(
+            "adds %[n], %[n], #1\n\t" /* n = (G + 1) / 2; carry clear (G odd): enter at the second group */
+            "lsrs %[n], %[n], #1\n\t"
+            "bcc 2f\n\t"
+            "1:\n\t" OD_GROUP4_ASM
+            "2:\n\t" OD_GROUP4_ASM
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [w] "=&r"(w), [t] "=&r"(t),
+              [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(xp), [wp] "+r"(wp),
+              [n] "+r"(n)
+            : [ws] "I"(WS)
+            : "cc", "memory");
+#undef OD_GROUP4_ASM
+    }
+#else
+    for (int32_t g = 0; g < G; ++g, xp += 8, wp += WS) {
+        const uint32_t w = od_read_u32(wp), t0 = od_sxtb16(w), t1 = od_sxtb16_ror8(w);
+        s0 = od_smlad(t0, xp[0], s0);
+        s1 = od_smlad(t0, xp[1], s1);
+        s2 = od_smlad(t0, xp[2], s2);
+        s3 = od_smlad(t0, xp[3], s3);
+        s0 = od_smlad(t1, xp[4], s0);
+        s1 = od_smlad(t1, xp[5], s1);
+        s2 = od_smlad(t1, xp[6], s2);
+        s3 = od_smlad(t1, xp[7], s3);
+    }
+#endif
+    const int16_t *tx = (const int16_t *)(const void *)xp; /* a partial group: q15_pos(4, r, d) */
+    for (int32_t d = 0; d < T; ++d) {
+        const int16_t *c = tx + (d >> 1) * 8 + (d & 1);
+        s0 += wt[d] * c[0];
+        s1 += wt[d] * c[2];
+        s2 += wt[d] * c[4];
+        s3 += wt[d] * c[6];
+    }
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
 }
 
-/* Reference twin: TFLite's loop over the reordered filter (weight d of channel o is at od_im2col_w_index). */
-static inline int32_t od_im2col_w_index(int32_t o, int32_t d, int32_t D, int32_t OC) {
-    const int32_t G4 = D & ~3, perm = (d & ~3) | ((d & 1) << 1) | ((d & 2) >> 1);
-    if ((OC & 1) && o == OC - 1) return o * D + (d < G4 ? perm : d);
-    const int32_t base = (o & ~1) * D, k = o & 1;
-    return d < G4 ? base + (d >> 2) * 8 + k * 4 + (perm & 3) : base + 2 * G4 + k * (D - G4) + (d - G4);
+/* Channel o of the four pixels (s: accumulators) requantized and stored at y + q[r] (a repeated pixel of the
+ * last block stores its own value again). mode as conv_pairs; with the clamp (1) the four are packed and clamped
+ * lane-wise. */
+OD_INLINE void store4(int8_t *y, const int32_t *q, const int32_t *s, int32_t m, int32_t sh,
+                      const od_conv_params_t *p, uint32_t lo4, uint32_t hi4, int mode) {
+    const int32_t rnd = 1 + 2 * p->output_offset, ns = ~sh;
+    if (mode == 0) {
+        for (int32_t r = 0; r < 4; ++r) y[q[r]] = rq(s[r], m, sh, p->output_offset, p->act_min, p->act_max, 0);
+        return;
+    }
+    int32_t v0 = od_requant_fast_s8(s[0], m, ns, rnd), v1 = od_requant_fast_s8(s[1], m, ns, rnd);
+    int32_t v2 = od_requant_fast_s8(s[2], m, ns, rnd), v3 = od_requant_fast_s8(s[3], m, ns, rnd);
+    if (mode == 1) {
+        const uint32_t w = od_clamp4_s8(od_pack4_s8(v0, v1, v2, v3), lo4, hi4);
+        v0 = (int32_t)w, v1 = (int32_t)(w >> 8), v2 = (int32_t)(w >> 16), v3 = (int32_t)(w >> 24);
+    }
+    y[0] = (int8_t)v0;
+    y[q[1]] = (int8_t)v1;
+    y[q[2]] = (int8_t)v2;
+    y[q[3]] = (int8_t)v3;
+}
+
+/* Every output channel of the four pixels in the scratch, pixel r's outputs at y + q[r]: a channel pair's
+ * weights at group stride 8, an odd last channel's at 4 (ondevice/mcu/layouts.py). */
+OD_INLINE void block_channels(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias,
+                              const int32_t *mult, const int32_t *shift, int8_t *y, const int16_t *x,
+                              const int32_t *q, int mode) {
+    const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
+    const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u, hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
+    int32_t o = 0, s[4];
+#if OD_SIMD_NATIVE
+    if (mode != 0 && bias && T == 0 && G > 0 && OC >= 2) { /* the pairs in assembly (od_conv_block4_s8.c) */
+        od_block4_ctx_t c = {mult, shift, 1 + 2 * p->output_offset, bias, y, q[1], q[2], q[3], lo4, hi4, x,
+                             (G + 3) >> 2, 0, 8 * G - 4, OC >> 1, filter, 52 * ((4 - (G & 3)) & 3), 0};
+        if (mode == 1)
+            od_block4_pairs_clamp_s8(&c);
+        else
+            od_block4_pairs_s8(&c);
+        o = OC & ~1;
+    }
+#endif
+    for (; o + 2 <= OC; o += 2) {
+        const int8_t *w = filter + o * D;
+        for (int32_t k = 0; k < 2; ++k) {
+            s[0] = s[1] = s[2] = s[3] = bias ? bias[o + k] : 0;
+            dot4x1_q15(x, w + 4 * k, w + 8 * G + k * T, G, T, s, 8);
+            store4(y + o + k, q, s, mult[o + k], shift[o + k], p, lo4, hi4, mode);
+        }
+    }
+    if (o < OC) {
+        const int8_t *w = filter + o * D;
+        s[0] = s[1] = s[2] = s[3] = bias ? bias[o] : 0;
+        dot4x1_q15(x, w, w + 4 * G, G, T, s, 4);
+        store4(y + o, q, s, mult[o], shift[o], p, lo4, hi4, mode);
+    }
+}
+
+/* Four pixels at a time; the last block repeats its last pixel in the unused rows (stored twice, same value). */
+OD_INLINE void conv_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                           const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
+    const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c;
+    for (int32_t px = 0; px < pixels; px += 4) {
+        const int32_t last = od_min_i32(3, pixels - 1 - px);
+        int32_t q[4];
+        for (int32_t r = 0; r < 4; ++r) {
+            q[r] = od_min_i32(r, last) * OC;
+            im2col_pixel4(p, in, px + od_min_i32(r, last), r, scratch);
+        }
+        block_channels(p, filter, bias, mult, shift, out + px * OC, scratch, q, mode);
+    }
+}
+
+/* Depths up to which the four-pixel block runs: its scratch (four fields) is twice the pair kernel's, which past
+ * 64 depths could raise a model's peak RAM (ondevice/mcu/layouts.py IM2COL_BLOCK_MAX_D). */
+#define OD_IM2COL_BLOCK_MAX_D 64
+
+static inline int block4(int32_t D) { return D <= OD_IM2COL_BLOCK_MAX_D; }
+
+int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c) {
+    const int32_t D = k_h * k_w * in_c;
+    return (block4(D) ? 32 : 16) * ((D + 3) >> 2);
 }
 
 od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
@@ -242,28 +390,12 @@ od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in,
     OD_CHECK_PTR(in);
     OD_CHECK_PTR(filter);
     OD_CHECK_PTR(out);
-    const int32_t D = p->k_h * p->k_w * p->in_c;
-    for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
-        const int32_t ox = px % p->out_w, t = px / p->out_w, oy = t % p->out_h, b = t / p->out_h;
+    for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px)
         for (int32_t oc = 0; oc < p->out_c; ++oc) {
-            int32_t acc = 0;
-            for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                const int32_t iy = oy * p->stride_h - p->pad_h + ky;
-                for (int32_t kx = 0; kx < p->k_w; ++kx) {
-                    const int32_t ix = ox * p->stride_w - p->pad_w + kx;
-                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
-                    for (int32_t ic = 0; ic < p->in_c; ++ic) {
-                        const int32_t d = (ky * p->k_w + kx) * p->in_c + ic;
-                        acc += (int32_t)filter[od_im2col_w_index(oc, d, D, p->out_c)] *
-                               ((int32_t)in[((b * p->in_h + iy) * p->in_w + ix) * p->in_c + ic] + p->input_offset);
-                    }
-                }
-            }
-            if (bias) acc += bias[oc];
+            const int32_t acc = od_im2col_ref_acc(p, in, filter, bias, px, oc);
             out[px * p->out_c + oc] =
                 (int8_t)od_clamp_i32(od_mbqm(acc, mult[oc], shift[oc]) + p->output_offset, p->act_min, p->act_max);
         }
-    }
     return OD_OK;
 }
 
@@ -307,6 +439,15 @@ od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, con
 #if OD_MVE
     if (od_mve_conv2d_im2col_fits(p)) return od_mve_conv2d_im2col(p, in, filter, bias, mult, shift, out, scratch);
 #endif
+    if (block4(p->k_h * p->k_w * p->in_c)) {
+        if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
+            conv_block4(p, in, filter, bias, mult, shift, out, scratch, 2);
+        else if (p->requant_fast)
+            conv_block4(p, in, filter, bias, mult, shift, out, scratch, 1);
+        else
+            conv_block4(p, in, filter, bias, mult, shift, out, scratch, 0);
+        return OD_OK;
+    }
     if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
         conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 2);
     else if (p->requant_fast)

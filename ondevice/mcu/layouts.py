@@ -44,11 +44,15 @@ def dw_padded_bytes(g: Graph, op: Op) -> int:
     return 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
 
 
+# od_conv_im2col_s8.c OD_IM2COL_BLOCK_MAX_D: up to this depth the four-pixel block runs (four int16 fields).
+IM2COL_BLOCK_MAX_D = 64
+
+
 def im2col_scratch_bytes(g: Graph, op: Op) -> int:
-    """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
+    """Four int16 receptive fields, two past IM2COL_BLOCK_MAX_D depths (od_conv2d_im2col_scratch_bytes)."""
     _, kh, kw, _ = g.tensors[op.inputs[1]].shape
-    c = g.tensors[op.inputs[0]].shape[3]
-    return 16 * ((kh * kw * c + 3) // 4)
+    d = kh * kw * g.tensors[op.inputs[0]].shape[3]
+    return (32 if d <= IM2COL_BLOCK_MAX_D else 16) * ((d + 3) // 4)
 
 
 def im2col_filter(w: np.ndarray, depthwise: bool = False) -> np.ndarray:
