@@ -1,7 +1,8 @@
 /* od_conv_block4_s8.c: the channel-pair loop of the im2col CONV_2D's four-pixel block (od_conv_im2col_s8.c) in
- * Thumb-2 assembly, for D % 4 == 0 and od_requant_fast. Per channel: the bias into four accumulators, a four-group
- * unrolled SMLAD loop entered part-way for G % 4 (13 instructions per 16 MACs), then the four outputs requantized
- * (SMMULR, one SSAT each), optionally packed and clamped lane-wise (SSUB8/SEL), and stored at the pixels' stride.
+ * Thumb-2 assembly, for D % 4 == 0 and od_requant_fast. Per channel: the bias into four accumulators, an eight-group
+ * unrolled SMLAD loop entered part-way for G % 8 (13 instructions per 16 MACs), then the four outputs requantized
+ * (SMMULR, one SSAT each) and stored at the pixels' stride, or with a clamp the pair's eight packed into two
+ * words, clamped lane-wise (SSUB8/SEL) and stored as one halfword per pixel.
  * Registers: r0-r3 accumulators, r4/r5 weights, r6 field pointer, r7 weight pointer, r8-r11 field words (LDM),
  * r12 loop count, lr the state (od_block4_ctx_t); every other value is one load from it. Bit-exact with the C
  * block (dot4x1_q15 + store4): the same integer sums and od_requant_fast_s8. */
@@ -44,42 +45,61 @@
     "mov r3, r0\n\t"                                                                                            \
     "ldrd r6, r12, [lr, #40]\n\t"                                                                               \
     "ldr pc, [lr, #" ENTRY "]\n\t"                                                                              \
-    L ":\n\t" OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP                                                   \
+    L ":\n\t" OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP   \
     "subs r12, r12, #1\n\t"                                                                                     \
     "bne " L "b\n\t"                                                                                            \
     "ldm lr, {r4, r5, r10}\n\t"                                                                                 \
     "ldr r12, [r4], #4\n\t"                                                                                     \
     "ldr r11, [r5], #4\n\t"                                                                                     \
     "stm lr, {r4, r5}\n\t"                                                                                      \
-    "mvn r11, r11\n\t" OD_B4_RQ("r0") OD_B4_RQ("r1") OD_B4_RQ("r2") OD_B4_RQ("r3")                           \
-    "ldrd r8, r9, [lr, #16]\n\t"                                                                                \
-    "ldrd r10, r11, [lr, #24]\n\t"
+    "mvn r11, r11\n\t" OD_B4_RQ("r0") OD_B4_RQ("r1") OD_B4_RQ("r2") OD_B4_RQ("r3")
 
-/* Pixels 1-3 and 0 of the channel stored (y advances by one channel). */
+/* Pixels 1-3 and 0 of the channel stored as bytes (y advances by one channel). */
 #define OD_B4_STORE                \
+    "ldrd r8, r9, [lr, #16]\n\t"   \
+    "ldrd r10, r11, [lr, #24]\n\t" \
     "strb r1, [r8, r9]\n\t"        \
     "strb r2, [r8, r10]\n\t"       \
     "strb r3, [r8, r11]\n\t"       \
     "strb r0, [r8], #1\n\t"        \
     "str r8, [lr, #16]\n\t"
 
-/* The four outputs packed into r0, clamped to [lo, hi] per byte, unpacked into r1-r3 for OD_B4_STORE. */
-#define OD_B4_CLAMP                \
-    "bfi r0, r1, #8, #8\n\t"       \
-    "bfi r0, r2, #16, #8\n\t"      \
-    "bfi r0, r3, #24, #8\n\t"      \
-    "ldrd r4, r5, [lr, #32]\n\t"   \
-    "ssub8 r1, r0, r4\n\t"         \
-    "sel r0, r0, r4\n\t"           \
-    "ssub8 r1, r5, r0\n\t"         \
-    "sel r0, r0, r5\n\t"           \
-    "lsrs r1, r0, #8\n\t"          \
-    "lsrs r2, r0, #16\n\t"         \
-    "lsrs r3, r0, #24\n\t"
+/* Clamped: channel o's four outputs wait in the state as two words [p0 . p1 .] [p2 . p3 .] ... */
+#define OD_B4_HOLD                         \
+    "pkhbt r0, r0, r1, lsl #16\n\t"       \
+    "pkhbt r2, r2, r3, lsl #16\n\t"       \
+    "strd r0, r2, [lr, #72]\n\t"
+
+/* ... channel o + 1's fill the gaps, both words are clamped to [lo, hi] per byte (SSUB8/SEL) and each pixel's
+ * two channels go out as one halfword (y advances by two channels). */
+#define OD_B4_CLAMP_STORE2                 \
+    "ldrd r4, r5, [lr, #72]\n\t"          \
+    "bfi r4, r0, #8, #8\n\t"              \
+    "bfi r4, r1, #24, #8\n\t"             \
+    "bfi r5, r2, #8, #8\n\t"              \
+    "bfi r5, r3, #24, #8\n\t"             \
+    "ldrd r0, r1, [lr, #32]\n\t"          \
+    "ssub8 r2, r4, r0\n\t"                \
+    "sel r4, r4, r0\n\t"                  \
+    "ssub8 r2, r1, r4\n\t"                \
+    "sel r4, r4, r1\n\t"                  \
+    "ssub8 r2, r5, r0\n\t"                \
+    "sel r5, r5, r0\n\t"                  \
+    "ssub8 r2, r1, r5\n\t"                \
+    "sel r5, r5, r1\n\t"                  \
+    "ldrd r8, r9, [lr, #16]\n\t"          \
+    "ldrd r10, r11, [lr, #24]\n\t"        \
+    "lsrs r0, r4, #16\n\t"                \
+    "strh r0, [r8, r9]\n\t"               \
+    "strh r5, [r8, r10]\n\t"              \
+    "lsrs r1, r5, #16\n\t"                \
+    "strh r1, [r8, r11]\n\t"              \
+    "strh r4, [r8], #2\n\t"               \
+    "str r8, [lr, #16]\n\t"
 
 /* Entry addresses (loop start + skip, Thumb bit set), then per pair: channel o, step back to o + 1's first
  * group, channel o + 1, step to the next pair. */
-#define OD_B4_PAIRS(POST)                                                                                       \
+#define OD_B4_PAIRS(POST0, POST1)                                                                                     \
     "push {r4-r11, lr}\n\t"                                                                                     \
     "mov lr, r0\n\t"                                                                                            \
     "ldr r5, [lr, #64]\n\t"                                                                                     \
@@ -92,9 +112,9 @@
     "orr r4, r4, #1\n\t"                                                                                        \
     "str r4, [lr, #68]\n\t"                                                                                     \
     "ldr r7, [lr, #60]\n\t"                                                                                     \
-    "20:\n\t" OD_B4_CHANNEL("48", "30") POST OD_B4_STORE                                                     \
+    "20:\n\t" OD_B4_CHANNEL("48", "30") POST0                                                                \
     "ldr r4, [lr, #52]\n\t"                                                                                     \
-    "subs r7, r7, r4\n\t" OD_B4_CHANNEL("68", "40") POST OD_B4_STORE                                         \
+    "subs r7, r7, r4\n\t" OD_B4_CHANNEL("68", "40") POST1                                                    \
     "subs r7, r7, #4\n\t"                                                                                       \
     "ldr r4, [lr, #56]\n\t"                                                                                     \
     "subs r4, r4, #1\n\t"                                                                                       \
@@ -104,11 +124,11 @@
 
 __attribute__((naked, noinline)) void od_block4_pairs_s8(od_block4_ctx_t *c) {
     (void)c;
-    __asm__ volatile(".align 2\n\t" OD_B4_PAIRS(""));
+    __asm__ volatile(".align 2\n\t" OD_B4_PAIRS(OD_B4_STORE, OD_B4_STORE));
 }
 
 __attribute__((naked, noinline)) void od_block4_pairs_clamp_s8(od_block4_ctx_t *c) {
     (void)c;
-    __asm__ volatile(".align 2\n\t" OD_B4_PAIRS(OD_B4_CLAMP));
+    __asm__ volatile(".align 2\n\t" OD_B4_PAIRS(OD_B4_HOLD, OD_B4_CLAMP_STORE2));
 }
 #endif

@@ -334,7 +334,7 @@ OD_INLINE void block_channels(const od_conv_params_t *p, const int8_t *filter, c
 #if OD_SIMD_NATIVE
     if (mode != 0 && bias && T == 0 && G > 0 && OC >= 2) { /* the pairs in assembly (od_conv_block4_s8.c) */
         od_block4_ctx_t c = {mult, shift, 1 + 2 * p->output_offset, bias, y, q[1], q[2], q[3], lo4, hi4, x,
-                             (G + 3) >> 2, 0, 8 * G - 4, OC >> 1, filter, 52 * ((4 - (G & 3)) & 3), 0};
+                             (G + 7) >> 3, 0, 8 * G - 4, OC >> 1, filter, 52 * ((8 - (G & 7)) & 7), 0, {0, 0}};
         if (mode == 1)
             od_block4_pairs_clamp_s8(&c);
         else
@@ -358,17 +358,47 @@ OD_INLINE void block_channels(const od_conv_params_t *p, const int8_t *filter, c
     }
 }
 
+/* Input word u of one row widened (plus the offset, when use_off) into the scratch words w[0] and w[4]. */
+OD_INLINE void widen_word(uint32_t *w, uint32_t u, uint32_t off2, int use_off) {
+    uint32_t a = od_sxtb16(u), b = od_sxtb16_ror8(u);
+    if (use_off) a = od_sadd16(a, off2), b = od_sadd16(b, off2);
+    w[0] = od_pack_lo16(a, b);
+    w[4] = od_pack_hi16(a, b);
+}
+
+/* A 1x1 stride-1 conv's four fields are the input rows s0..s3 (C % 4 == 0): widened group by group, the offset
+ * added only when there is one (use_off, a literal). */
+OD_INLINE void rows4_1x1(int16_t *dst, const int8_t *s0, const int8_t *s1, const int8_t *s2, const int8_t *s3,
+                         int32_t C, int32_t off, int use_off) {
+    uint32_t *w = (uint32_t *)(void *)dst;
+    const uint32_t off2 = od_dup16(off);
+    for (int32_t d = 0; d < C; d += 4, w += 8) {
+        widen_word(w, od_read_u32(s0 + d), off2, use_off);
+        widen_word(w + 1, od_read_u32(s1 + d), off2, use_off);
+        widen_word(w + 2, od_read_u32(s2 + d), off2, use_off);
+        widen_word(w + 3, od_read_u32(s3 + d), off2, use_off);
+    }
+}
+
 /* Four pixels at a time; the last block repeats its last pixel in the unused rows (stored twice, same value). */
 OD_INLINE void conv_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
                            const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
-    const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c;
+    const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c, C = p->in_c;
+    const int rows = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->in_h == p->out_h &&
+                     p->in_w == p->out_w && (C & 3) == 0;
     for (int32_t px = 0; px < pixels; px += 4) {
         const int32_t last = od_min_i32(3, pixels - 1 - px);
         int32_t q[4];
+        const int8_t *src[4];
         for (int32_t r = 0; r < 4; ++r) {
             q[r] = od_min_i32(r, last) * OC;
-            im2col_pixel4(p, in, px + od_min_i32(r, last), r, scratch);
+            src[r] = in + (px + od_min_i32(r, last)) * C;
+            if (!rows) im2col_pixel4(p, in, px + od_min_i32(r, last), r, scratch);
         }
+        if (rows && p->input_offset)
+            rows4_1x1(scratch, src[0], src[1], src[2], src[3], C, p->input_offset, 1);
+        else if (rows)
+            rows4_1x1(scratch, src[0], src[1], src[2], src[3], C, 0, 0);
         block_channels(p, filter, bias, mult, shift, out + px * OC, scratch, q, mode);
     }
 }

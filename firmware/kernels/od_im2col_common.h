@@ -50,13 +50,14 @@ typedef struct {
     int32_t q1, q2, q3;   /* 20, 24, 28: the other pixels' outputs at y + q */
     uint32_t lo4, hi4;    /* 32, 36: activation bounds in every byte */
     const int16_t *x;     /* 40: the scratch */
-    int32_t n;            /* 44: passes of the four-group loop, ceil(G / 4) */
+    int32_t n;            /* 44: passes of the eight-group loop, ceil(G / 8) */
     uint32_t entry0;      /* 48: loop entry of the pair's first channel (set by the assembly) */
     int32_t wadj;         /* 52: 8G - 4, from the first channel's weight end to the second's start */
     int32_t pairs;        /* 56 */
     const int8_t *w;      /* 60: the first pair's weights */
-    int32_t skip;         /* 64: bytes of the first pass skipped, 52 per group (G % 4 groups run) */
+    int32_t skip;         /* 64: bytes of the first pass skipped, 52 per group (G % 8 groups run) */
     uint32_t entry1;      /* 68: loop entry of the second channel */
+    uint32_t hold[2];     /* 72: the first channel's clamped-mode outputs, waiting for the second's */
 } od_block4_ctx_t;
 
 /* Every channel pair of a four-pixel scratch with D % 4 == 0, od_requant_fast_s8, clamped (clamp) or not. */
