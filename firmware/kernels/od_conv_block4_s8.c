@@ -35,11 +35,15 @@
     "add " R ", " R ", r10\n\t"                                                                                 \
     "ssat " R ", #8, " R ", asr #1\n\t"
 
-/* One channel: accumulators from the bias, the dot loop (entry at [lr, ENTRY], labels L), the requantization. */
-#define OD_B4_CHANNEL(ENTRY, L)                                                                                 \
-    "ldr r4, [lr, #12]\n\t"                                                                                     \
+/* The first channel's accumulators from bias[o] (the second's bias is loaded by the first: no read past the end). */
+#define OD_B4_BIAS                                                                                              \
+    "ldr r4, [lr, #8]\n\t"                                                                                      \
     "ldr r0, [r4], #4\n\t"                                                                                      \
-    "str r4, [lr, #12]\n\t"                                                                                     \
+    "str r4, [lr, #8]\n\t"
+
+/* One channel from its bias in r0: the dot loop (entry at [lr, ENTRY], labels L), then the requantization with
+ * r4-r6 = the mult, shift and bias pointers (advanced past this channel's mult and shift). */
+#define OD_B4_CHANNEL(ENTRY, L)                                                                                 \
     "mov r1, r0\n\t"                                                                                            \
     "mov r2, r0\n\t"                                                                                            \
     "mov r3, r0\n\t"                                                                                            \
@@ -48,10 +52,9 @@
     L ":\n\t" OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP OD_B4_GROUP   \
     "subs r12, r12, #1\n\t"                                                                                     \
     "bne " L "b\n\t"                                                                                            \
-    "ldm lr, {r4, r5, r10}\n\t"                                                                                 \
+    "ldm lr, {r4, r5, r6, r10}\n\t"                                                                             \
     "ldr r12, [r4], #4\n\t"                                                                                     \
     "ldr r11, [r5], #4\n\t"                                                                                     \
-    "stm lr, {r4, r5}\n\t"                                                                                      \
     "mvn r11, r11\n\t" OD_B4_RQ("r0") OD_B4_RQ("r1") OD_B4_RQ("r2") OD_B4_RQ("r3")
 
 /* Pixels 1-3 and 0 of the channel stored as bytes (y advances by one channel). */
@@ -97,8 +100,9 @@
     "strh r4, [r8], #2\n\t"               \
     "str r8, [lr, #16]\n\t"
 
-/* Entry addresses (loop start + skip, Thumb bit set), then per pair: channel o, step back to o + 1's first
- * group, channel o + 1, step to the next pair. */
+/* Entry addresses (loop start + skip, Thumb bit set), then per pair: channel o (its outputs stored or held,
+ * then o + 1's bias loaded), step back to o + 1's first group, channel o + 1, step to the next pair until y
+ * (r8 after the stores) reaches the end. */
 #define OD_B4_PAIRS(POST0, POST1)                                                                                     \
     "push {r4-r11, lr}\n\t"                                                                                     \
     "mov lr, r0\n\t"                                                                                            \
@@ -112,13 +116,14 @@
     "orr r4, r4, #1\n\t"                                                                                        \
     "str r4, [lr, #68]\n\t"                                                                                     \
     "ldr r7, [lr, #60]\n\t"                                                                                     \
-    "20:\n\t" OD_B4_CHANNEL("48", "30") POST0                                                                \
+    "20:\n\t" OD_B4_BIAS OD_B4_CHANNEL("48", "30") POST0                                                    \
+    "ldr r0, [r6], #4\n\t"                                                                                      \
+    "stm lr, {r4, r5, r6}\n\t"                                                                                  \
     "ldr r4, [lr, #52]\n\t"                                                                                     \
-    "subs r7, r7, r4\n\t" OD_B4_CHANNEL("68", "40") POST1                                                    \
+    "subs r7, r7, r4\n\t" OD_B4_CHANNEL("68", "40") "stm lr, {r4, r5}\n\t" POST1                             \
     "subs r7, r7, #4\n\t"                                                                                       \
     "ldr r4, [lr, #56]\n\t"                                                                                     \
-    "subs r4, r4, #1\n\t"                                                                                       \
-    "str r4, [lr, #56]\n\t"                                                                                     \
+    "cmp r8, r4\n\t"                                                                                            \
     "bne 20b\n\t"                                                                                               \
     "pop {r4-r11, pc}\n\t"
 

@@ -327,21 +327,10 @@ OD_INLINE void store4(int8_t *y, const int32_t *q, const int32_t *s, int32_t m, 
  * weights at group stride 8, an odd last channel's at 4 (ondevice/mcu/layouts.py). */
 OD_INLINE void block_channels(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias,
                               const int32_t *mult, const int32_t *shift, int8_t *y, const int16_t *x,
-                              const int32_t *q, int mode) {
+                              const int32_t *q, int32_t o, int mode) {
     const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
     const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u, hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
-    int32_t o = 0, s[4];
-#if OD_SIMD_NATIVE
-    if (mode != 0 && bias && T == 0 && G > 0 && OC >= 2) { /* the pairs in assembly (od_conv_block4_s8.c) */
-        od_block4_ctx_t c = {mult, shift, 1 + 2 * p->output_offset, bias, y, q[1], q[2], q[3], lo4, hi4, x,
-                             (G + 7) >> 3, 0, 8 * G - 4, OC >> 1, filter, 52 * ((8 - (G & 7)) & 7), 0, {0, 0}};
-        if (mode == 1)
-            od_block4_pairs_clamp_s8(&c);
-        else
-            od_block4_pairs_s8(&c);
-        o = OC & ~1;
-    }
-#endif
+    int32_t s[4];
     for (; o + 2 <= OC; o += 2) {
         const int8_t *w = filter + o * D;
         for (int32_t k = 0; k < 2; ++k) {
@@ -380,12 +369,33 @@ OD_INLINE void rows4_1x1(int16_t *dst, const int8_t *s0, const int8_t *s1, const
     }
 }
 
+/* The state of the assembly channel-pair loop (od_conv_block4_s8.c) for this conv, or 0 where it does not apply
+ * (DSP cores, od_requant_fast, a bias, D % 4 == 0); per block only the pointers and strides are set. */
+static int block4_ctx(const od_conv_params_t *p, const int8_t *filter, const int16_t *x, int mode,
+                      od_block4_ctx_t *c) {
+    const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2;
+    if (!OD_SIMD_NATIVE || mode == 0 || (D & 3) || G == 0 || p->out_c < 2) return 0;
+    memset(c, 0, sizeof(*c));
+    c->rnd = 1 + 2 * p->output_offset;
+    c->lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u;
+    c->hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
+    c->x = x;
+    c->n = (G + 7) >> 3;
+    c->wadj = 8 * G - 4;
+    c->w = filter;
+    c->skip = 52 * ((8 - (G & 7)) & 7);
+    return 1;
+}
+
 /* Four pixels at a time; the last block repeats its last pixel in the unused rows (stored twice, same value). */
 OD_INLINE void conv_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
                            const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
     const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c, C = p->in_c;
     const int rows = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->in_h == p->out_h &&
                      p->in_w == p->out_w && (C & 3) == 0;
+    od_block4_ctx_t c;
+    const int fast = bias && block4_ctx(p, filter, scratch, mode, &c);
+    (void)fast;
     for (int32_t px = 0; px < pixels; px += 4) {
         const int32_t last = od_min_i32(3, pixels - 1 - px);
         int32_t q[4];
@@ -399,7 +409,20 @@ OD_INLINE void conv_block4(const od_conv_params_t *p, const int8_t *in, const in
             rows4_1x1(scratch, src[0], src[1], src[2], src[3], C, p->input_offset, 1);
         else if (rows)
             rows4_1x1(scratch, src[0], src[1], src[2], src[3], C, 0, 0);
-        block_channels(p, filter, bias, mult, shift, out + px * OC, scratch, q, mode);
+        int8_t *y = out + px * OC;
+        int32_t o = 0;
+#if OD_SIMD_NATIVE
+        if (fast) {
+            c.mult = mult, c.shift = shift, c.bias = bias, c.y = y, c.yend = y + (OC & ~1);
+            c.q1 = q[1], c.q2 = q[2], c.q3 = q[3];
+            if (mode == 1)
+                od_block4_pairs_clamp_s8(&c);
+            else
+                od_block4_pairs_s8(&c);
+            o = OC & ~1;
+        }
+#endif
+        block_channels(p, filter, bias, mult, shift, y, scratch, q, o, mode);
     }
 }
 

@@ -44,8 +44,8 @@ static inline int32_t od_im2col_ref_acc(const od_conv_params_t *p, const int8_t 
 typedef struct {
     const int32_t *mult;  /* 0 */
     const int32_t *shift; /* 4 */
-    int32_t rnd;          /* 8: 1 + 2 * output_offset */
-    const int32_t *bias;  /* 12 */
+    const int32_t *bias;  /* 8 */
+    int32_t rnd;          /* 12: 1 + 2 * output_offset */
     int8_t *y;            /* 16: channel o of the block's first pixel */
     int32_t q1, q2, q3;   /* 20, 24, 28: the other pixels' outputs at y + q */
     uint32_t lo4, hi4;    /* 32, 36: activation bounds in every byte */
@@ -53,7 +53,7 @@ typedef struct {
     int32_t n;            /* 44: passes of the eight-group loop, ceil(G / 8) */
     uint32_t entry0;      /* 48: loop entry of the pair's first channel (set by the assembly) */
     int32_t wadj;         /* 52: 8G - 4, from the first channel's weight end to the second's start */
-    int32_t pairs;        /* 56 */
+    int8_t *yend;         /* 56: y past the last channel pair */
     const int8_t *w;      /* 60: the first pair's weights */
     int32_t skip;         /* 64: bytes of the first pass skipped, 52 per group (G % 8 groups run) */
     uint32_t entry1;      /* 68: loop entry of the second channel */
