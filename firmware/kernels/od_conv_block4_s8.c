@@ -5,8 +5,8 @@
  * 16 MACs), so the per-channel bias, multiplier and shift serve four outputs.
  * With od_requant_fast, a bias and D % 4 == 0 the channel pairs run in Thumb-2 assembly (DSP cores): an
  * eight-group unrolled loop entered part-way for G % 8, the four outputs requantized (SMMULR, one SSAT each) and
- * stored at the pixels' stride, or with a clamp the pair's eight packed into two words, clamped lane-wise
- * (SSUB8/SEL) and stored as one halfword per pixel. Registers: r0-r3 accumulators, r4/r5 weights, r6 field
+ * the pair's eight packed into two words, clamped lane-wise (SSUB8/SEL; without an activation to all of
+ * int8, a no-op) and stored as one halfword per pixel. Registers: r0-r3 accumulators, r4/r5 weights, r6 field
  * pointer, r7 weight pointer, r8-r11 field words (LDM), r12 loop count, lr the state (od_block4_ctx_t); every
  * other value is one load from it. Other cases (and the odd last channel) take the C block (dot4x1_q15 +
  * store4): the same integer sums and od_requant_fast_s8, so both are bit-exact with TFLM. */
@@ -63,16 +63,6 @@
     "ldr r12, [r4], #4\n\t"                                                                                     \
     "ldr r11, [r5], #4\n\t"                                                                                     \
     "mvn r11, r11\n\t" OD_B4_RQ("r0") OD_B4_RQ("r1") OD_B4_RQ("r2") OD_B4_RQ("r3")
-
-/* Pixels 1-3 and 0 of the channel stored as bytes (y advances by one channel). */
-#define OD_B4_STORE                \
-    "ldrd r8, r9, [lr, #16]\n\t"   \
-    "ldrd r10, r11, [lr, #24]\n\t" \
-    "strb r1, [r8, r9]\n\t"        \
-    "strb r2, [r8, r10]\n\t"       \
-    "strb r3, [r8, r11]\n\t"       \
-    "strb r0, [r8], #1\n\t"        \
-    "str r8, [lr, #16]\n\t"
 
 /* Clamped: channel o's four outputs wait in the state as two words [p0 . p1 .] [p2 . p3 .] ... */
 #define OD_B4_HOLD                         \
@@ -133,11 +123,6 @@
     "cmp r8, r4\n\t"                                                                                            \
     "bne 20b\n\t"                                                                                               \
     "pop {r4-r11, pc}\n\t"
-
-__attribute__((naked, noinline)) void od_block4_pairs_s8(od_block4_ctx_t *c) {
-    (void)c;
-    __asm__ volatile(".align 2\n\t" OD_B4_PAIRS(OD_B4_STORE, OD_B4_STORE));
-}
 
 __attribute__((naked, noinline)) void od_block4_pairs_clamp_s8(od_block4_ctx_t *c) {
     (void)c;
@@ -290,7 +275,7 @@ static int block4_ctx(const od_conv_params_t *p, const int8_t *filter, const int
     if (!OD_SIMD_NATIVE || mode == 0 || (D & 3) || G == 0 || p->out_c < 2) return 0;
     memset(c, 0, sizeof(*c));
     c->rnd = 1 + 2 * p->output_offset;
-    c->lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u;
+    c->lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u; /* mode 2: -128 and 127, a clamp that changes nothing */
     c->hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
     c->x = x;
     c->n = (G + 7) >> 3;
@@ -301,51 +286,43 @@ static int block4_ctx(const od_conv_params_t *p, const int8_t *filter, const int
 }
 
 /* Four pixels at a time; the last block repeats its last pixel in the unused rows (stored twice, same value). */
-OD_INLINE void conv_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+static void conv_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
                            const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch, int mode) {
     const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c, C = p->in_c;
     const int rows = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->in_h == p->out_h &&
                      p->in_w == p->out_w && (C & 3) == 0;
     od_block4_ctx_t c;
     const int fast = bias && block4_ctx(p, filter, scratch, mode, &c);
+    int32_t q[4] = {0, OC, 2 * OC, 3 * OC}, k[4] = {0, 1, 2, 3}; /* pixel r's row is px + k[r] */
     (void)fast;
     for (int32_t px = 0; px < pixels; px += 4) {
-        const int32_t last = od_min_i32(3, pixels - 1 - px);
-        int32_t q[4];
-        const int8_t *src[4];
-        for (int32_t r = 0; r < 4; ++r) {
-            q[r] = od_min_i32(r, last) * OC;
-            src[r] = in + (px + od_min_i32(r, last)) * C;
-            if (!rows) im2col_pixel4(p, in, px + od_min_i32(r, last), r, scratch);
-        }
-        if (rows && p->input_offset)
-            rows4_1x1(scratch, src[0], src[1], src[2], src[3], C, p->input_offset, 1);
-        else if (rows)
-            rows4_1x1(scratch, src[0], src[1], src[2], src[3], C, 0, 0);
+        if (px + 4 > pixels) /* the last block: rows past the end repeat the last pixel */
+            for (int32_t r = 0; r < 4; ++r) k[r] = od_min_i32(r, pixels - 1 - px), q[r] = k[r] * OC;
+        if (!rows)
+            for (int32_t r = 0; r < 4; ++r) im2col_pixel4(p, in, px + k[r], r, scratch);
+        else if (p->input_offset)
+            rows4_1x1(scratch, in + (px + k[0]) * C, in + (px + k[1]) * C, in + (px + k[2]) * C,
+                      in + (px + k[3]) * C, C, p->input_offset, 1);
+        else
+            rows4_1x1(scratch, in + (px + k[0]) * C, in + (px + k[1]) * C, in + (px + k[2]) * C,
+                      in + (px + k[3]) * C, C, 0, 0);
         int8_t *y = out + px * OC;
         int32_t o = 0;
 #if OD_SIMD_NATIVE
         if (fast) {
             c.mult = mult, c.shift = shift, c.bias = bias, c.y = y, c.yend = y + (OC & ~1);
             c.q1 = q[1], c.q2 = q[2], c.q3 = q[3];
-            if (mode == 1)
-                od_block4_pairs_clamp_s8(&c);
-            else
-                od_block4_pairs_s8(&c);
+            od_block4_pairs_clamp_s8(&c);
             o = OC & ~1;
         }
 #endif
-        block_channels(p, filter, bias, mult, shift, y, scratch, q, o, mode);
+        if (o < OC) block_channels(p, filter, bias, mult, shift, y, scratch, q, o, mode);
     }
 }
 
 void od_conv2d_s8_im2col_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
                                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                                 int16_t *scratch) {
-    if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
-        conv_block4(p, in, filter, bias, mult, shift, out, scratch, 2);
-    else if (p->requant_fast)
-        conv_block4(p, in, filter, bias, mult, shift, out, scratch, 1);
-    else
-        conv_block4(p, in, filter, bias, mult, shift, out, scratch, 0);
+    const int mode = !p->requant_fast ? 0 : (p->act_min == -128 && p->act_max == 127) ? 2 : 1;
+    conv_block4(p, in, filter, bias, mult, shift, out, scratch, mode); /* one instance: flash over speed here */
 }

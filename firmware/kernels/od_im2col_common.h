@@ -131,8 +131,7 @@ typedef struct {
     uint32_t hold[2];     /* 72: the first channel's clamped-mode outputs, waiting for the second's */
 } od_block4_ctx_t;
 
-/* Every channel pair of a four-pixel scratch with D % 4 == 0, od_requant_fast_s8, clamped (clamp) or not. */
-void od_block4_pairs_s8(od_block4_ctx_t *c);
+/* Every channel pair of a four-pixel scratch with D % 4 == 0: od_requant_fast_s8, clamped to [lo, hi]. */
 void od_block4_pairs_clamp_s8(od_block4_ctx_t *c);
 
 #endif /* OD_IM2COL_COMMON_H */
