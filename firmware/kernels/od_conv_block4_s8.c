@@ -1,4 +1,4 @@
-/* od_conv_block4_s8.c: the im2col CONV_2D for D <= OD_IM2COL_BLOCK_MAX_D as four pixels x one channel blocks.
+/* od_conv_block4_s8.c: the im2col CONV_2D for 16..64 depths (od_im2col_block4) as four pixels x one channel blocks.
  * Four fields are widened to int16 into the scratch (od_im2col_common.h layout, R = 4), then each output channel
  * is a dot product of its weights (the code generator's channel-pair order) against all four: per group of four
  * depths one LDR of [w0 w2 w1 w3], two SXTB16, two LDM of the four rows' words, eight SMLADs (13 instructions per
@@ -130,9 +130,11 @@ __attribute__((naked, noinline)) void od_block4_pairs_clamp_s8(od_block4_ctx_t *
 }
 #endif
 
-static void im2col_pixel4(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
-    im2col_pixel(p, in, pix, 4, r, dst);
-}
+#if defined(__GNUC__)
+#define OD_NOINLINE __attribute__((noinline))
+#else
+#define OD_NOINLINE
+#endif
 
 /* Four pixels x one channel: per group of four depths one LDR of the channel's [w0 w2 w1 w3], two SXTB16, two
  * LDM of the four rows' (x0,x1) and (x2,x3) words and eight SMLADs, 13 instructions per 16 MACs; then the
@@ -199,6 +201,16 @@ OD_INLINE void dot4x1_q15(const int16_t *x, const int8_t *wp, const int8_t *wt, 
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
 }
 
+/* The two weight strides out of line (one frame each, not both inside block_channels'). */
+OD_NOINLINE static void dot4x1_w8(const int16_t *x, const int8_t *wp, const int8_t *wt, int32_t G, int32_t T,
+                                  int32_t *s) {
+    dot4x1_q15(x, wp, wt, G, T, s, 8);
+}
+OD_NOINLINE static void dot4x1_w4(const int16_t *x, const int8_t *wp, const int8_t *wt, int32_t G, int32_t T,
+                                  int32_t *s) {
+    dot4x1_q15(x, wp, wt, G, T, s, 4);
+}
+
 /* Channel o of the four pixels (s: accumulators) requantized and stored at y + q[r] (a repeated pixel of the
  * last block stores its own value again). mode as conv_pairs; with the clamp (1) the four are packed and clamped
  * lane-wise. */
@@ -221,26 +233,29 @@ OD_INLINE void store4(int8_t *y, const int32_t *q, const int32_t *s, int32_t m, 
     y[q[3]] = (int8_t)v3;
 }
 
-/* Every output channel of the four pixels in the scratch, pixel r's outputs at y + q[r]: a channel pair's
+/* Output channels o.. of the four pixels in the scratch c->x, pixel r's outputs at c->y + q[r]: a channel pair's
  * weights at group stride 8, an odd last channel's at 4 (ondevice/mcu/layouts.py). */
-OD_INLINE void block_channels(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias,
-                              const int32_t *mult, const int32_t *shift, int8_t *y, const int16_t *x,
-                              const int32_t *q, int32_t o, int mode) {
+OD_NOINLINE static void block_channels(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias,
+                                       const int32_t *mult, const int32_t *shift, const od_block4_ctx_t *c,
+                                       int32_t o, int mode) {
     const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2, T = D & 3, OC = p->out_c;
-    const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u, hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
+    const uint32_t lo4 = c->lo4, hi4 = c->hi4;
+    const int32_t q[4] = {0, c->q1, c->q2, c->q3};
+    const int16_t *x = c->x;
+    int8_t *y = c->y;
     int32_t s[4];
     for (; o + 2 <= OC; o += 2) {
         const int8_t *w = filter + o * D;
         for (int32_t k = 0; k < 2; ++k) {
             s[0] = s[1] = s[2] = s[3] = bias ? bias[o + k] : 0;
-            dot4x1_q15(x, w + 4 * k, w + 8 * G + k * T, G, T, s, 8);
+            dot4x1_w8(x, w + 4 * k, w + 8 * G + k * T, G, T, s);
             store4(y + o + k, q, s, mult[o + k], shift[o + k], p, lo4, hi4, mode);
         }
     }
     if (o < OC) {
         const int8_t *w = filter + o * D;
         s[0] = s[1] = s[2] = s[3] = bias ? bias[o] : 0;
-        dot4x1_q15(x, w, w + 4 * G, G, T, s, 4);
+        dot4x1_w4(x, w, w + 4 * G, G, T, s);
         store4(y + o, q, s, mult[o], shift[o], p, lo4, hi4, mode);
     }
 }
@@ -254,16 +269,25 @@ OD_INLINE void widen_word(uint32_t *w, uint32_t u, uint32_t off2, int use_off) {
 }
 
 /* A 1x1 stride-1 conv's four fields are the input rows s0..s3 (C % 4 == 0): widened group by group, the offset
- * added only when there is one (use_off, a literal). */
-OD_INLINE void rows4_1x1(int16_t *dst, const int8_t *s0, const int8_t *s1, const int8_t *s2, const int8_t *s3,
-                         int32_t C, int32_t off, int use_off) {
+ * added only when there is one. */
+OD_NOINLINE static void rows4_1x1(int16_t *dst, const int8_t *s0, const int8_t *s1, const int8_t *s2,
+                                   const int8_t *s3, int32_t C, int32_t off) {
     uint32_t *w = (uint32_t *)(void *)dst;
     const uint32_t off2 = od_dup16(off);
-    for (int32_t d = 0; d < C; d += 4, w += 8) {
-        widen_word(w, od_read_u32(s0 + d), off2, use_off);
-        widen_word(w + 1, od_read_u32(s1 + d), off2, use_off);
-        widen_word(w + 2, od_read_u32(s2 + d), off2, use_off);
-        widen_word(w + 3, od_read_u32(s3 + d), off2, use_off);
+    if (off) {
+        for (int32_t d = 0; d < C; d += 4, w += 8) {
+            widen_word(w, od_read_u32(s0 + d), off2, 1);
+            widen_word(w + 1, od_read_u32(s1 + d), off2, 1);
+            widen_word(w + 2, od_read_u32(s2 + d), off2, 1);
+            widen_word(w + 3, od_read_u32(s3 + d), off2, 1);
+        }
+        return;
+    }
+    for (int32_t d = 0; d < C; d += 4, w += 8) { /* no offset: no SADD16 */
+        widen_word(w, od_read_u32(s0 + d), 0, 0);
+        widen_word(w + 1, od_read_u32(s1 + d), 0, 0);
+        widen_word(w + 2, od_read_u32(s2 + d), 0, 0);
+        widen_word(w + 3, od_read_u32(s3 + d), 0, 0);
     }
 }
 
@@ -272,7 +296,6 @@ OD_INLINE void rows4_1x1(int16_t *dst, const int8_t *s0, const int8_t *s1, const
 static int block4_ctx(const od_conv_params_t *p, const int8_t *filter, const int16_t *x, int mode,
                       od_block4_ctx_t *c) {
     const int32_t D = p->k_h * p->k_w * p->in_c, G = D >> 2;
-    if (!OD_SIMD_NATIVE || mode == 0 || (D & 3) || G == 0 || p->out_c < 2) return 0;
     memset(c, 0, sizeof(*c));
     c->rnd = 1 + 2 * p->output_offset;
     c->lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u; /* mode 2: -128 and 127, a clamp that changes nothing */
@@ -282,7 +305,7 @@ static int block4_ctx(const od_conv_params_t *p, const int8_t *filter, const int
     c->wadj = 8 * G - 4;
     c->w = filter;
     c->skip = 52 * ((8 - (G & 7)) & 7);
-    return 1;
+    return OD_SIMD_NATIVE && mode != 0 && (D & 3) == 0 && G > 0 && p->out_c >= 2;
 }
 
 /* Four pixels at a time; the last block repeats its last pixel in the unused rows (stored twice, same value). */
@@ -292,37 +315,38 @@ static void conv_block4(const od_conv_params_t *p, const int8_t *in, const int8_
     const int rows = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->in_h == p->out_h &&
                      p->in_w == p->out_w && (C & 3) == 0;
     od_block4_ctx_t c;
-    const int fast = bias && block4_ctx(p, filter, scratch, mode, &c);
-    int32_t q[4] = {0, OC, 2 * OC, 3 * OC}, k[4] = {0, 1, 2, 3}; /* pixel r's row is px + k[r] */
+    const int fast = block4_ctx(p, filter, scratch, mode, &c) && bias;
+    int32_t k[4] = {0, 1, 2, 3}; /* pixel r's row is px + k[r] */
     (void)fast;
+    c.q1 = OC, c.q2 = 2 * OC, c.q3 = 3 * OC;
     for (int32_t px = 0; px < pixels; px += 4) {
-        if (px + 4 > pixels) /* the last block: rows past the end repeat the last pixel */
-            for (int32_t r = 0; r < 4; ++r) k[r] = od_min_i32(r, pixels - 1 - px), q[r] = k[r] * OC;
+        if (px + 4 > pixels) { /* the last block: rows past the end repeat the last pixel */
+            for (int32_t r = 0; r < 4; ++r) k[r] = od_min_i32(r, pixels - 1 - px);
+            c.q1 = k[1] * OC, c.q2 = k[2] * OC, c.q3 = k[3] * OC;
+        }
         if (!rows)
-            for (int32_t r = 0; r < 4; ++r) im2col_pixel4(p, in, px + k[r], r, scratch);
-        else if (p->input_offset)
-            rows4_1x1(scratch, in + (px + k[0]) * C, in + (px + k[1]) * C, in + (px + k[2]) * C,
-                      in + (px + k[3]) * C, C, p->input_offset, 1);
+            for (int32_t r = 0; r < 4; ++r) od_im2col_pixel4_s8(p, in, px + k[r], r, scratch);
         else
             rows4_1x1(scratch, in + (px + k[0]) * C, in + (px + k[1]) * C, in + (px + k[2]) * C,
-                      in + (px + k[3]) * C, C, 0, 0);
+                      in + (px + k[3]) * C, C, p->input_offset);
         int8_t *y = out + px * OC;
         int32_t o = 0;
 #if OD_SIMD_NATIVE
         if (fast) {
             c.mult = mult, c.shift = shift, c.bias = bias, c.y = y, c.yend = y + (OC & ~1);
-            c.q1 = q[1], c.q2 = q[2], c.q3 = q[3];
             od_block4_pairs_clamp_s8(&c);
             o = OC & ~1;
         }
 #endif
-        if (o < OC) block_channels(p, filter, bias, mult, shift, y, scratch, q, o, mode);
+        c.y = y;
+        if (o < OC) block_channels(p, filter, bias, mult, shift, &c, o, mode);
     }
 }
 
-void od_conv2d_s8_im2col_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
-                                const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
-                                int16_t *scratch) {
+od_status_t od_conv2d_s8_im2col_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                                       int16_t *scratch) {
     const int mode = !p->requant_fast ? 0 : (p->act_min == -128 && p->act_max == 127) ? 2 : 1;
     conv_block4(p, in, filter, bias, mult, shift, out, scratch, mode); /* one instance: flash over speed here */
+    return OD_OK;
 }

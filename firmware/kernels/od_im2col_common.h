@@ -47,57 +47,19 @@ static inline int32_t od_im2col_ref_acc(const od_conv_params_t *p, const int8_t 
     return acc;
 }
 
-/* Depths up to which the four-pixel block runs: its scratch (four fields) is twice the pair kernel's, which past
- * 64 depths could raise a model's peak RAM (ondevice/mcu/layouts.py IM2COL_BLOCK_MAX_D). */
+/* Depths for which the four-pixel block runs (ondevice/mcu/layouts.py IM2COL_BLOCK_D): its scratch (four fields)
+ * is twice the pair kernel's, which past 64 depths could raise a model's peak RAM; below 16 (a first layer of
+ * 1-3 channels, often at the model's peak) its scratch and deeper stack would too, for little gain. */
+#define OD_IM2COL_BLOCK_MIN_D 16
 #define OD_IM2COL_BLOCK_MAX_D 64
 
-static inline int od_im2col_block4(int32_t D) { return D <= OD_IM2COL_BLOCK_MAX_D; }
+static inline int od_im2col_block4(int32_t D) { return D >= OD_IM2COL_BLOCK_MIN_D && D <= OD_IM2COL_BLOCK_MAX_D; }
 
-/* Scratch layout for R pixels (R = 2 or 4, a literal): their fields interleaved per group of four depths as 2R
- * words, [row0 (x0,x1)] .. [row R-1 (x0,x1)] [row0 (x2,x3)] .. [row R-1 (x2,x3)], so the inner loop walks one
- * pointer (LDRD for two rows, LDM for four). */
-static inline int32_t q15_pos(int32_t R, int32_t r, int32_t d) {
-    return (d >> 2) * 4 * R + ((d >> 1) & 1) * 2 * R + r * 2 + (d & 1);
-}
-
-/* Row r of the scratch, depths d..d+n: src[i] + off as int16 (src == NULL: zeros, a padded tap). */
-OD_INLINE void put_run(int16_t *dst, int32_t R, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
-    if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
-        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 2 * R + r;
-        const uint32_t off2 = od_dup16(off);
-        if (!src) {
-            for (; n > 0; n -= 4, w += 2 * R) w[0] = w[R] = 0;
-            return;
-        }
-        for (; n > 0; n -= 4, w += 2 * R, src += 4) {
-            const uint32_t u = od_read_u32(src);
-            const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
-            w[0] = od_pack_lo16(a, b); /* (x0, x1) */
-            w[R] = od_pack_hi16(a, b); /* (x2, x3) */
-        }
-        return;
-    }
-    for (int32_t i = 0; i < n; ++i) dst[q15_pos(R, r, d + i)] = (int16_t)(src ? src[i] + off : 0);
-}
-
-/* One output pixel's receptive field, in filter order (ky, kx, c), into row r of an R-row scratch. */
-OD_INLINE void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t R, int32_t r,
-                            int16_t *dst) {
-    const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KH = p->k_h, KW = p->k_w, off = p->input_offset;
-    const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
-    const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-    const int32_t kx0 = od_max_i32(0, -x0), kx1 = od_max_i32(kx0, od_min_i32(KW, IW - x0));
-    for (int32_t ky = 0, d = 0; ky < KH; ++ky, d += KW * C) {
-        const int32_t iy = y0 + ky;
-        if (iy < 0 || iy >= IH || kx1 == kx0) {
-            put_run(dst, R, r, d, NULL, KW * C, 0);
-            continue;
-        }
-        if (kx0 > 0) put_run(dst, R, r, d, NULL, kx0 * C, 0);
-        put_run(dst, R, r, d + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C, off);
-        if (kx1 < KW) put_run(dst, R, r, d + kx1 * C, NULL, (KW - kx1) * C, 0);
-    }
-}
+/* Scratch layout for R pixels (R = 2 or 4): their fields interleaved per group of four depths as 2R words,
+ * [row0 (x0,x1)] .. [row R-1 (x0,x1)] [row0 (x2,x3)] .. [row R-1 (x2,x3)], so the inner loop walks one pointer
+ * (LDRD for two rows, LDM for four). Output pixel pix's receptive field, in filter order (ky, kx, c), widened to
+ * int16 with the input offset added (padded taps 0) into row r of a four-row scratch (od_conv_im2col_s8.c). */
+void od_im2col_pixel4_s8(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst);
 
 OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
     const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
@@ -106,9 +68,9 @@ OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t 
 
 /* CONV_2D four pixels at a time (od_conv_block4_s8.c), for D <= OD_IM2COL_BLOCK_MAX_D; scratch as
  * od_conv2d_im2col_scratch_bytes. */
-void od_conv2d_s8_im2col_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
-                                const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
-                                int16_t *scratch);
+od_status_t od_conv2d_s8_im2col_block4(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                                       int16_t *scratch);
 
 /* The four-pixel block's channel-pair loop in assembly (od_conv_block4_s8.c, DSP cores): its state in memory,
  * at the offsets the assembly uses, so every per-channel pointer and constant is one load away. */
