@@ -1,6 +1,6 @@
 """The im2col CONV_2D's four-pixel block (od_conv_block4_s8.c: C and Thumb-2 assembly) is bit-exact with TFLM.
 
-One int8 graph holds a sweep of CONV_2D shapes in the block's depth range (16..64): pixel counts that are not a
+One int8 graph holds a sweep of CONV_2D shapes in the block's depth range (8..64, od_im2col_block4): pixel counts that are not a
 multiple of four (one pixel included), depths with D % 4 != 0, odd channel counts, 1x1 / 3x3 / 5x5 kernels,
 stride 2, a one-channel depthwise run as a conv, an in-place 1x1 conv, with and without an input offset, a bias,
 an activation clamp and the cheaper requantization. It runs on the host (opt and ref builds) and under QEMU on the
@@ -17,6 +17,7 @@ import pytest
 
 from conftest import require_tool
 from mcu_cases import ACT, PAD, U8_STD, Case, random_inputs
+from ondevice.mcu.layouts import im2col_block4
 from ondevice.mcu.library import write_library
 from ondevice.mcu.tflite_build import options
 from ondevice.verify.mcu import verify_host
@@ -56,6 +57,8 @@ def _sweep() -> bytes:
     _conv(c, [1, 3, 3, 64], 63, 1, act=ACT.RELU)                  # 9 px, odd channels: asm pairs + the C channel
     _conv(c, [1, 1, 1, 20], 7, 1, act=ACT.RELU)                   # one pixel, D = 20
     _conv(c, [1, 2, 3, 48], 16, 1)                                # 6 px, all of int8, input offset
+    _conv(c, [1, 5, 2, 8], 9, 1, act=ACT.RELU)                    # D = 8: the assembly's shortest loop
+    _conv(c, [1, 3, 3, 1], 4, 3)                                  # D = 9: the pair kernel, not the block
     _conv(c, [1, 7, 6, 2], 5, 3, stride=2, act=ACT.RELU)          # D = 18 (D % 4 = 2): the C block
     _conv(c, [1, 6, 6, 1], 9, 5, act=ACT.RELU6)                   # 5x5, D = 25 (D % 4 = 1)
     _conv(c, [1, 9, 7, 4], 16, 3, stride=2)                       # 3x3 stride 2, D = 36: padded fields, asm
@@ -90,7 +93,7 @@ def test_sweep_covers_the_block_cases(sweep):
     """The sweep reaches what it claims: block depths, both requantizations, clamped and full range, in place."""
     _, lib, _ = sweep
     calls = _im2col_calls((lib / "od_model.c").read_text())
-    block = [p for p, _, _ in calls if 16 <= p["k_h"] * p["k_w"] * p["in_c"] <= 64]
+    block = [p for p, _, _ in calls if im2col_block4(p["k_h"] * p["k_w"] * p["in_c"])]
     assert len(block) >= 12
     assert {p["requant_fast"] for p in block} == {0, 1}
     assert any(p["act_min"] == -128 and p["act_max"] == 127 and p["requant_fast"] for p in block)

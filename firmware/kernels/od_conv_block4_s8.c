@@ -1,4 +1,4 @@
-/* od_conv_block4_s8.c: the im2col CONV_2D for 16..64 depths (od_im2col_block4) as four pixels x one channel blocks.
+/* od_conv_block4_s8.c: the im2col CONV_2D up to 64 depths (od_im2col_block4) as four pixels x one channel blocks.
  * Four fields are widened to int16 into the scratch (od_im2col_common.h layout, R = 4), then each output channel
  * is a dot product of its weights (the code generator's channel-pair order) against all four: per group of four
  * depths one LDR of [w0 w2 w1 w3], two SXTB16, two LDM of the four rows' words, eight SMLADs (13 instructions per

@@ -1,7 +1,7 @@
 /* od_conv_im2col_s8.c: CONV_2D (any kernel size, stride, padding; dilation 1) as im2col + matrix multiply.
  *
- * For 16..64 depths the four-pixel block runs (od_conv_block4_s8.c, od_im2col_block4). Else two output pixels
- * at a time: their receptive fields are widened once to int16 (input offset added, padded taps
+ * Where od_im2col_block4 says (up to 64 depths) the four-pixel block runs (od_conv_block4_s8.c). Else two
+ * output pixels at a time: their receptive fields are widened once to int16 (input offset added, padded taps
  * written as 0 so they add nothing) into `scratch`, then every pair of output channels is a 2x2 register block
  * of SMLADs over that q15 buffer. The code generator lays the weights out in the order this kernel reads them:
  * per channel pair and group of four depths, 4 bytes of each channel as [w0 w2 w1 w3] (one SXTB16 gives

@@ -47,13 +47,15 @@ static inline int32_t od_im2col_ref_acc(const od_conv_params_t *p, const int8_t 
     return acc;
 }
 
-/* Depths for which the four-pixel block runs (ondevice/mcu/layouts.py IM2COL_BLOCK_D): its scratch (four fields)
+/* Depths for which the four-pixel block runs (ondevice/mcu/layouts.py im2col_block4): its scratch (four fields)
  * is twice the pair kernel's, which past 64 depths could raise a model's peak RAM; below 16 (a first layer of
- * 1-3 channels, often at the model's peak) its scratch and deeper stack would too, for little gain. */
-#define OD_IM2COL_BLOCK_MIN_D 16
+ * 1-3 channels, often at the model's peak) its scratch and deeper stack would too, unless D % 4 == 0 (8, 12),
+ * where the assembly pays for them. */
 #define OD_IM2COL_BLOCK_MAX_D 64
 
-static inline int od_im2col_block4(int32_t D) { return D >= OD_IM2COL_BLOCK_MIN_D && D <= OD_IM2COL_BLOCK_MAX_D; }
+static inline int od_im2col_block4(int32_t D) {
+    return D <= OD_IM2COL_BLOCK_MAX_D && (D >= 16 || (D >= 8 && (D & 3) == 0));
+}
 
 /* Scratch layout for R pixels (R = 2 or 4): their fields interleaved per group of four depths as 2R words,
  * [row0 (x0,x1)] .. [row R-1 (x0,x1)] [row0 (x2,x3)] .. [row R-1 (x2,x3)], so the inner loop walks one pointer

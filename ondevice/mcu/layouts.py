@@ -44,15 +44,16 @@ def dw_padded_bytes(g: Graph, op: Op) -> int:
     return 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
 
 
-# od_im2col_common.h OD_IM2COL_BLOCK_MIN_D / _MAX_D: the depths the four-pixel block runs for (four int16 fields).
-IM2COL_BLOCK_D = (16, 64)
+def im2col_block4(d: int) -> bool:
+    """od_im2col_common.h od_im2col_block4: the depths the four-pixel block (four int16 fields) runs for."""
+    return d <= 64 and (d >= 16 or (d >= 8 and d % 4 == 0))
 
 
 def im2col_scratch_bytes(g: Graph, op: Op) -> int:
-    """Four int16 receptive fields in the IM2COL_BLOCK_D range, else two (od_conv2d_im2col_scratch_bytes)."""
+    """Four int16 receptive fields where the four-pixel block runs, else two (od_conv2d_im2col_scratch_bytes)."""
     _, kh, kw, _ = g.tensors[op.inputs[1]].shape
     d = kh * kw * g.tensors[op.inputs[0]].shape[3]
-    return (32 if IM2COL_BLOCK_D[0] <= d <= IM2COL_BLOCK_D[1] else 16) * ((d + 3) // 4)
+    return (32 if im2col_block4(d) else 16) * ((d + 3) // 4)
 
 
 def im2col_filter(w: np.ndarray, depthwise: bool = False) -> np.ndarray:
