@@ -10,6 +10,7 @@
  * pointer, r7 weight pointer, r8-r11 field words (LDM), r12 loop count, lr the state (od_block4_ctx_t); every
  * other value is one load from it. Other cases (and the odd last channel) take the C block (dot4x1_q15 +
  * store4): the same integer sums and od_requant_fast_s8, so both are bit-exact with TFLM. */
+#include <stddef.h>
 #include <string.h>
 
 #include "od_im2col_common.h"
@@ -17,6 +18,16 @@
 
 
 #if OD_SIMD_NATIVE
+/* The assembly addresses od_block4_ctx_t by these offsets (32-bit cores): a compile error if they drift. */
+#define OD_B4_AT(f, off) (offsetof(od_block4_ctx_t, f) == (off))
+typedef char od_b4_ctx_offsets_checked[(OD_B4_AT(bias, 8) && OD_B4_AT(rnd, 12) && OD_B4_AT(y, 16) &&
+                                        OD_B4_AT(q1, 20) && OD_B4_AT(lo4, 32) && OD_B4_AT(x, 40) &&
+                                        OD_B4_AT(n, 44) && OD_B4_AT(entry0, 48) && OD_B4_AT(wadj, 52) &&
+                                        OD_B4_AT(yend, 56) && OD_B4_AT(w, 60) && OD_B4_AT(skip, 64) &&
+                                        OD_B4_AT(entry1, 68) && OD_B4_AT(hold, 72))
+                                           ? 1
+                                           : -1];
+
 /* One group of four depths of the four pixels: 13 instructions, all 32-bit (52 bytes, ctx.skip counts them). */
 #define OD_B4_GROUP                    \
     "ldr.w r4, [r7], #8\n\t"           \
