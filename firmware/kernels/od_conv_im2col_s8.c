@@ -1,51 +1,71 @@
 /* od_conv_im2col_s8.c: CONV_2D (any kernel size, stride, padding; dilation 1) as im2col + matrix multiply.
  *
- * Two output pixels at a time: their receptive fields are widened once to int16 (input offset added, padded taps
+ * Where od_im2col_block4 says (up to 64 depths) the four-pixel block runs (od_conv_block4_s8.c). Else two
+ * output pixels at a time: their receptive fields are widened once to int16 (input offset added, padded taps
  * written as 0 so they add nothing) into `scratch`, then every pair of output channels is a 2x2 register block
  * of SMLADs over that q15 buffer. The code generator lays the weights out in the order this kernel reads them:
  * per channel pair and group of four depths, 4 bytes of each channel as [w0 w2 w1 w3] (one SXTB16 gives
- * (w0, w1), SXTB16 ROR 8 gives (w2, w3), matching the q15 input pairs); see od_im2col_w_index. Integer sums are exact, so the result is bit-identical
- * with the reference kernel. Scratch: od_conv2d_im2col_scratch_bytes(). */
+ * (w0, w1), SXTB16 ROR 8 gives (w2, w3), matching the q15 input pairs); see od_im2col_w_index. Integer sums
+ * are exact, so the result is bit-identical with the reference kernel. Scratch: od_conv2d_im2col_scratch_bytes()
+ * (four fields where the block runs, else two). */
 #include <string.h>
 
 #include "od_fixedpoint.h"
+#include "od_im2col_common.h"
 #include "od_kernels.h"
 #include "od_kernels_ext.h"
 #include "od_mve_s8.h"
 #include "od_simd.h"
 
 #if defined(__GNUC__)
-#define OD_INLINE static inline __attribute__((always_inline))
+#define OD_NOINLINE __attribute__((noinline))
 #else
-#define OD_INLINE static inline
+#define OD_NOINLINE
 #endif
 
-/* Scratch layout: the two pixels' fields interleaved per group of four depths, as four words
- * [row0 (x0,x1)] [row1 (x0,x1)] [row0 (x2,x3)] [row1 (x2,x3)], so the inner loop walks one pointer. */
-static inline int32_t q15_pos(int32_t r, int32_t d) { return (d >> 2) * 8 + ((d >> 1) & 1) * 4 + r * 2 + (d & 1); }
 
-/* Row r of the scratch, depths d..d+n: src[i] + off as int16 (src == NULL: zeros, a padded tap). */
-static void put_run(int16_t *dst, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+/* Position of depth d of row r in an R-row scratch (layout: od_im2col_common.h). */
+static inline int32_t q15_pos(int32_t R, int32_t r, int32_t d) {
+    return (d >> 2) * 4 * R + ((d >> 1) & 1) * 2 * R + r * 2 + (d & 1);
+}
+
+/* Depths d..d+n of the row at dst (the scratch + 2r int16) of an R-row scratch: src[i] + off as int16
+ * (src == NULL: zeros, a padded tap). */
+OD_INLINE void put_run_r(int16_t *dst, int32_t R, int32_t d, const int8_t *src, int32_t n, int32_t off) {
     if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
-        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 4 + r;
+        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 2 * R;
         const uint32_t off2 = od_dup16(off);
         if (!src) {
-            for (; n > 0; n -= 4, w += 4) w[0] = w[2] = 0;
+            for (; n > 0; n -= 4, w += 2 * R) w[0] = w[R] = 0;
             return;
         }
-        for (; n > 0; n -= 4, w += 4, src += 4) {
+        for (; n > 0; n -= 4, w += 2 * R, src += 4) {
             const uint32_t u = od_read_u32(src);
             const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
             w[0] = od_pack_lo16(a, b); /* (x0, x1) */
-            w[2] = od_pack_hi16(a, b); /* (x2, x3) */
+            w[R] = od_pack_hi16(a, b); /* (x2, x3) */
         }
         return;
     }
-    for (int32_t i = 0; i < n; ++i) dst[q15_pos(r, d + i)] = (int16_t)(src ? src[i] + off : 0);
+    for (int32_t i = 0; i < n; ++i) dst[q15_pos(R, 0, d + i)] = (int16_t)(src ? src[i] + off : 0);
 }
 
-/* One output pixel's receptive field, in filter order (ky, kx, c), into row r of the scratch. */
-static void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+/* One instance per R, out of line (six arguments, as few on the stack as before). */
+OD_NOINLINE static void put_run2(int16_t *dst, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+    put_run_r(dst, 2, d, src, n, off);
+}
+OD_NOINLINE static void put_run4(int16_t *dst, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+    put_run_r(dst, 4, d, src, n, off);
+}
+OD_INLINE void put_run(int16_t *dst, int32_t R, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+    if (R == 2)
+        put_run2(dst + 2 * r, d, src, n, off);
+    else
+        put_run4(dst + 2 * r, d, src, n, off);
+}
+
+OD_INLINE void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t R, int32_t r,
+                            int16_t *dst) {
     const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KH = p->k_h, KW = p->k_w, off = p->input_offset;
     const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
     const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
@@ -53,18 +73,23 @@ static void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pi
     for (int32_t ky = 0, d = 0; ky < KH; ++ky, d += KW * C) {
         const int32_t iy = y0 + ky;
         if (iy < 0 || iy >= IH || kx1 == kx0) {
-            put_run(dst, r, d, NULL, KW * C, 0);
+            put_run(dst, R, r, d, NULL, KW * C, 0);
             continue;
         }
-        if (kx0 > 0) put_run(dst, r, d, NULL, kx0 * C, 0);
-        put_run(dst, r, d + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C, off);
-        if (kx1 < KW) put_run(dst, r, d + kx1 * C, NULL, (KW - kx1) * C, 0);
+        if (kx0 > 0) put_run(dst, R, r, d, NULL, kx0 * C, 0);
+        put_run(dst, R, r, d + kx0 * C, in + ((b * IH + iy) * IW + x0 + kx0) * C, (kx1 - kx0) * C, off);
+        if (kx1 < KW) put_run(dst, R, r, d + kx1 * C, NULL, (KW - kx1) * C, 0);
     }
 }
 
-OD_INLINE int8_t rq(int32_t acc, int32_t m, int32_t s, int32_t out_off, int32_t lo, int32_t hi, int fast) {
-    const int32_t v = fast ? od_requant_fast(acc, m, s, out_off) : od_mbqm(acc, m, s) + out_off;
-    return (int8_t)od_clamp_i32(v, lo, hi);
+/* R a literal per instance (two rows here, four for od_conv_block4_s8.c). */
+OD_NOINLINE static void im2col_pixel2(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r,
+                                      int16_t *dst) {
+    im2col_pixel(p, in, pix, 2, r, dst);
+}
+
+void od_im2col_pixel4_s8(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+    im2col_pixel(p, in, pix, 4, r, dst);
 }
 
 /* Both scratch rows against a channel pair's interleaved weights: per group, 4 bytes of channel o
@@ -213,27 +238,21 @@ OD_INLINE void conv_pairs(const od_conv_params_t *p, const int8_t *in, const int
     const int32_t pixels = p->batches * p->out_h * p->out_w, OC = p->out_c;
     int32_t px = 0;
     for (; px + 1 < pixels; px += 2) {
-        im2col_pixel(p, in, px, 0, scratch);
-        im2col_pixel(p, in, px + 1, 1, scratch);
+        im2col_pixel2(p, in, px, 0, scratch);
+        im2col_pixel2(p, in, px + 1, 1, scratch);
         pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 1, mode);
     }
     if (px < pixels) { /* an odd last pixel: both scratch rows, written once */
-        im2col_pixel(p, in, px, 0, scratch);
-        im2col_pixel(p, in, px, 1, scratch);
+        im2col_pixel2(p, in, px, 0, scratch);
+        im2col_pixel2(p, in, px, 1, scratch);
         pair_channels(p, filter, bias, mult, shift, out + px * OC, scratch, 0, mode);
     }
 }
 
-int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c) {
-    return 16 * ((k_h * k_w * in_c + 3) >> 2);
-}
 
-/* Reference twin: TFLite's loop over the reordered filter (weight d of channel o is at od_im2col_w_index). */
-static inline int32_t od_im2col_w_index(int32_t o, int32_t d, int32_t D, int32_t OC) {
-    const int32_t G4 = D & ~3, perm = (d & ~3) | ((d & 1) << 1) | ((d & 2) >> 1);
-    if ((OC & 1) && o == OC - 1) return o * D + (d < G4 ? perm : d);
-    const int32_t base = (o & ~1) * D, k = o & 1;
-    return d < G4 ? base + (d >> 2) * 8 + k * 4 + (perm & 3) : base + 2 * G4 + k * (D - G4) + (d - G4);
+int32_t od_conv2d_im2col_scratch_bytes(int32_t k_h, int32_t k_w, int32_t in_c) {
+    const int32_t D = k_h * k_w * in_c;
+    return (od_im2col_block4(D) ? 32 : 16) * ((D + 3) >> 2);
 }
 
 od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
@@ -242,28 +261,12 @@ od_status_t od_conv2d_s8_im2col_ref(const od_conv_params_t *p, const int8_t *in,
     OD_CHECK_PTR(in);
     OD_CHECK_PTR(filter);
     OD_CHECK_PTR(out);
-    const int32_t D = p->k_h * p->k_w * p->in_c;
-    for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
-        const int32_t ox = px % p->out_w, t = px / p->out_w, oy = t % p->out_h, b = t / p->out_h;
+    for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px)
         for (int32_t oc = 0; oc < p->out_c; ++oc) {
-            int32_t acc = 0;
-            for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                const int32_t iy = oy * p->stride_h - p->pad_h + ky;
-                for (int32_t kx = 0; kx < p->k_w; ++kx) {
-                    const int32_t ix = ox * p->stride_w - p->pad_w + kx;
-                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
-                    for (int32_t ic = 0; ic < p->in_c; ++ic) {
-                        const int32_t d = (ky * p->k_w + kx) * p->in_c + ic;
-                        acc += (int32_t)filter[od_im2col_w_index(oc, d, D, p->out_c)] *
-                               ((int32_t)in[((b * p->in_h + iy) * p->in_w + ix) * p->in_c + ic] + p->input_offset);
-                    }
-                }
-            }
-            if (bias) acc += bias[oc];
+            const int32_t acc = od_im2col_ref_acc(p, in, filter, bias, px, oc);
             out[px * p->out_c + oc] =
                 (int8_t)od_clamp_i32(od_mbqm(acc, mult[oc], shift[oc]) + p->output_offset, p->act_min, p->act_max);
         }
-    }
     return OD_OK;
 }
 
@@ -289,6 +292,19 @@ static od_status_t im2col_ref_inplace(const od_conv_params_t *p, int8_t *buf, co
 }
 #endif
 
+/* The pair kernel in its own frame (the four-pixel block is a sibling call of the dispatch, not nested). */
+OD_NOINLINE static od_status_t conv_pairs_any(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                                              const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                              int8_t *out, int16_t *scratch) {
+    if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
+        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 2);
+    else if (p->requant_fast)
+        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 1);
+    else
+        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 0);
+    return OD_OK;
+}
+
 /* in == out is allowed for a 1x1 stride-1 conv with out_c <= in_c (the planner's in-place case): a pixel pair's
  * inputs are in the scratch before its outputs land, at or before those inputs. */
 od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, const int8_t *filter,
@@ -307,11 +323,7 @@ od_status_t od_conv2d_s8_im2col(const od_conv_params_t *p, const int8_t *in, con
 #if OD_MVE
     if (od_mve_conv2d_im2col_fits(p)) return od_mve_conv2d_im2col(p, in, filter, bias, mult, shift, out, scratch);
 #endif
-    if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
-        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 2);
-    else if (p->requant_fast)
-        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 1);
-    else
-        conv_pairs(p, in, filter, bias, mult, shift, out, scratch, 0);
-    return OD_OK;
+    if (od_im2col_block4(p->k_h * p->k_w * p->in_c)) /* a sibling call: this frame is gone by then */
+        return od_conv2d_s8_im2col_block4(p, in, filter, bias, mult, shift, out, scratch);
+    return conv_pairs_any(p, in, filter, bias, mult, shift, out, scratch);
 }

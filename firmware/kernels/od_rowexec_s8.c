@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "od_fixedpoint.h"
+#include "od_im2col_common.h"
 #include "od_kernels.h"
 #include "od_kernels_ext.h"
 
@@ -70,14 +71,6 @@ od_status_t od_resblock_s8(const od_resblock_params_t *rb, int8_t *x, int8_t *sc
     return OD_OK;
 }
 
-/* Reference twin of the im2col weight order (od_conv_im2col_s8.c's od_im2col_w_index). */
-static inline int32_t w_index(int32_t o, int32_t d, int32_t D, int32_t OC) {
-    const int32_t G4 = D & ~3, perm = (d & ~3) | ((d & 1) << 1) | ((d & 2) >> 1);
-    if ((OC & 1) && o == OC - 1) return o * D + (d < G4 ? perm : d);
-    const int32_t base = (o & ~1) * D, k = o & 1;
-    return d < G4 ? base + (d >> 2) * 8 + k * 4 + (perm & 3) : base + 2 * G4 + k * (D - G4) + (d - G4);
-}
-
 od_status_t od_conv2d_s8_im2col_ref_staged(const od_conv_params_t *p, int8_t *buf, const int8_t *filter,
                                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                            int8_t *stage) {
@@ -85,24 +78,9 @@ od_status_t od_conv2d_s8_im2col_ref_staged(const od_conv_params_t *p, int8_t *bu
     OD_CHECK_PTR(buf);
     OD_CHECK_PTR(filter);
     OD_CHECK_PTR(stage);
-    const int32_t D = p->k_h * p->k_w * p->in_c;
     for (int32_t px = 0; px < p->batches * p->out_h * p->out_w; ++px) {
-        const int32_t ox = px % p->out_w, t = px / p->out_w, oy = t % p->out_h, b = t / p->out_h;
         for (int32_t oc = 0; oc < p->out_c; ++oc) {
-            int32_t acc = 0;
-            for (int32_t ky = 0; ky < p->k_h; ++ky) {
-                const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dil_h;
-                for (int32_t kx = 0; kx < p->k_w; ++kx) {
-                    const int32_t ix = ox * p->stride_w - p->pad_w + kx * p->dil_w;
-                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
-                    for (int32_t ic = 0; ic < p->in_c; ++ic) {
-                        const int32_t d = (ky * p->k_w + kx) * p->in_c + ic;
-                        acc += (int32_t)filter[w_index(oc, d, D, p->out_c)] *
-                               ((int32_t)buf[((b * p->in_h + iy) * p->in_w + ix) * p->in_c + ic] + p->input_offset);
-                    }
-                }
-            }
-            if (bias) acc += bias[oc];
+            const int32_t acc = od_im2col_ref_acc(p, buf, filter, bias, px, oc);
             stage[oc] = (int8_t)od_clamp_i32(od_mbqm(acc, mult[oc], shift[oc]) + p->output_offset, p->act_min,
                                              p->act_max);
         }

@@ -44,11 +44,16 @@ def dw_padded_bytes(g: Graph, op: Op) -> int:
     return 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
 
 
+def im2col_block4(d: int) -> bool:
+    """od_im2col_common.h od_im2col_block4: the depths the four-pixel block (four int16 fields) runs for."""
+    return d <= 64 and (d >= 16 or (d >= 8 and d % 4 == 0))
+
+
 def im2col_scratch_bytes(g: Graph, op: Op) -> int:
-    """Two int16 receptive fields (od_conv2d_im2col_scratch_bytes)."""
+    """Four int16 receptive fields where the four-pixel block runs, else two (od_conv2d_im2col_scratch_bytes)."""
     _, kh, kw, _ = g.tensors[op.inputs[1]].shape
-    c = g.tensors[op.inputs[0]].shape[3]
-    return 16 * ((kh * kw * c + 3) // 4)
+    d = kh * kw * g.tensors[op.inputs[0]].shape[3]
+    return (32 if im2col_block4(d) else 16) * ((d + 3) // 4)
 
 
 def im2col_filter(w: np.ndarray, depthwise: bool = False) -> np.ndarray:
