@@ -21,7 +21,7 @@
 static int32_t pairs(const od_conv_params_t *p) { return (p->out_w + 1) / 2 + 1; }
 
 int od_dw3x3_fits(const od_conv_params_t *p) {
-    return p->k_h == 3 && p->k_w == 3 && p->stride_w == 1 && p->requant_fast;
+    return p->k_h == 3 && p->k_w == 3 && p->stride_w == 1 && p->out_w >= 2 && p->requant_fast;
 }
 
 int32_t od_dw3x3_scratch_bytes(const od_conv_params_t *p) { return 3 * 4 * 4 * pairs(p); }
@@ -63,83 +63,89 @@ static void fill_pairs(const od_conv_params_t *p, const int8_t *in, int32_t b, i
     }
 }
 
+/* Per channel: the 6 doubled weight words, then bi = 2 * (bias + off * sum(w)), m, ns = ~shift and
+ * R = (1 + 2 * out_off) << ns (od_requant_fast_s8's rounding term, added before the shift: exact). */
+enum { T_BI = 6, T_M, T_NS, T_R, T_WORDS };
+
 #if OD_SIMD_NATIVE
-/* One kernel row of two outputs: the pair word j and j + 1 (then the row pointer moves one pair on). */
-#define OD_ROW2_ASM(r, woff)                                  \
+/* One kernel row of two outputs: the pair words j and j + 1 (then the row pointer moves one pair on). */
+#define OD_ROW2_ASM(r, woff, a1in)                            \
     "ldrd %[d0], %[d1], [%[" r "]], #4\n\t"                   \
     "ldrd %[wa], %[wd], [%[w], #" woff "]\n\t"                \
-    "smlatb %[a1], %[d0], %[wa], %[a1]\n\t"                   \
+    "smlatb %[a1], %[d0], %[wa], %[" a1in "]\n\t"             \
     "smlad %[a0], %[d0], %[wa], %[a0]\n\t"                    \
     "smlabt %[a0], %[d1], %[wd], %[a0]\n\t"                   \
     "smlad %[a1], %[d1], %[wd], %[a1]\n\t"
 
-typedef struct { uint32_t v[2]; } od_words2_t;   /* what the asm reads, so no "memory" clobber is needed */
-typedef struct { uint32_t v[6]; } od_words6_t;
+typedef struct { uint32_t v[T_WORDS]; } od_table_t;   /* what the asm reads besides the rows */
 
-OD_INLINE void taps2(const uint32_t **r0, const uint32_t **r1, const uint32_t **r2, const uint32_t *w, int32_t *a0,
-                     int32_t *a1) {
+/* n output pairs of one channel and output row: y[0], y[s], then y += 2 * s. s = 0 stores the first output only
+ * (an odd last one: the second is written first, then overwritten). The rows are read up to pair n. */
+static void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
+                        int32_t s, int32_t n) {
     uint32_t d0, d1, wa, wd;
-    int32_t s0 = *a0, s1 = *a1;
-    const uint32_t *p0 = *r0, *p1 = *r1, *p2 = *r2;
-    __asm__(OD_ROW2_ASM("p0", "0") OD_ROW2_ASM("p1", "8") OD_ROW2_ASM("p2", "16")
-            : [d0] "=&r"(d0), [d1] "=&r"(d1), [wa] "=&r"(wa), [wd] "=&r"(wd), [a0] "+r"(s0), [a1] "+r"(s1),
-              [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2)
-            : [w] "r"(w), "m"(*(const od_words2_t *)(const void *)p0), "m"(*(const od_words2_t *)(const void *)p1),
-              "m"(*(const od_words2_t *)(const void *)p2), "m"(*(const od_words6_t *)(const void *)w));
-    *a0 = s0;
-    *a1 = s1;
-    *r0 = p0;
-    *r1 = p1;
-    *r2 = p2;
+    int32_t a0, a1;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[a0], [%[w], #24]\n\t"
+        OD_ROW2_ASM("r0", "0", "a0") OD_ROW2_ASM("r1", "8", "a1") OD_ROW2_ASM("r2", "16", "a1")
+        "ldrd %[d0], %[d1], [%[w], #28]\n\t"
+        "ldr %[wa], [%[w], #36]\n\t"
+        "smmlar %[wd], %[a0], %[d0], %[wa]\n\t"
+        "add %[wd], %[wd], %[a0], asr #31\n\t"
+        "smmlar %[a0], %[a1], %[d0], %[wa]\n\t"
+        "add %[a0], %[a0], %[a1], asr #31\n\t"
+        "asr %[wd], %[wd], %[d1]\n\t"
+        "asr %[a0], %[a0], %[d1]\n\t"
+        "ssat %[wd], #8, %[wd], asr #1\n\t"
+        "ssat %[a0], #8, %[a0], asr #1\n\t"
+        "strb %[a0], [%[y], %[s]]\n\t"
+        "strb %[wd], [%[y]]\n\t"
+        "add %[y], %[y], %[s], lsl #1\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [d0] "=&r"(d0), [d1] "=&r"(d1), [wa] "=&r"(wa), [wd] "=&r"(wd), [a0] "=&r"(a0), [a1] "=&r"(a1),
+          [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [y] "+r"(y), [n] "+r"(n)
+        : [w] "r"(w), [s] "r"(s)
+        : "cc", "memory");
 }
 #else
 static inline int32_t lo16(uint32_t x) { return (int16_t)(x & 0xffff); }
 static inline int32_t hi16(uint32_t x) { return (int16_t)(x >> 16); }
 
-OD_INLINE void taps2(const uint32_t **r0, const uint32_t **r1, const uint32_t **r2, const uint32_t *w, int32_t *a0,
-                     int32_t *a1) {
-    const uint32_t **rows[3] = {r0, r1, r2};
-    int32_t s0 = *a0, s1 = *a1;
-    for (int ky = 0; ky < 3; ++ky) {
-        const uint32_t *r = *rows[ky], wa = w[2 * ky], wd = w[2 * ky + 1];
-        s1 = (int32_t)((uint32_t)s1 + (uint32_t)(hi16(r[0]) * lo16(wa)));
-        s0 = od_smlad(r[0], wa, s0);
-        s0 = (int32_t)((uint32_t)s0 + (uint32_t)(lo16(r[1]) * hi16(wd)));
-        s1 = od_smlad(r[1], wd, s1);
-        *rows[ky] = r + 1;
+/* The exact C twin of the asm above. */
+static int8_t rq2(int32_t acc2, const uint32_t *w) {
+    int32_t v = (int32_t)((uint32_t)od_smmulr(acc2, (int32_t)w[T_M]) + w[T_R]);
+    v += acc2 >> 31;
+    return (int8_t)od_ssat8_asr1(v >> (int32_t)w[T_NS]);
+}
+
+static void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
+                        int32_t s, int32_t n) {
+    const uint32_t *rows[3] = {r0, r1, r2};
+    for (int32_t j = 0; j < n; ++j, y += 2 * s) {
+        int32_t s0 = (int32_t)w[T_BI], s1 = s0;
+        for (int ky = 0; ky < 3; ++ky) {
+            const uint32_t *r = rows[ky] + j, wa = w[2 * ky], wd = w[2 * ky + 1];
+            s1 = (int32_t)((uint32_t)s1 + (uint32_t)(hi16(r[0]) * lo16(wa)));
+            s0 = od_smlad(r[0], wa, s0);
+            s0 = (int32_t)((uint32_t)s0 + (uint32_t)(lo16(r[1]) * hi16(wd)));
+            s1 = od_smlad(r[1], wd, s1);
+        }
+        y[s] = rq2(s1, w);
+        y[0] = rq2(s0, w);
     }
-    *a0 = s0;
-    *a1 = s1;
 }
 #endif
 
-/* od_requant_fast_s8 of an accumulator that already holds 2x. */
-OD_INLINE int8_t rq2(int32_t acc2, int32_t m, int32_t ns, int32_t rnd) {
-    int32_t y = od_smmulr(acc2, m);
-    y += y >> 31;
-    return (int8_t)od_ssat8_asr1((y >> ns) + rnd);
-}
-
-/* One output row of one channel: outputs in pairs, an odd last one alone (its partner is computed, not stored). */
-OD_INLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int32_t bi,
-                           int32_t m, int32_t ns, int32_t rnd, int8_t *y, int32_t s, int32_t OW) {
-    for (int32_t g = OW >> 1; g > 0; --g, y += 2 * s) {
-        int32_t a0 = bi, a1 = bi;
-        taps2(&r0, &r1, &r2, w, &a0, &a1);
-        y[0] = rq2(a0, m, ns, rnd);
-        y[s] = rq2(a1, m, ns, rnd);
-    }
-    if (OW & 1) {
-        int32_t a0 = bi, a1 = bi;
-        taps2(&r0, &r1, &r2, w, &a0, &a1);
-        y[0] = rq2(a0, m, ns, rnd);
-    }
-}
-
-/* Doubled weights of channel c: per kernel row A = (w0, w1), D = (w1, w2); returns 2 * (bias + off * sum(w)). */
-static int32_t prep_channel(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias, int32_t c,
-                            uint32_t *w) {
-    const int32_t C = p->in_c;
+/* Channel c's table (T_WORDS words, see above); 0 when the folded rounding term R does not fit (the caller then
+ * takes the generic ring). The multiplier must exceed 2^30 so that the sign of SMMULR's result is the sign of
+ * the accumulator (even, 2x): the asm adds acc >> 31 for gemmlowp's round half away from zero. */
+static int prep_channel(const od_conv_params_t *p, const int8_t *filter, const int32_t *bias, const int32_t *mult,
+                        const int32_t *shift, int32_t c, uint32_t *w) {
+    const int32_t C = p->in_c, ns = ~shift[c];
+    const int64_t r = (int64_t)(1 + 2 * p->output_offset) * ((int64_t)1 << (ns & 31));
+    if (ns < 0 || ns > 30 || mult[c] <= (1 << 30) || r >= (1 << 30) || r <= -(1 << 30)) return 0;
     int32_t sum = 0;
     for (int ky = 0; ky < 3; ++ky) {
         const int32_t f0 = filter[(3 * ky) * C + c], f1 = filter[(3 * ky + 1) * C + c];
@@ -148,16 +154,20 @@ static int32_t prep_channel(const od_conv_params_t *p, const int8_t *filter, con
         w[2 * ky + 1] = (uint32_t)(uint16_t)(2 * f1) | (uint32_t)(uint16_t)(2 * f2) << 16;
         sum += f0 + f1 + f2;
     }
-    return 2 * ((bias ? bias[c] : 0) + p->input_offset * sum);
+    w[T_BI] = (uint32_t)(2 * ((bias ? bias[c] : 0) + p->input_offset * sum));
+    w[T_M] = (uint32_t)mult[c];
+    w[T_NS] = (uint32_t)ns;
+    w[T_R] = (uint32_t)(int32_t)r;
+    return 1;
 }
 
-void od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *ring, int8_t *dst,
-                    int32_t dst_stride) {
-    const int32_t OH = p->out_h, OW = p->out_w, SH = p->stride_h, J = pairs(p), rnd = 1 + 2 * p->output_offset;
-    uint32_t w[4][6];
-    int32_t bi[4];
-    for (int k = 0; k < 4; ++k) bi[k] = prep_channel(p, filter, bias, c + k, w[k]);
+int od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *ring, int8_t *dst,
+                   int32_t dst_stride) {
+    const int32_t OH = p->out_h, OW = p->out_w, SH = p->stride_h, J = pairs(p);
+    uint32_t w[4][T_WORDS];
+    for (int k = 0; k < 4; ++k)
+        if (!prep_channel(p, filter, bias, mult, shift, c + k, w[k])) return 0;
     int32_t next = 0, top = 0; /* the next padded row not in the ring yet; ring slot of padded row oy * SH */
     for (int32_t oy = 0; oy < OH; ++oy, top = (top + SH) % 3) {
         for (int32_t py = od_max_i32(next, oy * SH); py < oy * SH + 3; ++py) {
@@ -165,13 +175,18 @@ void od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *f
             fill_pairs(p, in, b, c, py, ring + (sl >= 3 ? sl - 3 : sl) * 4 * J, J);
         }
         next = oy * SH + 3;
-        const uint32_t *rows[3];
-        for (int32_t ky = 0; ky < 3; ++ky) rows[ky] = ring + (top + ky >= 3 ? top + ky - 3 : top + ky) * 4 * J;
+        const uint32_t *r0 = ring + top * 4 * J, *r1 = ring + (top >= 2 ? top - 2 : top + 1) * 4 * J;
+        const uint32_t *r2 = ring + (top >= 1 ? top - 1 : top + 2) * 4 * J;
         int8_t *y = dst + oy * OW * dst_stride;
-        for (int k = 0; k < 4; ++k)
-            row_channel(rows[0] + k * J, rows[1] + k * J, rows[2] + k * J, w[k], bi[k], mult[c + k], ~shift[c + k],
-                        rnd, y + k, dst_stride, OW);
+        for (int k = 0; k < 4; ++k, r0 += J, r1 += J, r2 += J, ++y) {
+            if (OW >= 2) row_channel(r0, r1, r2, w[k], y, dst_stride, OW >> 1);
+            if (OW & 1) {
+                const int32_t j = OW >> 1;
+                row_channel(r0 + j, r1 + j, r2 + j, w[k], y + 2 * j * dst_stride, 0, 1);
+            }
+        }
     }
+    return 1;
 }
 
 #endif

@@ -171,10 +171,8 @@ static int dw_padded_block(const od_conv_params_t *p, const int8_t *in, const in
                            const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *strip,
                            int8_t *dst, int32_t dst_stride) {
     const int32_t taps = p->k_h * p->k_w, C = p->in_c, off = p->input_offset;
-    if (od_dw3x3_fits(p)) {
-        od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride);
+    if (od_dw3x3_fits(p) && od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride))
         return p->act_min != -128 || p->act_max != 127;
-    }
     uint32_t fw[2 * OD_DWP_MAX_TAPS];
     int32_t a_init[4];
     for (int k = 0; k < 4; ++k) a_init[k] = bias ? bias[c + k] : 0;
