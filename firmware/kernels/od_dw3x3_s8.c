@@ -37,6 +37,15 @@ OD_INLINE void put_pair(uint32_t *row, int32_t J, int32_t j, uint32_t a, uint32_
     row[3 * J + j] = od_pack_hi16(ha, hb);
 }
 
+/* Pair j of a row whose columns may lie in the padding: input column px - x0 when x0 <= px < x1. */
+static void border_pair(const int8_t *src, int32_t C, int32_t x0, int32_t x1, uint32_t zp4, uint32_t *row, int32_t J,
+                        int32_t j) {
+    const int32_t px = 2 * j;
+    const uint32_t a = px >= x0 && px < x1 ? od_read_u32(src + (px - x0) * C) : zp4;
+    const uint32_t b = px + 1 >= x0 && px + 1 < x1 ? od_read_u32(src + (px + 1 - x0) * C) : zp4;
+    put_pair(row, J, j, a, b);
+}
+
 /* Padded input row py of batch b, channels c..c+3, as four rows of J int16 column pairs (zero point outside). */
 static void fill_pairs(const od_conv_params_t *p, const int8_t *in, int32_t b, int32_t c, int32_t py,
                        uint32_t *row, int32_t J) {
@@ -50,17 +59,12 @@ static void fill_pairs(const od_conv_params_t *p, const int8_t *in, int32_t b, i
     }
     const int8_t *src = in + (b * p->in_h + iy) * IW * C + c; /* input column 0 */
     const int32_t jlo = od_min_i32(J, (x0 + 1) / 2), jhi = od_max_i32(jlo, od_min_i32(J, x1 / 2));
-    for (int32_t j = 0; j < J; ++j) {
-        if (j == jlo) {  /* interior pairs: both columns inside the input */
-            const int8_t *s = src + (2 * j - x0) * C;
-            for (; j < jhi; ++j, s += 2 * C) put_pair(row, J, j, od_read_u32(s), od_read_u32(s + C));
-            if (j >= J) break;
-        }
-        const int32_t px = 2 * j;
-        const uint32_t a = px >= x0 && px < x1 ? od_read_u32(src + (px - x0) * C) : zp4;
-        const uint32_t bw = px + 1 >= x0 && px + 1 < x1 ? od_read_u32(src + (px + 1 - x0) * C) : zp4;
-        put_pair(row, J, j, a, bw);
-    }
+    for (int32_t j = 0; j < jlo; ++j) border_pair(src, C, x0, x1, zp4, row, J, j);
+    for (int32_t j = jhi; j < J; ++j) border_pair(src, C, x0, x1, zp4, row, J, j);
+    const int8_t *s = src + (2 * jlo - x0) * C;
+    uint32_t *q = row + jlo;
+    for (int32_t n = jhi - jlo; n > 0; --n, s += 2 * C) /* interior pairs: both columns inside the input */
+        put_pair(q++, J, 0, od_read_u32(s), od_read_u32(s + C));
 }
 
 /* Per channel: the 6 doubled weight words, then bi = 2 * (bias + off * sum(w)), m, ns = ~shift and
