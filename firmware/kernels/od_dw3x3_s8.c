@@ -37,33 +37,53 @@ OD_INLINE void put_pair(uint32_t *row, int32_t J, int32_t j, uint32_t a, uint32_
     row[3 * J + j] = od_pack_hi16(ha, hb);
 }
 
-/* Pair j of a row whose columns may lie in the padding: input column px - x0 when x0 <= px < x1. */
-static void border_pair(const int8_t *src, int32_t C, int32_t x0, int32_t x1, uint32_t zp4, uint32_t *row, int32_t J,
-                        int32_t j) {
-    const int32_t px = 2 * j;
-    const uint32_t a = px >= x0 && px < x1 ? od_read_u32(src + (px - x0) * C) : zp4;
-    const uint32_t b = px + 1 >= x0 && px + 1 < x1 ? od_read_u32(src + (px + 1 - x0) * C) : zp4;
-    put_pair(row, J, j, a, b);
+/* What filling a padded row needs, set once per block. */
+typedef struct {
+    const int8_t *src;     /* batch b, input row 0, column 0, channel c */
+    int32_t row_bytes, C;  /* input row and pixel strides */
+    int32_t x0, x1;        /* padded columns [x0, x1) are input columns 0 .. in_w - 1 */
+    int32_t jlo, jhi, J;   /* pairs [jlo, jhi) lie inside the input; J pairs per channel row */
+    int32_t pad_h, in_h;
+    uint32_t zp4, zz;      /* the zero point in four bytes, and in two int16 lanes */
+} od_fill_t;
+
+static void fill_init(od_fill_t *f, const od_conv_params_t *p, const int8_t *in, int32_t b, int32_t c) {
+    const int8_t zp = (int8_t)(-p->input_offset);
+    f->row_bytes = p->in_w * p->in_c;
+    f->C = p->in_c;
+    f->src = in + b * p->in_h * f->row_bytes + c;
+    f->x0 = p->pad_w;
+    f->x1 = p->in_w + p->pad_w;
+    f->J = pairs(p);
+    f->jlo = od_min_i32(f->J, (f->x0 + 1) / 2);
+    f->jhi = od_max_i32(f->jlo, od_min_i32(f->J, f->x1 / 2));
+    f->pad_h = p->pad_h;
+    f->in_h = p->in_h;
+    f->zp4 = (uint32_t)(uint8_t)zp * 0x01010101u;
+    f->zz = od_dup16(zp);
 }
 
-/* Padded input row py of batch b, channels c..c+3, as four rows of J int16 column pairs (zero point outside). */
-static void fill_pairs(const od_conv_params_t *p, const int8_t *in, int32_t b, int32_t c, int32_t py,
-                       uint32_t *row, int32_t J) {
-    const int32_t IW = p->in_w, C = p->in_c, iy = py - p->pad_h, x0 = p->pad_w, x1 = IW + p->pad_w;
-    const int8_t zp = (int8_t)(-p->input_offset);
-    const uint32_t zp4 = (uint32_t)(uint8_t)zp * 0x01010101u;
-    if (iy < 0 || iy >= p->in_h) {
-        const uint32_t zz = od_dup16(zp);
-        for (int32_t i = 0; i < 4 * J; ++i) row[i] = zz;
+/* Pair j of a row whose columns may lie in the padding (padded column px is input column px - x0). */
+static void border_pair(const od_fill_t *f, const int8_t *src, uint32_t *row, int32_t j) {
+    const int32_t px = 2 * j;
+    const uint32_t a = px >= f->x0 && px < f->x1 ? od_read_u32(src + (px - f->x0) * f->C) : f->zp4;
+    const uint32_t b = px + 1 >= f->x0 && px + 1 < f->x1 ? od_read_u32(src + (px + 1 - f->x0) * f->C) : f->zp4;
+    put_pair(row, f->J, j, a, b);
+}
+
+/* Padded input row py, channels c..c+3, as four rows of J int16 column pairs (zero point outside). */
+static void fill_pairs(const od_fill_t *f, int32_t py, uint32_t *row) {
+    const int32_t iy = py - f->pad_h, J = f->J, C = f->C;
+    if (iy < 0 || iy >= f->in_h) {
+        for (int32_t i = 0; i < 4 * J; ++i) row[i] = f->zz;
         return;
     }
-    const int8_t *src = in + (b * p->in_h + iy) * IW * C + c; /* input column 0 */
-    const int32_t jlo = od_min_i32(J, (x0 + 1) / 2), jhi = od_max_i32(jlo, od_min_i32(J, x1 / 2));
-    for (int32_t j = 0; j < jlo; ++j) border_pair(src, C, x0, x1, zp4, row, J, j);
-    for (int32_t j = jhi; j < J; ++j) border_pair(src, C, x0, x1, zp4, row, J, j);
-    const int8_t *s = src + (2 * jlo - x0) * C;
-    uint32_t *q = row + jlo;
-    for (int32_t n = jhi - jlo; n > 0; --n, s += 2 * C) /* interior pairs: both columns inside the input */
+    const int8_t *src = f->src + iy * f->row_bytes;
+    for (int32_t j = 0; j < f->jlo; ++j) border_pair(f, src, row, j);
+    for (int32_t j = f->jhi; j < J; ++j) border_pair(f, src, row, j);
+    const int8_t *s = src + (2 * f->jlo - f->x0) * C;
+    uint32_t *q = row + f->jlo;
+    for (int32_t n = f->jhi - f->jlo; n > 0; --n, s += 2 * C) /* interior pairs: both columns inside the input */
         put_pair(q++, J, 0, od_read_u32(s), od_read_u32(s + C));
 }
 
@@ -85,7 +105,7 @@ typedef struct { uint32_t v[T_WORDS]; } od_table_t;   /* what the asm reads besi
 
 /* n output pairs of one channel and output row: y[0], y[s], then y += 2 * s. s = 0 stores the first output only
  * (an odd last one: the second is written first, then overwritten). The rows are read up to pair n. */
-static void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
+OD_INLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
                         int32_t s, int32_t n) {
     uint32_t d0, d1, wa, wd;
     int32_t a0, a1;
@@ -124,7 +144,7 @@ static int8_t rq2(int32_t acc2, const uint32_t *w) {
     return (int8_t)od_ssat8_asr1(v >> (int32_t)w[T_NS]);
 }
 
-static void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
+OD_INLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
                         int32_t s, int32_t n) {
     const uint32_t *rows[3] = {r0, r1, r2};
     for (int32_t j = 0; j < n; ++j, y += 2 * s) {
@@ -172,11 +192,13 @@ int od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *fi
     uint32_t w[4][T_WORDS];
     for (int k = 0; k < 4; ++k)
         if (!prep_channel(p, filter, bias, mult, shift, c + k, w[k])) return 0;
+    od_fill_t f;
+    fill_init(&f, p, in, b, c);
     int32_t next = 0, top = 0; /* the next padded row not in the ring yet; ring slot of padded row oy * SH */
     for (int32_t oy = 0; oy < OH; ++oy, top = (top + SH) % 3) {
         for (int32_t py = od_max_i32(next, oy * SH); py < oy * SH + 3; ++py) {
             const int32_t sl = top + py - oy * SH;
-            fill_pairs(p, in, b, c, py, ring + (sl >= 3 ? sl - 3 : sl) * 4 * J, J);
+            fill_pairs(&f, py, ring + (sl >= 3 ? sl - 3 : sl) * 4 * J);
         }
         next = oy * SH + 3;
         const uint32_t *r0 = ring + top * 4 * J, *r1 = ring + (top >= 2 ? top - 2 : top + 1) * 4 * J;
