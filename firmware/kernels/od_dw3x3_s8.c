@@ -14,8 +14,10 @@
 
 #if defined(__GNUC__)
 #define OD_INLINE static inline __attribute__((always_inline))
+#define OD_NOINLINE static __attribute__((noinline))
 #else
 #define OD_INLINE static inline
+#define OD_NOINLINE static
 #endif
 
 static int32_t pairs(const od_conv_params_t *p) { return (p->out_w + 1) / 2 + 1; }
@@ -72,7 +74,7 @@ static void border_pair(const od_fill_t *f, const int8_t *src, uint32_t *row, in
 }
 
 /* Padded input row py, channels c..c+3, as four rows of J int16 column pairs (zero point outside). */
-static void fill_pairs(const od_fill_t *f, int32_t py, uint32_t *row) {
+OD_NOINLINE void fill_pairs(const od_fill_t *f, int32_t py, uint32_t *row) {
     const int32_t iy = py - f->pad_h, J = f->J, C = f->C;
     if (iy < 0 || iy >= f->in_h) {
         for (int32_t i = 0; i < 4 * J; ++i) row[i] = f->zz;
