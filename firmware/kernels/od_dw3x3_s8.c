@@ -91,7 +91,7 @@ OD_NOINLINE void fill_pairs(const od_fill_t *f, int32_t py, uint32_t *row) {
 
 /* Per channel: the 6 doubled weight words, then bi = 2 * (bias + off * sum(w)), m, ns = ~shift and
  * R = (1 + 2 * out_off) << ns (od_requant_fast_s8's rounding term, added before the shift: exact). */
-enum { T_BI = 6, T_M, T_NS, T_R, T_WORDS };
+enum { T_BI = 6, T_M, T_NS, T_R, T_END, T_WORDS }; /* T_END: quad4's end of output, set per row */
 
 #if OD_SIMD_NATIVE
 /* One kernel row of two outputs: the pair words j and j + 1 (then the row pointer moves one pair on). */
@@ -107,7 +107,7 @@ typedef struct { uint32_t v[T_WORDS]; } od_table_t;   /* what the asm reads besi
 
 /* n output pairs of one channel and output row: y[0], y[s], then y += 2 * s. s = 0 stores the first output only
  * (an odd last one: the second is written first, then overwritten). The rows are read up to pair n. */
-OD_INLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
+OD_NOINLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
                         int32_t s, int32_t n) {
     uint32_t d0, d1, wa, wd;
     int32_t a0, a1;
@@ -135,6 +135,51 @@ OD_INLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_
         : [w] "r"(w), [s] "r"(s)
         : "cc", "memory");
 }
+
+/* One kernel row of four outputs from pair words j, j + 1, j + 2 (the row pointer moves two pairs on). */
+#define OD_ROW4_ASM(r, woff, i1, i2, i3)                      \
+    "ldrd %[d0], %[d1], [%[" r "]], #8\n\t"                   \
+    "ldrd %[wa], %[wd], [%[w], #" woff "]\n\t"                \
+    "smlatb %[a1], %[d0], %[wa], %[" i1 "]\n\t"              \
+    "smlad %[a2], %[d1], %[wa], %[" i2 "]\n\t"               \
+    "smlatb %[a3], %[d1], %[wa], %[" i3 "]\n\t"              \
+    "smlad %[a0], %[d0], %[wa], %[a0]\n\t"                    \
+    "smlabt %[a0], %[d1], %[wd], %[a0]\n\t"                   \
+    "smlad %[a1], %[d1], %[wd], %[a1]\n\t"                    \
+    "ldr %[d0], [%[" r "]]\n\t"                               \
+    "smlabt %[a2], %[d0], %[wd], %[a2]\n\t"                   \
+    "smlad %[a3], %[d0], %[wd], %[a3]\n\t"
+
+/* Requantize aK (m in d0, ns in d1, R in wa) and store it at [y, #off]. */
+#define OD_RQ4_ASM(a, store)                                  \
+    "smmlar %[wd], %[" a "], %[d0], %[wa]\n\t"                \
+    "add %[" a "], %[wd], %[" a "], asr #31\n\t"              \
+    "asr %[" a "], %[" a "], %[d1]\n\t"                       \
+    "ssat %[" a "], #8, %[" a "], asr #1\n\t"                 \
+    "strb %[" a "], " store "\n\t"
+
+/* Output quads of one channel and output row into a stride-4 staging buffer, up to w[T_END]: 59 instructions
+ * per 36 MACs. */
+OD_NOINLINE void quad4(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y) {
+    uint32_t d0, d1, wa, wd;
+    int32_t a0, a1, a2, a3;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[a0], [%[w], #24]\n\t"
+        OD_ROW4_ASM("r0", "0", "a0", "a0", "a0") OD_ROW4_ASM("r1", "8", "a1", "a2", "a3")
+        OD_ROW4_ASM("r2", "16", "a1", "a2", "a3")
+        "ldrd %[d0], %[d1], [%[w], #28]\n\t"
+        "ldr %[wa], [%[w], #36]\n\t"
+        OD_RQ4_ASM("a0", "[%[y]], #16") OD_RQ4_ASM("a1", "[%[y], #-12]") OD_RQ4_ASM("a2", "[%[y], #-8]")
+        OD_RQ4_ASM("a3", "[%[y], #-4]")
+        "ldr %[d0], [%[w], #40]\n\t"
+        "cmp %[y], %[d0]\n\t"
+        "bne 1b\n\t"
+        : [d0] "=&r"(d0), [d1] "=&r"(d1), [wa] "=&r"(wa), [wd] "=&r"(wd), [a0] "=&r"(a0), [a1] "=&r"(a1),
+          [a2] "=&r"(a2), [a3] "=&r"(a3), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [y] "+r"(y)
+        : [w] "r"(w)
+        : "cc", "memory");
+}
 #else
 static inline int32_t lo16(uint32_t x) { return (int16_t)(x & 0xffff); }
 static inline int32_t hi16(uint32_t x) { return (int16_t)(x >> 16); }
@@ -146,7 +191,7 @@ static int8_t rq2(int32_t acc2, const uint32_t *w) {
     return (int8_t)od_ssat8_asr1(v >> (int32_t)w[T_NS]);
 }
 
-OD_INLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
+OD_NOINLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y,
                         int32_t s, int32_t n) {
     const uint32_t *rows[3] = {r0, r1, r2};
     for (int32_t j = 0; j < n; ++j, y += 2 * s) {
@@ -161,6 +206,10 @@ OD_INLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint32_
         y[s] = rq2(s1, w);
         y[0] = rq2(s0, w);
     }
+}
+
+OD_NOINLINE void quad4(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y) {
+    row_channel(r0, r1, r2, w, y, 4, (int32_t)(w[T_END] - (uint32_t)(uintptr_t)y) / 8); /* 32-bit pointer difference */
 }
 #endif
 
@@ -207,11 +256,14 @@ int od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *fi
         const uint32_t *r2 = ring + (top >= 1 ? top - 1 : top + 2) * 4 * J;
         int8_t *y = dst + oy * OW * dst_stride;
         for (int k = 0; k < 4; ++k, r0 += J, r1 += J, r2 += J, ++y) {
-            if (OW >= 2) row_channel(r0, r1, r2, w[k], y, dst_stride, OW >> 1);
-            if (OW & 1) {
-                const int32_t j = OW >> 1;
-                row_channel(r0 + j, r1 + j, r2 + j, w[k], y + 2 * j * dst_stride, 0, 1);
+            const int32_t q = dst_stride == 4 ? OW >> 2 : 0, j = 2 * q + ((OW - 4 * q) >> 1); /* quads, pairs */
+            if (q > 0) {
+                w[k][T_END] = (uint32_t)(uintptr_t)(y + 16 * q);
+                quad4(r0, r1, r2, w[k], y);
             }
+            if (j > 2 * q)
+                row_channel(r0 + 2 * q, r1 + 2 * q, r2 + 2 * q, w[k], y + 4 * q * dst_stride, dst_stride, j - 2 * q);
+            if (OW & 1) row_channel(r0 + j, r1 + j, r2 + j, w[k], y + 2 * j * dst_stride, 0, 1);
         }
     }
     return 1;
