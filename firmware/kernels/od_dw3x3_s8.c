@@ -9,6 +9,8 @@
  * 2x that od_requant_fast_s8 multiplies; outputs are requantized one channel at a time and stored unclamped. */
 #include "od_dw3x3_s8.h"
 
+#include <stddef.h>
+
 #include "od_fixedpoint.h"
 #include "od_simd.h"
 
@@ -91,7 +93,16 @@ OD_NOINLINE void fill_pairs(const od_fill_t *f, int32_t py, uint32_t *row) {
 
 /* Per channel: the 6 doubled weight words, then bi = 2 * (bias + off * sum(w)), m, ns = ~shift and
  * R = (1 + 2 * out_off) << ns (od_requant_fast_s8's rounding term, added before the shift: exact). */
-enum { T_BI = 6, T_M, T_NS, T_R, T_END, T_WORDS }; /* T_END: quad4's end of output, set per row */
+enum { T_BI = 6, T_M, T_NS, T_R, T_WORDS };
+
+/* One channel: its table, and where its current output row reads and writes (stage4: quads up to end, then one
+ * pair when pair is set). */
+typedef struct {
+    uint32_t w[T_WORDS];
+    const uint32_t *r[3];
+    int8_t *y, *end;
+    int32_t pair;
+} od_chan_t;
 
 #if OD_SIMD_NATIVE
 /* One kernel row of two outputs: the pair words j and j + 1 (then the row pointer moves one pair on). */
@@ -158,12 +169,22 @@ OD_NOINLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint3
     "ssat %[" a "], #8, %[" a "], asr #1\n\t"                 \
     "strb %[" a "], " store "\n\t"
 
-/* Output quads of one channel and output row into a stride-4 staging buffer, up to w[T_END]: 59 instructions
- * per 36 MACs. */
-OD_NOINLINE void quad4(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y) {
+/* One output row of one channel into a stride-4 staging buffer: quads (59 instructions per 36 MACs) up to
+ * ch->end, then one pair when ch->pair is set; everything it needs is read from ch (one argument per call). */
+OD_NOINLINE void stage4(const od_chan_t *ch) {
     uint32_t d0, d1, wa, wd;
     int32_t a0, a1, a2, a3;
+    const uint32_t *r0, *r1, *r2;
+    int8_t *y;
+    const uint32_t *w = ch->w;
     __asm__ volatile(
+        "ldr %[r0], [%[w], %[o_r0]]\n\t"
+        "ldr %[r1], [%[w], %[o_r1]]\n\t"
+        "ldr %[r2], [%[w], %[o_r2]]\n\t"
+        "ldr %[y], [%[w], %[o_y]]\n\t"
+        "ldr %[d0], [%[w], %[o_end]]\n\t"
+        "cmp %[y], %[d0]\n\t"
+        "beq 2f\n\t"
         "1:\n\t"
         "ldr %[a0], [%[w], #24]\n\t"
         OD_ROW4_ASM("r0", "0", "a0", "a0", "a0") OD_ROW4_ASM("r1", "8", "a1", "a2", "a3")
@@ -172,12 +193,33 @@ OD_NOINLINE void quad4(const uint32_t *r0, const uint32_t *r1, const uint32_t *r
         "ldr %[wa], [%[w], #36]\n\t"
         OD_RQ4_ASM("a0", "[%[y]], #16") OD_RQ4_ASM("a1", "[%[y], #-12]") OD_RQ4_ASM("a2", "[%[y], #-8]")
         OD_RQ4_ASM("a3", "[%[y], #-4]")
-        "ldr %[d0], [%[w], #40]\n\t"
+        "ldr %[d0], [%[w], %[o_end]]\n\t"
         "cmp %[y], %[d0]\n\t"
         "bne 1b\n\t"
+        "2:\n\t"
+        "ldr %[d0], [%[w], %[o_pair]]\n\t"
+        "cmp %[d0], #0\n\t"
+        "beq 3f\n\t"
+        "ldr %[a0], [%[w], #24]\n\t"
+        OD_ROW2_ASM("r0", "0", "a0") OD_ROW2_ASM("r1", "8", "a1") OD_ROW2_ASM("r2", "16", "a1")
+        "ldrd %[d0], %[d1], [%[w], #28]\n\t"
+        "ldr %[wa], [%[w], #36]\n\t"
+        "smmlar %[wd], %[a0], %[d0], %[wa]\n\t"
+        "add %[wd], %[wd], %[a0], asr #31\n\t"
+        "smmlar %[a0], %[a1], %[d0], %[wa]\n\t"
+        "add %[a0], %[a0], %[a1], asr #31\n\t"
+        "asr %[wd], %[wd], %[d1]\n\t"
+        "asr %[a0], %[a0], %[d1]\n\t"
+        "ssat %[wd], #8, %[wd], asr #1\n\t"
+        "ssat %[a0], #8, %[a0], asr #1\n\t"
+        "strb %[wd], [%[y]]\n\t"
+        "strb %[a0], [%[y], #4]\n\t"
+        "3:\n\t"
         : [d0] "=&r"(d0), [d1] "=&r"(d1), [wa] "=&r"(wa), [wd] "=&r"(wd), [a0] "=&r"(a0), [a1] "=&r"(a1),
-          [a2] "=&r"(a2), [a3] "=&r"(a3), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [y] "+r"(y)
-        : [w] "r"(w)
+          [a2] "=&r"(a2), [a3] "=&r"(a3), [r0] "=&r"(r0), [r1] "=&r"(r1), [r2] "=&r"(r2), [y] "=&r"(y)
+        : [w] "r"(w), [o_r0] "i"(offsetof(od_chan_t, r[0])), [o_r1] "i"(offsetof(od_chan_t, r[1])),
+          [o_r2] "i"(offsetof(od_chan_t, r[2])), [o_y] "i"(offsetof(od_chan_t, y)),
+          [o_end] "i"(offsetof(od_chan_t, end)), [o_pair] "i"(offsetof(od_chan_t, pair))
         : "cc", "memory");
 }
 #else
@@ -208,8 +250,8 @@ OD_NOINLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint3
     }
 }
 
-OD_NOINLINE void quad4(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2, const uint32_t *w, int8_t *y) {
-    row_channel(r0, r1, r2, w, y, 4, (int32_t)(w[T_END] - (uint32_t)(uintptr_t)y) / 8); /* 32-bit pointer difference */
+static void stage4(const od_chan_t *ch) {
+    row_channel(ch->r[0], ch->r[1], ch->r[2], ch->w, ch->y, 4, (int32_t)(ch->end - ch->y) / 8 + ch->pair);
 }
 #endif
 
@@ -240,9 +282,9 @@ int od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *fi
                    const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *ring, int8_t *dst,
                    int32_t dst_stride) {
     const int32_t OH = p->out_h, OW = p->out_w, SH = p->stride_h, J = pairs(p);
-    uint32_t w[4][T_WORDS];
+    od_chan_t ch[4];
     for (int k = 0; k < 4; ++k)
-        if (!prep_channel(p, filter, bias, mult, shift, c + k, w[k])) return 0;
+        if (!prep_channel(p, filter, bias, mult, shift, c + k, ch[k].w)) return 0;
     od_fill_t f;
     fill_init(&f, p, in, b, c);
     int32_t next = 0, top = 0; /* the next padded row not in the ring yet; ring slot of padded row oy * SH */
@@ -255,15 +297,21 @@ int od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *fi
         const uint32_t *r0 = ring + top * 4 * J, *r1 = ring + (top >= 2 ? top - 2 : top + 1) * 4 * J;
         const uint32_t *r2 = ring + (top >= 1 ? top - 1 : top + 2) * 4 * J;
         int8_t *y = dst + oy * OW * dst_stride;
+        const int32_t q = OW >> 2, j = OW >> 1; /* quads when staged, else pairs; then an odd last output */
         for (int k = 0; k < 4; ++k, r0 += J, r1 += J, r2 += J, ++y) {
-            const int32_t q = dst_stride == 4 ? OW >> 2 : 0, j = 2 * q + ((OW - 4 * q) >> 1); /* quads, pairs */
-            if (q > 0) {
-                w[k][T_END] = (uint32_t)(uintptr_t)(y + 16 * q);
-                quad4(r0, r1, r2, w[k], y);
+            if (dst_stride == 4 && j > 0) {
+                od_chan_t *h = &ch[k];
+                h->r[0] = r0;
+                h->r[1] = r1;
+                h->r[2] = r2;
+                h->y = y;
+                h->end = y + 16 * q;
+                h->pair = j & 1;
+                stage4(h);
+            } else if (j > 0) {
+                row_channel(r0, r1, r2, ch[k].w, y, dst_stride, j);
             }
-            if (j > 2 * q)
-                row_channel(r0 + 2 * q, r1 + 2 * q, r2 + 2 * q, w[k], y + 4 * q * dst_stride, dst_stride, j - 2 * q);
-            if (OW & 1) row_channel(r0 + j, r1 + j, r2 + j, w[k], y + 2 * j * dst_stride, 0, 1);
+            if (OW & 1) row_channel(r0 + j, r1 + j, r2 + j, ch[k].w, y + 2 * j * dst_stride, 0, 1);
         }
     }
     return 1;
