@@ -41,38 +41,44 @@ OD_INLINE void put_pair(uint32_t *row, int32_t J, int32_t j, uint32_t a, uint32_
     row[3 * J + j] = od_pack_hi16(ha, hb);
 }
 
-/* What filling a padded row needs, set once per block. */
+/* What filling a padded row needs, set once per block. Pair j holds padded columns 2j and 2j + 1; padded
+ * columns [x0, x1) are the input columns. Pairs [jlo, jhi) are all input; at most one pair on each side mixes
+ * padding and input (jl, jr; -1 when none); the others are all padding, the same on every row (fill_ring_pad). */
 typedef struct {
     const int8_t *src;     /* batch b, input row 0, column 0, channel c */
     int32_t row_bytes, C;  /* input row and pixel strides */
-    int32_t x0, x1;        /* padded columns [x0, x1) are input columns 0 .. in_w - 1 */
-    int32_t jlo, jhi, J;   /* pairs [jlo, jhi) lie inside the input; J pairs per channel row */
+    int32_t jlo, jhi, jl, jr, J;
+    int32_t first, last;   /* byte offsets in a row of pair jlo's first column and of input column in_w - 1 */
     int32_t pad_h, in_h;
     uint32_t zp4, zz;      /* the zero point in four bytes, and in two int16 lanes */
 } od_fill_t;
 
 static void fill_init(od_fill_t *f, const od_conv_params_t *p, const int8_t *in, int32_t b, int32_t c) {
     const int8_t zp = (int8_t)(-p->input_offset);
+    const int32_t x0 = p->pad_w, x1 = p->in_w + p->pad_w;
     f->row_bytes = p->in_w * p->in_c;
     f->C = p->in_c;
     f->src = in + b * p->in_h * f->row_bytes + c;
-    f->x0 = p->pad_w;
-    f->x1 = p->in_w + p->pad_w;
     f->J = pairs(p);
-    f->jlo = od_min_i32(f->J, (f->x0 + 1) / 2);
-    f->jhi = od_max_i32(f->jlo, od_min_i32(f->J, f->x1 / 2));
+    f->jlo = od_min_i32(f->J, (x0 + 1) / 2);
+    f->jhi = od_max_i32(f->jlo, od_min_i32(f->J, x1 / 2));
+    f->jl = (x0 & 1) && x0 / 2 < f->J ? x0 / 2 : -1;
+    f->jr = (x1 & 1) && x1 / 2 < f->J && x1 / 2 != f->jl ? x1 / 2 : -1;
+    f->first = (2 * f->jlo - x0) * p->in_c;
+    f->last = (p->in_w - 1) * p->in_c;
     f->pad_h = p->pad_h;
     f->in_h = p->in_h;
     f->zp4 = (uint32_t)(uint8_t)zp * 0x01010101u;
     f->zz = od_dup16(zp);
 }
 
-/* Pair j of a row whose columns may lie in the padding (padded column px is input column px - x0). */
-static void border_pair(const od_fill_t *f, const int8_t *src, uint32_t *row, int32_t j) {
-    const int32_t px = 2 * j;
-    const uint32_t a = px >= f->x0 && px < f->x1 ? od_read_u32(src + (px - f->x0) * f->C) : f->zp4;
-    const uint32_t b = px + 1 >= f->x0 && px + 1 < f->x1 ? od_read_u32(src + (px + 1 - f->x0) * f->C) : f->zp4;
-    put_pair(row, f->J, j, a, b);
+/* The all-padding pairs of every ring slot (3 slots of 4 channel rows), once per block. */
+static void fill_ring_pad(const od_fill_t *f, uint32_t *ring) {
+    const int32_t J = f->J, zl = f->jl >= 0 ? f->jl : f->jlo, zr = od_max_i32(f->jhi, f->jr + 1);
+    for (int32_t r = 0; r < 3 * 4; ++r, ring += J) {
+        for (int32_t j = 0; j < zl; ++j) ring[j] = f->zz;
+        for (int32_t j = zr; j < J; ++j) ring[j] = f->zz;
+    }
 }
 
 /* Padded input row py, channels c..c+3, as four rows of J int16 column pairs (zero point outside). */
@@ -83,9 +89,9 @@ OD_NOINLINE void fill_pairs(const od_fill_t *f, int32_t py, uint32_t *row) {
         return;
     }
     const int8_t *src = f->src + iy * f->row_bytes;
-    for (int32_t j = 0; j < f->jlo; ++j) border_pair(f, src, row, j);
-    for (int32_t j = f->jhi; j < J; ++j) border_pair(f, src, row, j);
-    const int8_t *s = src + (2 * f->jlo - f->x0) * C;
+    if (f->jl >= 0) put_pair(row, J, f->jl, f->zp4, od_read_u32(src));
+    if (f->jr >= 0) put_pair(row, J, f->jr, od_read_u32(src + f->last), f->zp4);
+    const int8_t *s = src + f->first;
     uint32_t *q = row + f->jlo;
     for (int32_t n = f->jhi - f->jlo; n > 0; --n, s += 2 * C) /* interior pairs: both columns inside the input */
         put_pair(q++, J, 0, od_read_u32(s), od_read_u32(s + C));
@@ -287,6 +293,7 @@ int od_dw3x3_block(const od_conv_params_t *p, const int8_t *in, const int8_t *fi
         if (!prep_channel(p, filter, bias, mult, shift, c + k, ch[k].w)) return 0;
     od_fill_t f;
     fill_init(&f, p, in, b, c);
+    fill_ring_pad(&f, ring);
     int32_t next = 0, top = 0; /* the next padded row not in the ring yet; ring slot of padded row oy * SH */
     for (int32_t oy = 0; oy < OH; ++oy, top = (top + SH) % 3) {
         for (int32_t py = od_max_i32(next, oy * SH); py < oy * SH + 3; ++py) {
