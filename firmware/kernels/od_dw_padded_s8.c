@@ -204,6 +204,21 @@ static void copy4(const od_conv_params_t *p, const int8_t *src, int32_t ss, int8
         for (int32_t k = 0; k < n; ++k, src += ss, dst += ds) od_write_u32(dst, od_read_u32(src));
 }
 
+/* copy4 from the word-aligned staging of the in-place kernel, two pixels per step. */
+static void copy_staged(const od_conv_params_t *p, const uint32_t *t, int8_t *dst, int32_t ds, int32_t n, int clamp) {
+    if (!clamp) {
+        copy4(p, (const int8_t *)t, 4, dst, ds, n, 0);
+        return;
+    }
+    const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u, hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
+    for (const uint32_t *end = t + (n & ~1); t != end; t += 2, dst += 2 * ds) {
+        const uint32_t a = t[0], b = t[1];
+        od_write_u32(dst, od_clamp4_s8(a, lo4, hi4));
+        od_write_u32(dst + ds, od_clamp4_s8(b, lo4, hi4));
+    }
+    if (n & 1) od_write_u32(dst, od_clamp4_s8(t[0], lo4, hi4));
+}
+
 static int padded_ok(const od_conv_params_t *p) {
     return p->depth_multiplier == 1 && p->in_c == p->out_c && (p->in_c & 3) == 0 && p->dil_h == 1 &&
            p->dil_w == 1 && p->k_h * p->k_w <= OD_DWP_MAX_TAPS;
@@ -267,7 +282,7 @@ od_status_t od_depthwise_conv2d_s8_inplace_padded(const od_conv_params_t *p, int
     for (int32_t c = 0; c < C; c += 4) {
         const int clamp = dw_padded_block(p, buf, filter, bias, mult, shift, 0, c, (uint32_t *)(void *)(tmp + stage),
                                           tmp, 4);
-        copy4(p, tmp, 4, buf + c, C, pixels, clamp);
+        copy_staged(p, (const uint32_t *)(const void *)tmp, buf + c, C, pixels, clamp);
     }
     return OD_OK;
 #endif
