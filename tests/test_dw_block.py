@@ -18,9 +18,10 @@ from ondevice.mcu.tflite_build import options
 from ondevice.verify.mcu import verify_host
 
 
-def _dw(c: Case, shape, k=3, stride=(1, 1), padding=PAD.SAME, act=ACT.NONE, inplace=False, slow=False):
+def _dw(c: Case, shape, k=3, stride=(1, 1), padding=PAD.SAME, act=ACT.NONE, inplace=False, slow=False, pow2=False):
     """One depthwise conv (multiplier 1). inplace: its input is a RELU's output that dies there; slow: an output
-    scale small enough that the effective multiplier is >= 0.5 (shift >= 0: TFLite's exact requantization)."""
+    scale small enough that the effective multiplier is >= 0.5 (shift >= 0: TFLite's exact requantization);
+    pow2: every effective scale 2^-9, i.e. the multiplier 2^30 the 3x3 block leaves to the generic ring."""
     r = c.rng
     n, h, w, ch = shape
     kh, kw = (k, k) if isinstance(k, int) else k
@@ -31,7 +32,7 @@ def _dw(c: Case, shape, k=3, stride=(1, 1), padding=PAD.SAME, act=ACT.NONE, inpl
         xr = c.b.tensor(list(shape), scale=sx, zero_point=zx)
         c.b.op("RELU", [x], [xr])
         x = xr
-    ws = r.uniform(0.002, 0.02, ch)
+    ws = np.full(ch, 2.0 ** -7) if pow2 else r.uniform(0.002, 0.02, ch)
     wt = c.b.tensor([1, kh, kw, ch], scale=ws, zero_point=np.zeros(ch, np.int64),
                     data=r.integers(-127, 128, (1, kh, kw, ch)), qdim=3)
     bt = c.b.tensor([ch], "int32", scale=sx * ws, zero_point=np.zeros(ch, np.int64),
@@ -41,6 +42,7 @@ def _dw(c: Case, shape, k=3, stride=(1, 1), padding=PAD.SAME, act=ACT.NONE, inpl
     else:
         oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
     so = float(sx * ws.max() * 1.5) if slow else 3 * math.sqrt(kh * kw) * sx * U8_STD * float(ws.mean()) * U8_STD / 128
+    so = sx * 4.0 if pow2 else so
     y = c.act_out([n, oh, ow, ch], so)
     c.b.op("DEPTHWISE_CONV_2D", [x, wt, bt], [y], options(
         "DepthwiseConv2DOptions", padding=padding, strideW=sw, strideH=sh, dilationWFactor=1, dilationHFactor=1,
@@ -59,6 +61,7 @@ def _sweep(c: Case):
     _dw(c, [1, 8, 6, 8], k=5)                                 # 5x5 SAME
     _dw(c, [1, 9, 9, 4], k=5, stride=(2, 2), padding=PAD.VALID, act=ACT.RELU)
     _dw(c, [1, 6, 5, 8], slow=True, act=ACT.RELU)             # exact (not fast) requantization
+    _dw(c, [1, 6, 8, 8], pow2=True, act=ACT.RELU)             # multiplier 2^30: the generic ring
     _dw(c, [1, 9, 7, 32], act=ACT.RELU6, inplace=True)
     _dw(c, [1, 8, 5, 16], padding=PAD.VALID, inplace=True)
     _dw(c, [1, 12, 1, 64], act=ACT.RELU, inplace=True)        # in place, width 1
@@ -85,9 +88,9 @@ def test_sweep_runs_the_padded_kernels_in_every_mode():
     c = Case(seed=15)
     _sweep(c)
     src = generate(read_tflite(c.build())).source
-    assert src.count("od_depthwise_conv2d_s8_padded(") == 11
+    assert src.count("od_depthwise_conv2d_s8_padded(") == 12
     assert src.count("od_depthwise_conv2d_s8_inplace_padded(") == 6
-    assert ".requant_fast = 0" in src and ".requant_fast = 1" in src
+    assert ".requant_fast = 0" in src and ".requant_fast = 1" in src and "1073741824" in src
     assert ".act_min = -128, .act_max = 127" in src and ".act_max = 127" in src.replace(".act_min = -128, ", "")
 
 
@@ -110,6 +113,6 @@ def test_dw_sweep_bit_exact_on_qemu(sweep, board):
     assert len(res.outputs) == len(vecs)
     for got, vec in zip(res.outputs, vecs):
         want = ref.run(vec)
-        assert len(got) == len(want) == 17
+        assert len(got) == len(want) == 18
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w.reshape(g.shape))
