@@ -62,12 +62,14 @@ def _sweep(c: Case):
     _dw(c, [1, 9, 9, 4], k=5, stride=(2, 2), padding=PAD.VALID, act=ACT.RELU)
     _dw(c, [1, 6, 5, 8], slow=True, act=ACT.RELU)             # exact (not fast) requantization
     _dw(c, [1, 6, 8, 8], pow2=True, act=ACT.RELU)             # multiplier 2^30: the generic ring
+    _dw(c, [1, 6, 1, 8], k=5)                                 # 5x5 on one column: four kernel columns dropped
     _dw(c, [1, 9, 7, 32], act=ACT.RELU6, inplace=True)
     _dw(c, [1, 8, 5, 16], padding=PAD.VALID, inplace=True)
     _dw(c, [1, 12, 1, 64], act=ACT.RELU, inplace=True)        # in place, width 1
     _dw(c, [1, 11, 9, 24], stride=(2, 2), act=ACT.RELU, inplace=True)
     _dw(c, [1, 10, 6, 16], k=5, inplace=True)
     _dw(c, [1, 7, 6, 32], slow=True, inplace=True)
+    _dw(c, [1, 9, 2, 16], stride=(2, 2), act=ACT.RELU, inplace=True)  # mitsis' stride-2 form, output width 1
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,8 @@ def test_sweep_runs_the_padded_kernels_in_every_mode():
     c = Case(seed=15)
     _sweep(c)
     src = generate(read_tflite(c.build())).source
-    assert src.count("od_depthwise_conv2d_s8_padded(") == 12
-    assert src.count("od_depthwise_conv2d_s8_inplace_padded(") == 6
+    assert src.count("od_depthwise_conv2d_s8_padded(") == 13
+    assert src.count("od_depthwise_conv2d_s8_inplace_padded(") == 7
     assert ".requant_fast = 0" in src and ".requant_fast = 1" in src and "1073741824" in src
     assert ".act_min = -128, .act_max = 127" in src and ".act_max = 127" in src.replace(".act_min = -128, ", "")
 
@@ -113,6 +115,6 @@ def test_dw_sweep_bit_exact_on_qemu(sweep, board):
     assert len(res.outputs) == len(vecs)
     for got, vec in zip(res.outputs, vecs):
         want = ref.run(vec)
-        assert len(got) == len(want) == 18
+        assert len(got) == len(want) == 20
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w.reshape(g.shape))

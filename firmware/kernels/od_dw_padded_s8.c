@@ -167,29 +167,56 @@ OD_INLINE void block_pixels(const od_conv_params_t *p, const int8_t *in, int32_t
 
 /* Channels c..c+3 of every pixel of batch b into dst[pixel * dst_stride + k]. Returns 1 when the outputs are
  * still to be clamped to the activation range (the 3x3 block leaves that to the copy that follows it). */
-static int dw_padded_block(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                           const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *strip,
-                           int8_t *dst, int32_t dst_stride) {
-    const int32_t taps = p->k_h * p->k_w, C = p->in_c, off = p->input_offset;
+/* The generic ring's shape: p without the kernel columns that only ever read padding (q->k_w, q->pad_w), kx0 the
+ * first column kept. On narrow outputs only (a one-pixel-wide input under 3x3 SAME keeps its middle column). */
+typedef struct {
+    od_conv_params_t q;
+    int32_t kx0;
+} od_trim_t;
+
+static void trim_cols(const od_conv_params_t *p, od_trim_t *tr) {
+    int32_t lo = p->k_w, hi = -1;
+    tr->q = *p;
+    tr->kx0 = 0;
+    for (int32_t kx = 0; kx < p->k_w && p->out_w <= 4; ++kx)
+        for (int32_t ox = 0; ox < p->out_w; ++ox) {
+            const int32_t ix = ox * p->stride_w - p->pad_w + kx;
+            if (ix >= 0 && ix < p->in_w) {
+                lo = od_min_i32(lo, kx);
+                hi = od_max_i32(hi, kx);
+                break;
+            }
+        }
+    if (hi < lo || lo > p->pad_w || hi - lo + 1 == p->k_w) return;
+    tr->q.k_w = hi - lo + 1;
+    tr->q.pad_w = p->pad_w - lo;
+    tr->kx0 = lo;
+}
+
+static int dw_padded_block(const od_conv_params_t *p, const od_trim_t *tr, const int8_t *in, const int8_t *filter,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t b, int32_t c,
+                           uint32_t *strip, int8_t *dst, int32_t dst_stride) {
+    const od_conv_params_t *q = &tr->q;
+    const int32_t C = p->in_c, off = p->input_offset;
     if (od_dw3x3_fits(p) && od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride))
         return p->act_min != -128 || p->act_max != 127;
     uint32_t fw[2 * OD_DWP_MAX_TAPS];
     int32_t a_init[4];
     for (int k = 0; k < 4; ++k) a_init[k] = bias ? bias[c + k] : 0;
-    for (int32_t t = 0; t < taps; ++t) {
-        const int8_t *f = filter + t * C + c;
+    for (int32_t t = 0; t < q->k_h * q->k_w; ++t) { /* the kept columns' taps */
+        const int8_t *f = filter + ((t / q->k_w) * p->k_w + t % q->k_w + tr->kx0) * C + c;
         const uint32_t fv = od_read_u32(f);
         fw[2 * t] = od_sxtb16(fv);
         fw[2 * t + 1] = od_sxtb16_ror8(fv);
         for (int k = 0; k < 4; ++k) a_init[k] += off * f[k]; /* the input offset of every (interior) tap */
     }
     const int32_t ns[4] = {~shift[c], ~shift[c + 1], ~shift[c + 2], ~shift[c + 3]};
-    if (p->requant_fast && p->act_min == -128 && p->act_max == 127)
-        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 2);
-    else if (p->requant_fast)
-        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 1);
+    if (q->requant_fast && q->act_min == -128 && q->act_max == 127)
+        block_pixels(q, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 2);
+    else if (q->requant_fast)
+        block_pixels(q, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 1);
     else
-        block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 0);
+        block_pixels(q, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 0);
     return 0;
 }
 
@@ -247,10 +274,12 @@ od_status_t od_depthwise_conv2d_s8_padded(const od_conv_params_t *p, const int8_
     if (od_mve_dw_fits(p)) return OD_OK;
 #endif
     const int32_t pixels = p->out_h * p->out_w, C = p->out_c;
+    od_trim_t tr;
+    trim_cols(p, &tr);
     for (int32_t b = 0; b < p->batches; ++b)
         for (int32_t c = 0; c < C; c += 4) {
             int8_t *y = out + b * plane + c;
-            if (dw_padded_block(p, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch, y, C))
+            if (dw_padded_block(p, &tr, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch, y, C))
                 copy4(p, y, C, y, C, pixels, 1);
         }
     return OD_OK;
@@ -279,9 +308,11 @@ od_status_t od_depthwise_conv2d_s8_inplace_padded(const od_conv_params_t *p, int
     }
     if (od_mve_dw_fits(p)) return OD_OK;
 #endif
+    od_trim_t tr;
+    trim_cols(p, &tr);
     for (int32_t c = 0; c < C; c += 4) {
-        const int clamp = dw_padded_block(p, buf, filter, bias, mult, shift, 0, c, (uint32_t *)(void *)(tmp + stage),
-                                          tmp, 4);
+        const int clamp = dw_padded_block(p, &tr, buf, filter, bias, mult, shift, 0, c,
+                                          (uint32_t *)(void *)(tmp + stage), tmp, 4);
         copy_staged(p, (const uint32_t *)(const void *)tmp, buf + c, C, pixels, clamp);
     }
     return OD_OK;
