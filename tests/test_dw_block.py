@@ -62,7 +62,7 @@ def _sweep(c: Case):
     _dw(c, [1, 9, 9, 4], k=5, stride=(2, 2), padding=PAD.VALID, act=ACT.RELU)
     _dw(c, [1, 6, 5, 8], slow=True, act=ACT.RELU)             # exact (not fast) requantization
     _dw(c, [1, 6, 8, 8], pow2=True, act=ACT.RELU)             # multiplier 2^30: the generic ring
-    _dw(c, [1, 6, 1, 8], k=5)                                 # 5x5 on one column: four kernel columns dropped
+    _dw(c, [1, 6, 1, 8], k=5)                                 # 5x5 on one column
     _dw(c, [1, 9, 7, 32], act=ACT.RELU6, inplace=True)
     _dw(c, [1, 8, 5, 16], padding=PAD.VALID, inplace=True)
     _dw(c, [1, 12, 1, 64], act=ACT.RELU, inplace=True)        # in place, width 1

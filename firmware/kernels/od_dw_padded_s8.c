@@ -165,80 +165,15 @@ OD_INLINE void block_pixels(const od_conv_params_t *p, const int8_t *in, int32_t
     }
 }
 
-/* How an op's blocks run, decided once per op: the 3x3 block (od_dw3x3_s8.c), the generic ring, or the generic
- * ring without the kernel columns that only ever read padding (q: k_w and pad_w narrowed; kx0 the first column
- * kept, kw the original k_w), on narrow outputs only: a one-pixel-wide input under 3x3 SAME keeps its middle
- * column. */
-enum { OD_DWP_3X3, OD_DWP_RING, OD_DWP_TRIM };
-typedef struct {
-    int path;
-    od_conv_params_t q;
-    int32_t kx0, kw;
-} od_trim_t;
-
-/* 1 when columns can be dropped (tr then holds the narrower shape). */
-static int trim_cols(const od_conv_params_t *p, od_trim_t *tr) {
-    int32_t lo = p->k_w, hi = -1;
-    for (int32_t kx = 0; kx < p->k_w && p->out_w <= 4; ++kx)
-        for (int32_t ox = 0; ox < p->out_w; ++ox) {
-            const int32_t ix = ox * p->stride_w - p->pad_w + kx;
-            if (ix >= 0 && ix < p->in_w) {
-                lo = od_min_i32(lo, kx);
-                hi = od_max_i32(hi, kx);
-                break;
-            }
-        }
-    if (hi < lo || lo > p->pad_w || hi - lo + 1 == p->k_w) return 0;
-    tr->q = *p;
-    tr->q.k_w = hi - lo + 1;
-    tr->q.pad_w = p->pad_w - lo;
-    tr->kx0 = lo;
-    tr->kw = p->k_w;
-    return 1;
-}
-
-/* dw_padded_block's generic ring on the trimmed shape (apart, so the common path's code stays as it was). */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void trimmed_block(const od_trim_t *tr, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                          const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *strip,
-                          int8_t *dst, int32_t dst_stride) {
-    const od_conv_params_t *q = &tr->q;
-    const int32_t C = q->in_c, off = q->input_offset;
-    uint32_t fw[2 * OD_DWP_MAX_TAPS], *fo = fw;
-    int32_t a_init[4];
-    for (int k = 0; k < 4; ++k) a_init[k] = bias ? bias[c + k] : 0;
-    for (int32_t ky = 0; ky < q->k_h; ++ky) { /* the kept columns' taps */
-        const int8_t *f = filter + (ky * tr->kw + tr->kx0) * C + c;
-        for (int32_t kx = 0; kx < q->k_w; ++kx, f += C, fo += 2) {
-            const uint32_t fv = od_read_u32(f);
-            fo[0] = od_sxtb16(fv);
-            fo[1] = od_sxtb16_ror8(fv);
-            for (int k = 0; k < 4; ++k) a_init[k] += off * f[k];
-        }
-    }
-    const int32_t ns[4] = {~shift[c], ~shift[c + 1], ~shift[c + 2], ~shift[c + 3]};
-    if (q->requant_fast && q->act_min == -128 && q->act_max == 127)
-        block_pixels(q, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 2);
-    else if (q->requant_fast)
-        block_pixels(q, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 1);
-    else
-        block_pixels(q, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 0);
-}
-
-/* Channels c..c+3 of every pixel of batch b into dst[pixel * dst_stride + k]. Returns 1 when the outputs are
- * still to be clamped to the activation range (the 3x3 block leaves that to the copy that follows it). */
-static int dw_padded_block(const od_conv_params_t *p, const od_trim_t *tr, const int8_t *in, const int8_t *filter,
+/* Channels c..c+3 of every pixel of batch b into dst[pixel * dst_stride + k] (fits3x3: od_dw3x3_fits(p), asked
+ * once per op). Returns 1 when the outputs are still to be clamped to the activation range (the 3x3 block leaves
+ * that to the copy that follows it). */
+static int dw_padded_block(const od_conv_params_t *p, int fits3x3, const int8_t *in, const int8_t *filter,
                            const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t b, int32_t c,
                            uint32_t *strip, int8_t *dst, int32_t dst_stride) {
     const int32_t taps = p->k_h * p->k_w, C = p->in_c, off = p->input_offset;
-    if (tr->path == OD_DWP_3X3 && od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride))
+    if (fits3x3 && od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride))
         return p->act_min != -128 || p->act_max != 127;
-    if (tr->path == OD_DWP_TRIM) {
-        trimmed_block(tr, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride);
-        return 0;
-    }
     uint32_t fw[2 * OD_DWP_MAX_TAPS];
     int32_t a_init[4];
     for (int k = 0; k < 4; ++k) a_init[k] = bias ? bias[c + k] : 0;
@@ -278,7 +213,12 @@ static void copy4(const od_conv_params_t *p, const int8_t *src, int32_t ss, int8
 /* copy4 from the word-aligned staging of the in-place kernel, two pixels per step. */
 static void copy_staged(const od_conv_params_t *p, const uint32_t *t, int8_t *dst, int32_t ds, int32_t n, int clamp) {
     if (!clamp) {
-        copy4(p, (const int8_t *)t, 4, dst, ds, n, 0);
+        for (const uint32_t *end = t + (n & ~1); t != end; t += 2, dst += 2 * ds) {
+            const uint32_t a = t[0], b = t[1];
+            od_write_u32(dst, a);
+            od_write_u32(dst + ds, b);
+        }
+        if (n & 1) od_write_u32(dst, t[0]);
         return;
     }
     const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u, hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
@@ -318,13 +258,11 @@ od_status_t od_depthwise_conv2d_s8_padded(const od_conv_params_t *p, const int8_
     if (od_mve_dw_fits(p)) return OD_OK;
 #endif
     const int32_t pixels = p->out_h * p->out_w, C = p->out_c;
-    od_trim_t plan;
-    const od_trim_t *tr = &plan;
-    plan.path = od_dw3x3_fits(p) ? OD_DWP_3X3 : trim_cols(p, &plan) ? OD_DWP_TRIM : OD_DWP_RING;
+    const int fits3x3 = od_dw3x3_fits(p);
     for (int32_t b = 0; b < p->batches; ++b)
         for (int32_t c = 0; c < C; c += 4) {
             int8_t *y = out + b * plane + c;
-            if (dw_padded_block(p, tr, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch, y, C))
+            if (dw_padded_block(p, fits3x3, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch, y, C))
                 copy4(p, y, C, y, C, pixels, 1);
         }
     return OD_OK;
@@ -353,11 +291,9 @@ od_status_t od_depthwise_conv2d_s8_inplace_padded(const od_conv_params_t *p, int
     }
     if (od_mve_dw_fits(p)) return OD_OK;
 #endif
-    od_trim_t plan;
-    const od_trim_t *tr = &plan;
-    plan.path = od_dw3x3_fits(p) ? OD_DWP_3X3 : trim_cols(p, &plan) ? OD_DWP_TRIM : OD_DWP_RING;
+    const int fits3x3 = od_dw3x3_fits(p);
     for (int32_t c = 0; c < C; c += 4) {
-        const int clamp = dw_padded_block(p, tr, buf, filter, bias, mult, shift, 0, c,
+        const int clamp = dw_padded_block(p, fits3x3, buf, filter, bias, mult, shift, 0, c,
                                           (uint32_t *)(void *)(tmp + stage), tmp, 4);
         copy_staged(p, (const uint32_t *)(const void *)tmp, buf + c, C, pixels, clamp);
     }
