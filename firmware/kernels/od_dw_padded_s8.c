@@ -165,15 +165,11 @@ OD_INLINE void block_pixels(const od_conv_params_t *p, const int8_t *in, int32_t
     }
 }
 
-/* Channels c..c+3 of every pixel of batch b into dst[pixel * dst_stride + k] (fits3x3: od_dw3x3_fits(p), asked
- * once per op). Returns 1 when the outputs are still to be clamped to the activation range (the 3x3 block leaves
- * that to the copy that follows it). */
-static int dw_padded_block(const od_conv_params_t *p, int fits3x3, const int8_t *in, const int8_t *filter,
-                           const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t b, int32_t c,
-                           uint32_t *strip, int8_t *dst, int32_t dst_stride) {
+/* Channels c..c+3 of every pixel of batch b into dst[pixel * dst_stride + k], through the generic ring. */
+static void dw_padded_block(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
+                            const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *strip,
+                            int8_t *dst, int32_t dst_stride) {
     const int32_t taps = p->k_h * p->k_w, C = p->in_c, off = p->input_offset;
-    if (fits3x3 && od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride))
-        return p->act_min != -128 || p->act_max != 127;
     uint32_t fw[2 * OD_DWP_MAX_TAPS];
     int32_t a_init[4];
     for (int k = 0; k < 4; ++k) a_init[k] = bias ? bias[c + k] : 0;
@@ -191,6 +187,17 @@ static int dw_padded_block(const od_conv_params_t *p, int fits3x3, const int8_t 
         block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 1);
     else
         block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 0);
+}
+
+/* One block by the 3x3 block when fits3x3 (od_dw3x3_fits(p), asked once per op) and its proofs hold, else by the
+ * generic ring; called from the entry points so that the two frames never stack. Returns 1 when the outputs are
+ * still to be clamped to the activation range (the 3x3 block leaves that to the copy that follows it). */
+static int run_block(const od_conv_params_t *p, int fits3x3, const int8_t *in, const int8_t *filter,
+                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t b, int32_t c,
+                     uint32_t *strip, int8_t *dst, int32_t dst_stride) {
+    if (fits3x3 && od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride))
+        return p->act_min != -128 || p->act_max != 127;
+    dw_padded_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride);
     return 0;
 }
 
@@ -262,7 +269,7 @@ od_status_t od_depthwise_conv2d_s8_padded(const od_conv_params_t *p, const int8_
     for (int32_t b = 0; b < p->batches; ++b)
         for (int32_t c = 0; c < C; c += 4) {
             int8_t *y = out + b * plane + c;
-            if (dw_padded_block(p, fits3x3, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch, y, C))
+            if (run_block(p, fits3x3, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch, y, C))
                 copy4(p, y, C, y, C, pixels, 1);
         }
     return OD_OK;
@@ -293,7 +300,7 @@ od_status_t od_depthwise_conv2d_s8_inplace_padded(const od_conv_params_t *p, int
 #endif
     const int fits3x3 = od_dw3x3_fits(p);
     for (int32_t c = 0; c < C; c += 4) {
-        const int clamp = dw_padded_block(p, fits3x3, buf, filter, bias, mult, shift, 0, c,
+        const int clamp = run_block(p, fits3x3, buf, filter, bias, mult, shift, 0, c,
                                           (uint32_t *)(void *)(tmp + stage), tmp, 4);
         copy_staged(p, (const uint32_t *)(const void *)tmp, buf + c, C, pixels, clamp);
     }
