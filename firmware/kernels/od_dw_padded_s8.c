@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "od_dw3x3_s8.h"
 #include "od_fixedpoint.h"
 #include "od_kernels.h"
 #include "od_mve_s8.h"
@@ -24,7 +25,10 @@
 
 static int32_t padded_w(const od_conv_params_t *p) { return (p->out_w - 1) * p->stride_w + p->k_w; }
 
-int32_t od_dw_padded_scratch_bytes(const od_conv_params_t *p) { return 4 * p->k_h * padded_w(p); }
+int32_t od_dw_padded_scratch_bytes(const od_conv_params_t *p) {
+    const int32_t ring = 4 * p->k_h * padded_w(p); /* the 3x3 ring (od_dw3x3_s8.c) also holds this one */
+    return p->k_h == 3 && p->k_w == 3 && p->stride_w == 1 ? od_max_i32(ring, od_dw3x3_scratch_bytes(p)) : ring;
+}
 
 #if !defined(OD_KERNELS_REFERENCE)
 
@@ -161,7 +165,7 @@ OD_INLINE void block_pixels(const od_conv_params_t *p, const int8_t *in, int32_t
     }
 }
 
-/* Channels c..c+3 of every pixel of batch b into dst[pixel * dst_stride + k]. */
+/* Channels c..c+3 of every pixel of batch b into dst[pixel * dst_stride + k], through the generic ring. */
 static void dw_padded_block(const od_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
                             const int32_t *mult, const int32_t *shift, int32_t b, int32_t c, uint32_t *strip,
                             int8_t *dst, int32_t dst_stride) {
@@ -183,6 +187,54 @@ static void dw_padded_block(const od_conv_params_t *p, const int8_t *in, const i
         block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 1);
     else
         block_pixels(p, in, b, c, strip, fw, a_init, mult + c, shift + c, ns, dst, dst_stride, 0);
+}
+
+/* One block by the 3x3 block when fits3x3 (od_dw3x3_fits(p), asked once per op) and its proofs hold, else by the
+ * generic ring; called from the entry points so that the two frames never stack. Returns 1 when the outputs are
+ * still to be clamped to the activation range (the 3x3 block leaves that to the copy that follows it). */
+static int run_block(const od_conv_params_t *p, int fits3x3, const int8_t *in, const int8_t *filter,
+                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t b, int32_t c,
+                     uint32_t *strip, int8_t *dst, int32_t dst_stride) {
+    if (fits3x3 && od_dw3x3_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride))
+        return p->act_min != -128 || p->act_max != 127;
+    dw_padded_block(p, in, filter, bias, mult, shift, b, c, strip, dst, dst_stride);
+    return 0;
+}
+
+/* Four channels of n pixels from src (stride ss) to dst (stride ds), clamped lane-wise to the activation range
+ * when clamp is set (src == dst is fine). */
+static void copy4(const od_conv_params_t *p, const int8_t *src, int32_t ss, int8_t *dst, int32_t ds, int32_t n,
+                  int clamp) {
+    const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u, hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
+    if (clamp) {
+        for (int32_t k = n >> 1; k > 0; --k, src += 2 * ss, dst += 2 * ds) { /* two pixels per step */
+            const uint32_t a = od_read_u32(src), b = od_read_u32(src + ss);
+            od_write_u32(dst, od_clamp4_s8(a, lo4, hi4));
+            od_write_u32(dst + ds, od_clamp4_s8(b, lo4, hi4));
+        }
+        if (n & 1) od_write_u32(dst, od_clamp4_s8(od_read_u32(src), lo4, hi4));
+    } else
+        for (int32_t k = 0; k < n; ++k, src += ss, dst += ds) od_write_u32(dst, od_read_u32(src));
+}
+
+/* copy4 from the word-aligned staging of the in-place kernel, two pixels per step. */
+static void copy_staged(const od_conv_params_t *p, const uint32_t *t, int8_t *dst, int32_t ds, int32_t n, int clamp) {
+    if (!clamp) {
+        for (const uint32_t *end = t + (n & ~1); t != end; t += 2, dst += 2 * ds) {
+            const uint32_t a = t[0], b = t[1];
+            od_write_u32(dst, a);
+            od_write_u32(dst + ds, b);
+        }
+        if (n & 1) od_write_u32(dst, t[0]);
+        return;
+    }
+    const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u, hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
+    for (const uint32_t *end = t + (n & ~1); t != end; t += 2, dst += 2 * ds) {
+        const uint32_t a = t[0], b = t[1];
+        od_write_u32(dst, od_clamp4_s8(a, lo4, hi4));
+        od_write_u32(dst + ds, od_clamp4_s8(b, lo4, hi4));
+    }
+    if (n & 1) od_write_u32(dst, od_clamp4_s8(t[0], lo4, hi4));
 }
 
 static int padded_ok(const od_conv_params_t *p) {
@@ -212,10 +264,14 @@ od_status_t od_depthwise_conv2d_s8_padded(const od_conv_params_t *p, const int8_
             od_mve_dw_block4(p, in, filter, bias, mult, shift, b, c, out + b * plane + c, p->out_c);
     if (od_mve_dw_fits(p)) return OD_OK;
 #endif
+    const int32_t pixels = p->out_h * p->out_w, C = p->out_c;
+    const int fits3x3 = od_dw3x3_fits(p);
     for (int32_t b = 0; b < p->batches; ++b)
-        for (int32_t c = 0; c < p->in_c; c += 4)
-            dw_padded_block(p, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch,
-                            out + b * plane + c, p->out_c);
+        for (int32_t c = 0; c < C; c += 4) {
+            int8_t *y = out + b * plane + c;
+            if (run_block(p, fits3x3, in, filter, bias, mult, shift, b, c, (uint32_t *)(void *)scratch, y, C))
+                copy4(p, y, C, y, C, pixels, 1);
+        }
     return OD_OK;
 #endif
 }
@@ -242,9 +298,11 @@ od_status_t od_depthwise_conv2d_s8_inplace_padded(const od_conv_params_t *p, int
     }
     if (od_mve_dw_fits(p)) return OD_OK;
 #endif
+    const int fits3x3 = od_dw3x3_fits(p);
     for (int32_t c = 0; c < C; c += 4) {
-        dw_padded_block(p, buf, filter, bias, mult, shift, 0, c, (uint32_t *)(void *)(tmp + stage), tmp, 4);
-        for (int32_t k = 0; k < pixels; ++k) memcpy(buf + k * C + c, tmp + 4 * k, 4);
+        const int clamp = run_block(p, fits3x3, buf, filter, bias, mult, shift, 0, c,
+                                          (uint32_t *)(void *)(tmp + stage), tmp, 4);
+        copy_staged(p, (const uint32_t *)(const void *)tmp, buf + c, C, pixels, clamp);
     }
     return OD_OK;
 #endif

@@ -38,10 +38,14 @@ def dw_inplace_padded(g: Graph, op: Op) -> bool:
 
 
 def dw_padded_bytes(g: Graph, op: Op) -> int:
-    """od_dw_padded_scratch_bytes: one word per pixel of the k_h padded input rows an output row reads."""
+    """od_dw_padded_scratch_bytes: one word per pixel of the k_h padded input rows an output row reads; a 3x3
+    stride-w-1 conv's ring (od_dw3x3_s8.c) holds 3 rows x 4 channels x (out_w + 1) // 2 + 1 int16 pairs."""
     to, tf = g.tensors[op.outputs[0]], g.tensors[op.inputs[1]]
     sw = int(op.options.get("strideW", 1))
-    return 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
+    ring = 4 * tf.shape[1] * ((to.shape[2] - 1) * sw + tf.shape[2])
+    if tf.shape[1] == 3 and tf.shape[2] == 3 and sw == 1:
+        return max(ring, 48 * ((to.shape[2] + 1) // 2 + 1))
+    return ring
 
 
 def im2col_block4(d: int) -> bool:
