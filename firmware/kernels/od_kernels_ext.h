@@ -4,6 +4,7 @@
 #ifndef OD_KERNELS_EXT_H
 #define OD_KERNELS_EXT_H
 
+#include "od_attn_s8.h"
 #include "od_kernels.h"
 
 #ifdef __cplusplus

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ondevice.errors import UnsupportedOpError
+from ondevice.mcu.attn import fuse_mul_fc
 from ondevice.mcu.emit import Emitter, Unsupported
 from ondevice.mcu.fold import fold_constants
 from ondevice.mcu.lowerings import LOWERINGS
@@ -112,6 +113,7 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
                                  + ", ".join(LOWERINGS.names()))
     _fuse_pads(g)
     fuse_residual_blocks(g)
+    fuse_mul_fc(g)
     compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
     plan = plan_memory(g, compute)
     e = Emitter(g, plan)
