@@ -152,3 +152,61 @@ def test_fused_mul_fc_bit_exact_on_emulated_cortex_m(board, tmp_path):
     for got, vec in zip(res.outputs, vectors):
         for g, w in zip(got, ref.run(vec)):
             np.testing.assert_array_equal(g, w.reshape(g.shape))
+
+
+def fc_chain(c: Case, rows, d, k, per_channel, act=ACT.NONE, bias=True, lead_relu=True):
+    """[RELU ->] FC over rows of d: with the RELU the FC's input dies there, so it may run in place."""
+    r = c.rng
+    x = c.act_in([rows, d])
+    sx, zx = c.scale_of(x), int(c.b.tensors[x].quantization.zeroPoint[0])
+    if lead_relu:
+        xr = c.b.tensor([rows, d], scale=sx, zero_point=zx)
+        c.b.op("RELU", [x], [xr])
+        x = xr
+    ws = r.uniform(0.002, 0.02, k if per_channel else 1)
+    w = c.b.tensor([k, d], scale=ws, zero_point=np.zeros(len(ws), np.int64), data=r.integers(-127, 128, (k, d)))
+    bt = c.b.tensor([k], "int32", scale=sx * ws, zero_point=np.zeros(len(ws), np.int64),
+                    data=r.integers(-3000, 3000, k)) if bias else -1
+    y = c.act_out([rows, k], 3 * math.sqrt(d) * sx * U8_STD * float(ws.mean()) * U8_STD / 128)
+    c.b.op("FULLY_CONNECTED", [x, w, bt], [y], options("FullyConnectedOptions", fusedActivationFunction=act))
+
+
+FC_CASES = {
+    "fc_inplace_25x32x32": lambda c: fc_chain(c, 25, 32, 32, False, act=ACT.RELU6),
+    "fc_inplace_odd_rows_per_channel": lambda c: fc_chain(c, 7, 19, 9, True, bias=False),
+    "fc_expanding": lambda c: fc_chain(c, 5, 12, 20, True, act=ACT.RELU),
+    "fc_graph_input_rows_2": lambda c: fc_chain(c, 2, 33, 8, False, lead_relu=False),
+}
+
+
+@pytest.mark.parametrize("name", list(FC_CASES))
+def test_fc_as_1x1_conv_bit_exact_on_host(name, tmp_path):
+    """FULLY_CONNECTED with >= 2 rows and >= 8 outputs runs as the im2col 1x1 conv (fc_conv.py), in place where
+    its input dies; the op keeps its name in profiles."""
+    require_tool("gcc")
+    _, summary = _build(name, FC_CASES[name], tmp_path)
+    assert summary["op_names"][-1] == "FULLY_CONNECTED"
+    assert "od_conv2d_s8_im2col(" in (tmp_path / f"{name}_mcu_int8" / "od_model.c").read_text()
+    vecs = random_inputs(summary["inputs"], n=4, seed=6)
+    vecs += [[np.full(s["shape"], v, np.int8) for s in summary["inputs"]] for v in (-128, 127)]
+    rep = verify_host(tmp_path / f"{name}_mcu_int8", vecs)
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_fc_as_1x1_conv_bit_exact_on_emulated_cortex_m(board, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu.qemu_bench import bench_qemu
+    from ondevice.runtimes.tflm import TFLMModel
+    c = Case(seed=13)
+    for fn in FC_CASES.values():
+        fn(c)
+    data = c.build()
+    summary = write_library(data, tmp_path / "fcc_mcu_int8", name="fcc")
+    vectors = random_inputs(summary["inputs"], n=3, seed=2)
+    res = bench_qemu(tmp_path / "fcc_mcu_int8", vectors, board, "opt")
+    ref = TFLMModel(data)
+    for got, vec in zip(res.outputs, vectors):
+        for g, w in zip(got, ref.run(vec)):
+            np.testing.assert_array_equal(g, w.reshape(g.shape))
