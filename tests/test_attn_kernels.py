@@ -19,7 +19,7 @@ FUSED = "MUL+FULLY_CONNECTED"
 
 
 def attn(c: Case, shape_a, shape_b, mul_act=ACT.NONE, fc_act=ACT.NONE, bias=True, per_channel=False,
-         mul_gain=1.5, reshape=True, extra_reader=None, mul_output=False):
+         mul_gain=1.5, reshape=True, extra_reader=None, mul_output=False, fc_gain=1.0):
     """MUL(a, b) -> RESHAPE [rows, D] -> FC [1, D] (-> its output). extra_reader: "relu" adds a second reader
     of the MUL output; mul_output makes it a graph output too."""
     r = c.rng
@@ -41,7 +41,7 @@ def attn(c: Case, shape_a, shape_b, mul_act=ACT.NONE, fc_act=ACT.NONE, bias=True
                    qdim=0 if per_channel else 0)
     bt = c.b.tensor([1], "int32", scale=sm * ws, zero_point=np.zeros(1, np.int64),
                     data=r.integers(-3000, 3000, 1)) if bias else -1
-    so = 3 * math.sqrt(d) * sm * U8_STD * float(ws[0]) * U8_STD / 128
+    so = 3 * math.sqrt(d) * sm * U8_STD * float(ws[0]) * U8_STD / 128 * fc_gain
     y = c.act_out([rows, 1] if reshape else out_shape[:-1] + [1], so)
     c.b.op("FULLY_CONNECTED", [x, w, bt], [y],
            options("FullyConnectedOptions", fusedActivationFunction=fc_act, keepNumDims=not reshape))
@@ -64,6 +64,7 @@ CASES = {
     "mul_relu6_clamped": lambda c: attn(c, [4, 1, 16], [4, 16], mul_act=ACT.RELU6, mul_gain=0.2),
     "fc_keep_dims_no_reshape": lambda c: attn(c, [4, 1, 6], [3, 6], reshape=False),
     "saturating": lambda c: attn(c, [7, 1, 12], [7, 12], mul_gain=0.05),
+    "fc_rescale_above_one": lambda c: attn(c, [3, 1, 10], [4, 10], fc_gain=1e-3),  # FC shift >= 0: od_mbqm
 }
 #: graphs that must keep the MUL and the FC apart
 UNFUSED = {
@@ -138,12 +139,13 @@ def test_fused_mul_fc_bit_exact_on_emulated_cortex_m(board, tmp_path):
     from ondevice.mcu.qemu_bench import bench_qemu
     from ondevice.runtimes.tflm import TFLMModel
     c = Case(seed=11)
-    for name in ("scores_32", "mixed_25", "odd_depth_7", "depth_3_batched", "mul_relu_clamped", "saturating"):
+    for name in ("scores_32", "mixed_25", "odd_depth_7", "depth_3_batched", "mul_relu_clamped", "saturating",
+                 "fc_rescale_above_one"):
         CASES[name](c)
     UNFUSED["mul_read_twice"](c)
     data = c.build()
     summary = write_library(data, tmp_path / "attn_mcu_int8", name="attn")
-    assert summary["op_names"].count(FUSED) == 6
+    assert summary["op_names"].count(FUSED) == 7
     vectors = random_inputs(summary["inputs"], n=3, seed=2)
     vectors.append([np.full(s["shape"], -128, np.int8) for s in summary["inputs"]])
     res = bench_qemu(tmp_path / "attn_mcu_int8", vectors, board, "opt")

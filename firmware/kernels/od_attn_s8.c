@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "od_fixedpoint.h"
+#include "od_simd.h"
 
 #if defined(__ARM_FEATURE_DSP) && !defined(OD_SIMD_PORTABLE)
 static inline int32_t smulbb(uint32_t a, uint32_t b) {
@@ -61,11 +62,24 @@ int32_t od_mul_fc_scratch_bytes(int32_t depth, int32_t in1_rows, int32_t in2_row
     return 2 * even(depth) * (in1_rows + in2_rows);
 }
 
-/* rows x depth int8 -> rows of even(depth) int16 (v + off) * scale, the pad 0. */
-static void widen_rows(const int8_t *in, int32_t rows, int32_t depth, int32_t off, int32_t scale, int16_t *out) {
+/* rows x depth int8 -> rows of even(depth) int16 (v + off) * (dbl ? 2 : 1), the pad 0; four per word. */
+static void widen_rows(const int8_t *in, int32_t rows, int32_t depth, int32_t off, int dbl, int16_t *out) {
     const int32_t d2 = even(depth);
+    const uint32_t off2 = od_dup16(off);
     for (int32_t r = 0; r < rows; ++r, in += depth, out += d2) {
-        for (int32_t d = 0; d < depth; ++d) out[d] = (int16_t)((in[d] + off) * scale);
+        int32_t d = 0;
+        for (; d + 4 <= depth; d += 4) {
+            const uint32_t u = od_read_u32(in + d);
+            uint32_t v02 = od_sadd16(od_sxtb16(u), off2), v13 = od_sadd16(od_sxtb16_ror8(u), off2);
+            if (dbl) {
+                v02 = od_sadd16(v02, v02);
+                v13 = od_sadd16(v13, v13);
+            }
+            const uint32_t w01 = od_pack_lo16(v02, v13), w23 = od_pack_hi16(v02, v13);
+            memcpy(out + d, &w01, 4);
+            memcpy(out + d + 2, &w23, 4);
+        }
+        for (; d < depth; ++d) out[d] = (int16_t)((in[d] + off) * (dbl ? 2 : 1));
         if (d2 != depth) out[depth] = 0;
     }
 }
@@ -106,32 +120,38 @@ static inline int8_t fc_out(const od_mul_fc_params_t *p, int32_t acc) {
     return (int8_t)od_clamp_i32(od_mbqm(acc, p->fc_mult, p->fc_shift) + p->fc_out_zp, p->fc_lo, p->fc_hi);
 }
 
-/* Walk the output rows; ROW(a_row, b_row) yields the accumulator of one row. */
-#define OD_MFC_WALK(ROW)                                                                                 \
-    for (int32_t i0 = 0; i0 < p->outer[0]; ++i0)                                                        \
-        for (int32_t i1 = 0; i1 < p->outer[1]; ++i1)                                                    \
-            for (int32_t i2 = 0; i2 < p->outer[2]; ++i2)                                                \
-                for (int32_t i3 = 0; i3 < p->outer[3]; ++i3) {                                          \
-                    const int32_t r1 = i0 * p->in1_rs[0] + i1 * p->in1_rs[1] + i2 * p->in1_rs[2] + i3 * p->in1_rs[3]; \
-                    const int32_t r2 = i0 * p->in2_rs[0] + i1 * p->in2_rs[1] + i2 * p->in2_rs[2] + i3 * p->in2_rs[3]; \
-                    *out++ = fc_out(p, ROW(r1, r2));                                                     \
-                }
-
 #if defined(__GNUC__)
 #define OD_MFC_INLINE static inline __attribute__((always_inline))
 #else
 #define OD_MFC_INLINE static inline
 #endif
 
-/* Inlined at both call sites so that clamp is a constant there. */
-OD_MFC_INLINE od_status_t mul_fc_fast(const od_mul_fc_params_t *p, const int16_t *s1, const int16_t *s2, const int16_t *w,
-                               int8_t *out, int clamp) {
+/* n output rows along the innermost outer dim, the input rows advancing by sa / sb int16 each; the FC's
+ * requantization by od_requant_fast when the code generator proved it exact (fc_fast). */
+OD_MFC_INLINE int8_t *fast_rows(const od_mul_fc_params_t *p, const int16_t *a, const int16_t *b, int32_t sa,
+                                int32_t sb, int32_t n, const int16_t *w, int8_t *out, int clamp) {
     const mfc_q_t q = {p->mul_mult, p->mul_round, -p->mul_shift, p->mul_lo, p->mul_hi};
-    const int32_t d2 = even(p->depth), pairs = d2 / 2, bias = p->fc_bias;
-#define OD_MFC_FAST_ROW(r1, r2) row_dot(s1 + (r1) * d2, s2 + (r2) * d2, w, pairs, bias, q, clamp)
-    OD_MFC_WALK(OD_MFC_FAST_ROW)
-#undef OD_MFC_FAST_ROW
-    return OD_OK;
+    const int32_t pairs = even(p->depth) / 2, bias = p->fc_bias, fm = p->fc_mult, fast = p->fc_fast;
+    const int32_t fns = ~p->fc_shift, frnd = 1 + 2 * p->fc_out_zp, lo = p->fc_lo, hi = p->fc_hi;
+    for (int32_t k = 0; k < n; ++k, a += sa, b += sb) {
+        const int32_t acc = row_dot(a, b, w, pairs, bias, q, clamp);
+        *out++ = (int8_t)(fast ? od_clamp_i32(od_requant_fast_s8(acc, fm, fns, frnd), lo, hi) : fc_out(p, acc));
+    }
+    return out;
+}
+
+/* Inlined at both call sites so that clamp is a constant there. */
+OD_MFC_INLINE void mul_fc_fast(const od_mul_fc_params_t *p, const int16_t *s1, const int16_t *s2, const int16_t *w,
+                               int8_t *out, int clamp) {
+    const int32_t d2 = even(p->depth);
+    for (int32_t i0 = 0; i0 < p->outer[0]; ++i0)
+        for (int32_t i1 = 0; i1 < p->outer[1]; ++i1)
+            for (int32_t i2 = 0; i2 < p->outer[2]; ++i2) {
+                const int32_t r1 = i0 * p->in1_rs[0] + i1 * p->in1_rs[1] + i2 * p->in1_rs[2];
+                const int32_t r2 = i0 * p->in2_rs[0] + i1 * p->in2_rs[1] + i2 * p->in2_rs[2];
+                out = fast_rows(p, s1 + r1 * d2, s2 + r2 * d2, p->in1_rs[3] * d2, p->in2_rs[3] * d2, p->outer[3],
+                                w, out, clamp);
+            }
 }
 
 od_status_t od_mul_fc_s8(const od_mul_fc_params_t *p, const int8_t *in1, const int8_t *in2, const int16_t *w,
@@ -148,12 +168,27 @@ od_status_t od_mul_fc_s8(const od_mul_fc_params_t *p, const int8_t *in1, const i
     OD_CHECK_PTR(out);
     OD_CHECK_PTR(scratch);
     int16_t *s2 = scratch + even(p->depth) * p->in1_rows;
-    widen_rows(in1, p->in1_rows, p->depth, p->in1_offset, 2, scratch);
-    widen_rows(in2, p->in2_rows, p->depth, p->in2_offset, 1, s2);
-    if (p->mul_lo > -128 || p->mul_hi < 127) return mul_fc_fast(p, scratch, s2, w, out, 1);
-    return mul_fc_fast(p, scratch, s2, w, out, 0);
+    widen_rows(in1, p->in1_rows, p->depth, p->in1_offset, 1, scratch);
+    widen_rows(in2, p->in2_rows, p->depth, p->in2_offset, 0, s2);
+    if (p->mul_lo > -128 || p->mul_hi < 127) {
+        mul_fc_fast(p, scratch, s2, w, out, 1);
+    } else {
+        mul_fc_fast(p, scratch, s2, w, out, 0);
+    }
+    return OD_OK;
 #endif
 }
+
+/* Walk the output rows; ROW(a_row, b_row) yields the accumulator of one row. */
+#define OD_MFC_WALK(ROW)                                                                                 \
+    for (int32_t i0 = 0; i0 < p->outer[0]; ++i0)                                                        \
+        for (int32_t i1 = 0; i1 < p->outer[1]; ++i1)                                                    \
+            for (int32_t i2 = 0; i2 < p->outer[2]; ++i2)                                                \
+                for (int32_t i3 = 0; i3 < p->outer[3]; ++i3) {                                          \
+                    const int32_t r1 = i0 * p->in1_rs[0] + i1 * p->in1_rs[1] + i2 * p->in1_rs[2] + i3 * p->in1_rs[3]; \
+                    const int32_t r2 = i0 * p->in2_rs[0] + i1 * p->in2_rs[1] + i2 * p->in2_rs[2] + i3 * p->in2_rs[3]; \
+                    *out++ = fc_out(p, ROW(r1, r2));                                                     \
+                }
 
 /* TFLM's MUL element then FC accumulation, in the reference arithmetic. */
 static int32_t ref_row(const od_mul_fc_params_t *p, const int8_t *a, const int8_t *b, const int16_t *w) {

@@ -21,6 +21,7 @@ typedef struct {
     int32_t fc_mult, fc_shift, fc_out_zp, fc_lo, fc_hi;
     int32_t fast;      /* 1: mul_shift <= -1 and mul_round fits int32 (the SMMLAR requantization, exact) */
     int32_t mul_round; /* (1 + 2 * mul_out_zp) << (-mul_shift - 1) */
+    int32_t fc_fast;   /* 1: fc_shift <= -1 and |accumulator| < 2^30 (od_requant_fast is exact) */
 } od_mul_fc_params_t;
 
 /* Scratch (4-byte aligned): both inputs widened to int16 rows of even length. */

@@ -33,7 +33,9 @@ def _fc_fields(e: Emitter, fc: Op) -> dict:
     folded = bias - zi * int(tw.data.astype(np.int64).sum())  # sum(w * (x - zi)) + b == sum(w * x) + that
     if abs(folded) >= 2**31:
         raise Unsupported("folded bias overflows int32")
-    return dict(fc_bias=folded, fc_mult=m, fc_shift=s, fc_out_zp=zo, fc_lo=lo, fc_hi=hi)
+    bound = abs(folded) + 128 * int(abs(tw.data.astype(np.int64)).sum())  # |acc| for any int8 MUL row
+    fast = int(s <= -1 and bound < 2**30)  # od_requant_fast's preconditions (od_simd.h)
+    return dict(fc_bias=folded, fc_mult=m, fc_shift=s, fc_out_zp=zo, fc_lo=lo, fc_hi=hi, fc_fast=fast)
 
 
 @lowering(MULFC)
@@ -41,7 +43,7 @@ def _mul_fc(e: Emitter, op: Op) -> Lowered:
     mul, fc = op.options["ops"]
     fields = {**_mul_fields(e, mul), **_fc_fields(e, fc)}
     rnd = mul_fast_round(e.g, mul)
-    fields.update(fast=int(rnd is not None), mul_round=rnd or 0)
+    fields.update(fast=int(rnd is not None), mul_round=rnd or 0, fc_fast=fields.pop("fc_fast"))
     d = fields["depth"]
     w = np.zeros((d + 1) // 2 * 2, np.int16)
     w[:d] = e.t(fc.inputs[1]).data.reshape(-1)
