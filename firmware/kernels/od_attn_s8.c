@@ -95,24 +95,33 @@ static inline int32_t mul_elem(int32_t p2, const mfc_q_t q, int clamp) {
     return clamp ? od_clamp_i32(v, q.lo, q.hi) : v;
 }
 
+/* A word view of the int16 rows (4-byte aligned: even row lengths, aligned scratch and weights). */
+#if defined(__GNUC__)
+typedef uint32_t od_word_alias_t __attribute__((may_alias));
+#else
+typedef uint32_t od_word_alias_t;
+#endif
+
 #define OD_MFC_PAIR(k)                                                             \
     do {                                                                           \
-        uint32_t A_, B_, W_;                                                       \
-        memcpy(&A_, a + 2 * (k), 4);                                               \
-        memcpy(&B_, b + 2 * (k), 4);                                               \
-        memcpy(&W_, w + 2 * (k), 4);                                               \
+        const uint32_t A_ = a[k], B_ = b[k], W_ = w[k];                            \
         acc = smlabb(mul_elem(smulbb(A_, B_), q, clamp), W_, acc);                 \
         acc = smlabt(mul_elem(smultt(A_, B_), q, clamp), W_, acc);                 \
     } while (0)
 
-/* sum_d w[d] * MUL(a[d], b[d]) + acc over pairs of int16 lanes (a pre-doubled). */
-static inline int32_t row_dot(const int16_t *a, const int16_t *b, const int16_t *w, int32_t pairs, int32_t acc,
-                              const mfc_q_t q, int clamp) {
-    for (; pairs >= 2; pairs -= 2, a += 4, b += 4, w += 4) {
-        OD_MFC_PAIR(0);
-        OD_MFC_PAIR(1);
+/* sum_d w[d] * MUL(a[d], b[d]) + acc over pairs of int16 lanes (a pre-doubled), one word load per pair and
+ * row; a single index steps all three rows. */
+static inline int32_t row_dot(const int16_t *a16, const int16_t *b16, const int16_t *w16, int32_t pairs,
+                              int32_t acc, const mfc_q_t q, int clamp) {
+    const od_word_alias_t *a = (const od_word_alias_t *)(const void *)a16;
+    const od_word_alias_t *b = (const od_word_alias_t *)(const void *)b16;
+    const od_word_alias_t *w = (const od_word_alias_t *)(const void *)w16;
+    int32_t k = 0;
+    for (; k + 2 <= pairs; k += 2) {
+        OD_MFC_PAIR(k);
+        OD_MFC_PAIR(k + 1);
     }
-    if (pairs) OD_MFC_PAIR(0);
+    if (k < pairs) OD_MFC_PAIR(k);
     return acc;
 }
 
