@@ -212,3 +212,43 @@ def test_fc_as_1x1_conv_bit_exact_on_emulated_cortex_m(board, tmp_path):
     for got, vec in zip(res.outputs, vectors):
         for g, w in zip(got, ref.run(vec)):
             np.testing.assert_array_equal(g, w.reshape(g.shape))
+
+
+REDUCE_ROWS = [("MEAN", [1, 25, 10, 32], [1, 2], True), ("MEAN", [1, 300, 1, 6], [1], False),
+               ("SUM", [5, 3, 7], [0, 1], False), ("MEAN", [4, 1, 3, 9], [0, 1, 2], True),
+               ("MEAN", [2, 5, 5, 3], [0, 1, 2, 3], False)]
+
+
+def _reduce_rows(c: Case):
+    for op, shape, axes, keep in REDUCE_ROWS:
+        c.reduce(op, shape, axes, keep)
+    c.reduce("MEAN", [2, 7, 9], [-1], False)  # innermost axis reduced: od_reduce_s8
+
+
+def test_mean_over_leading_axes_runs_by_rows_bit_exact_on_host(tmp_path):
+    """MEAN / SUM whose reduced axes all precede the kept ones (a spatial mean of NHWC channels) run through
+    od_reduce_rows_s8: four channels per word in int16 lanes, flushed every 256 rows, odd column tails."""
+    require_tool("gcc")
+    _, summary = _build("reduce_rows", _reduce_rows, tmp_path)
+    src = (tmp_path / "reduce_rows_mcu_int8" / "od_model.c").read_text()
+    assert src.count("od_reduce_rows_s8(") == len(REDUCE_ROWS) and src.count("od_reduce_s8(") == 1
+    vecs = random_inputs(summary["inputs"], n=4, seed=7)
+    vecs += [[np.full(s["shape"], v, np.int8) for s in summary["inputs"]] for v in (-128, 127)]
+    rep = verify_host(tmp_path / "reduce_rows_mcu_int8", vecs)
+    assert rep["mismatched_vectors"] == {"opt": 0, "ref": 0}, rep
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_mean_over_leading_axes_bit_exact_on_emulated_cortex_m(board, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    from ondevice.mcu.qemu_bench import bench_qemu
+    from ondevice.runtimes.tflm import TFLMModel
+    data, summary = _build("reduce_rows", _reduce_rows, tmp_path)
+    vectors = random_inputs(summary["inputs"], n=2, seed=2)
+    vectors.append([np.full(s["shape"], -128, np.int8) for s in summary["inputs"]])
+    res = bench_qemu(tmp_path / "reduce_rows_mcu_int8", vectors, board, "opt")
+    ref = TFLMModel(data)
+    for got, vec in zip(res.outputs, vectors):
+        for g, w in zip(got, ref.run(vec)):
+            np.testing.assert_array_equal(g, w.reshape(g.shape))

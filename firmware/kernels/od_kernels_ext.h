@@ -6,6 +6,7 @@
 
 #include "od_attn_s8.h"
 #include "od_kernels.h"
+#include "od_reduce_fast_s8.h"
 
 #ifdef __cplusplus
 extern "C" {
