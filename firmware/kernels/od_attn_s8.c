@@ -125,6 +125,25 @@ static inline int32_t row_dot(const int16_t *a16, const int16_t *b16, const int1
     return acc;
 }
 
+/* Two rows sharing their in1 row (in1 broadcast along the walked dim): one load of a and w feeds both. */
+static inline void row_dot2(const int16_t *a16, const int16_t *b16, const int16_t *c16, const int16_t *w16,
+                            int32_t pairs, int32_t *acc0, int32_t *acc1, const mfc_q_t q) {
+    const od_word_alias_t *a = (const od_word_alias_t *)(const void *)a16;
+    const od_word_alias_t *b = (const od_word_alias_t *)(const void *)b16;
+    const od_word_alias_t *c = (const od_word_alias_t *)(const void *)c16;
+    const od_word_alias_t *w = (const od_word_alias_t *)(const void *)w16;
+    int32_t s0 = *acc0, s1 = *acc1;
+    for (int32_t k = 0; k < pairs; ++k) {
+        const uint32_t A = a[k], W = w[k], B = b[k], C = c[k];
+        s0 = smlabb(mul_elem(smulbb(A, B), q, 0), W, s0);
+        s1 = smlabb(mul_elem(smulbb(A, C), q, 0), W, s1);
+        s0 = smlabt(mul_elem(smultt(A, B), q, 0), W, s0);
+        s1 = smlabt(mul_elem(smultt(A, C), q, 0), W, s1);
+    }
+    *acc0 = s0;
+    *acc1 = s1;
+}
+
 static inline int8_t fc_out(const od_mul_fc_params_t *p, int32_t acc) {
     return (int8_t)od_clamp_i32(od_mbqm(acc, p->fc_mult, p->fc_shift) + p->fc_out_zp, p->fc_lo, p->fc_hi);
 }
@@ -142,7 +161,16 @@ OD_MFC_INLINE int8_t *fast_rows(const od_mul_fc_params_t *p, const int16_t *a, c
     const mfc_q_t q = {p->mul_mult, p->mul_round, -p->mul_shift, p->mul_lo, p->mul_hi};
     const int32_t pairs = even(p->depth) / 2, bias = p->fc_bias, fm = p->fc_mult, fast = p->fc_fast;
     const int32_t fns = ~p->fc_shift, frnd = 1 + 2 * p->fc_out_zp, lo = p->fc_lo, hi = p->fc_hi;
-    for (int32_t k = 0; k < n; ++k, a += sa, b += sb) {
+    int32_t k = 0;
+    if (!clamp && sa == 0) {
+        for (; k + 2 <= n; k += 2, b += 2 * sb) {
+            int32_t acc0 = bias, acc1 = bias;
+            row_dot2(a, b, b + sb, w, pairs, &acc0, &acc1, q);
+            *out++ = (int8_t)(fast ? od_clamp_i32(od_requant_fast_s8(acc0, fm, fns, frnd), lo, hi) : fc_out(p, acc0));
+            *out++ = (int8_t)(fast ? od_clamp_i32(od_requant_fast_s8(acc1, fm, fns, frnd), lo, hi) : fc_out(p, acc1));
+        }
+    }
+    for (; k < n; ++k, a += sa, b += sb) {
         const int32_t acc = row_dot(a, b, w, pairs, bias, q, clamp);
         *out++ = (int8_t)(fast ? od_clamp_i32(od_requant_fast_s8(acc, fm, fns, frnd), lo, hi) : fc_out(p, acc));
     }
