@@ -4,7 +4,9 @@
 #ifndef OD_KERNELS_EXT_H
 #define OD_KERNELS_EXT_H
 
+#include "od_attn_s8.h"
 #include "od_kernels.h"
+#include "od_reduce_fast_s8.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ondevice.errors import UnsupportedOpError
+from ondevice.mcu.attn import fuse_mul_fc
+from ondevice.mcu.fc_conv import fc_as_conv
 from ondevice.mcu.emit import Emitter, Unsupported
 from ondevice.mcu.fold import fold_constants
 from ondevice.mcu.lowerings import LOWERINGS
@@ -112,6 +114,8 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
                                  + ", ".join(LOWERINGS.names()))
     _fuse_pads(g)
     fuse_residual_blocks(g)
+    fuse_mul_fc(g)
+    fc_as_conv(g)
     compute = [op for op in g.ops if op.opcode not in ALIAS_OPS]
     plan = plan_memory(g, compute)
     e = Emitter(g, plan)
@@ -126,7 +130,7 @@ def generate(g: Graph, model_name: str | None = None) -> Generated:
             continue
         macs += low.macs
         op_macs.append(low.macs)
-        calls.append((op.index, op.opcode, low.call))
+        calls.append((op.index, op.options.get("_name", op.opcode), low.call))  # _name: rewritten ops (fc_conv.py)
     if problems:
         raise UnsupportedOpError("the MCU engine cannot lower: " + "; ".join(problems),
                                  "change those layers or their quantization, then re-export")

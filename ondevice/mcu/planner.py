@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ondevice.mcu.attn import MULFC, mul_fc_scratch_bytes
 from ondevice.mcu.layouts import (dw_inplace_padded, dw_padded_bytes, im2col_scratch_bytes, uses_dw_padded,
                                   uses_im2col)
 from ondevice.mcu.reader import Graph, Op
@@ -202,6 +203,8 @@ def plan_memory(g: Graph, compute_ops: list[Op]) -> MemoryPlan:
             plan.add(o, t.nbytes, *life)
         if op.opcode in ("MEAN", "SUM"):
             plan.add(("scratch", op.index), reduce_scratch_bytes(g, op), op.index, op.index)
+        elif op.opcode == MULFC:
+            plan.add(("scratch", op.index), mul_fc_scratch_bytes(g, op), op.index, op.index)
         elif op.index not in plan.inplace and uses_im2col(g, op):
             plan.add(("scratch", op.index), im2col_scratch_bytes(g, op), op.index, op.index)
         elif op.index not in plan.inplace and uses_dw_padded(g, op):

@@ -81,7 +81,11 @@ def _reduce(e: Emitter, op: Op) -> Lowered:
         in_shape=in5, out_strides=out_strides, num_outputs=num_out, num_reduced=n, in_zp=zi, out_zp=zo,
         mult=m, shift=s))
     scratch = e.plan.offset(("scratch", op.index))
-    return Lowered(f"od_reduce_s8(&{p}, {e.act(i)}, (int32_t *)(void *)OD_ARENA({scratch}), {e.act(o)})",
+    big = [d for d in range(5) if in5[d] > 1]
+    # every reduced axis before every kept one: the input is [n, num_out] rows (od_reduce_fast_s8.c)
+    rows = all(d in red5 for d in big[:len([d for d in big if d in red5])])
+    fn = "od_reduce_rows_s8" if rows else "od_reduce_s8"
+    return Lowered(f"{fn}(&{p}, {e.act(i)}, (int32_t *)(void *)OD_ARENA({scratch}), {e.act(o)})",
                    macs=ti.size)
 
 
