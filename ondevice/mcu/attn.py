@@ -65,12 +65,7 @@ def _match(g: Graph, fc: Op, producer: dict, consumers: dict) -> Op | None:
 
 def fuse_mul_fc(g: Graph) -> int:
     """Rewrite every matching MUL -> (reshapes) -> FC into one MULFC op at the MUL's place; returns how many."""
-    producer = {o: op for op in g.ops for o in op.outputs}
-    consumers: dict[int, list[Op]] = {}
-    for op in g.ops:
-        for i in dict.fromkeys(op.inputs):
-            if i >= 0:
-                consumers.setdefault(i, []).append(op)
+    producer, consumers = g.links()
     fused: dict[int, Op] = {}
     gone: set[int] = set()
     for fc in g.ops:

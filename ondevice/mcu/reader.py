@@ -81,6 +81,16 @@ class Graph:
     def consumers(self, tensor: int) -> list[int]:
         return [op.index for op in self.ops if tensor in op.inputs]
 
+    def links(self) -> tuple[dict[int, Op], dict[int, list[Op]]]:
+        """Each tensor's producing op, and the ops reading it (an op reading it twice is listed once)."""
+        producer = {o: op for op in self.ops for o in op.outputs}
+        readers: dict[int, list[Op]] = {}
+        for op in self.ops:
+            for i in dict.fromkeys(op.inputs):
+                if i >= 0:
+                    readers.setdefault(i, []).append(op)
+        return producer, readers
+
 
 def _options(op_t) -> dict:
     opts = op_t.builtinOptions

@@ -118,12 +118,7 @@ def _match(g: Graph, add: Op, producer: dict, consumers: dict, order: dict) -> t
 
 def fuse_residual_blocks(g: Graph) -> int:
     """Rewrite every matching P -> C -> ADD into one RESBLOCK op at P's place; returns how many."""
-    producer = {o: op for op in g.ops for o in op.outputs}
-    consumers: dict[int, list[Op]] = {}
-    for op in g.ops:
-        for i in dict.fromkeys(op.inputs):
-            if i >= 0:
-                consumers.setdefault(i, []).append(op)
+    producer, consumers = g.links()
     order = {id(op): k for k, op in enumerate(g.ops)}
     fused: dict[int, Op] = {}
     gone: set[int] = set()
