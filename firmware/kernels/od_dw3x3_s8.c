@@ -120,6 +120,22 @@ typedef struct {
     "smlabt %[a0], %[d1], %[wd], %[a0]\n\t"                   \
     "smlad %[a1], %[d1], %[wd], %[a1]\n\t"
 
+/* Both outputs of a pair: the three kernel rows, then the requantization (rounding folded into SMMLAR), each
+ * saturated to int8: first output in wd, second in a0. */
+#define OD_PAIR2_ASM                                                                                   \
+    "ldr %[a0], [%[w], #24]\n\t"                                                                       \
+    OD_ROW2_ASM("r0", "0", "a0") OD_ROW2_ASM("r1", "8", "a1") OD_ROW2_ASM("r2", "16", "a1")            \
+    "ldrd %[d0], %[d1], [%[w], #28]\n\t"                                                               \
+    "ldr %[wa], [%[w], #36]\n\t"                                                                       \
+    "smmlar %[wd], %[a0], %[d0], %[wa]\n\t"                                                            \
+    "add %[wd], %[wd], %[a0], asr #31\n\t"                                                             \
+    "smmlar %[a0], %[a1], %[d0], %[wa]\n\t"                                                            \
+    "add %[a0], %[a0], %[a1], asr #31\n\t"                                                             \
+    "asr %[wd], %[wd], %[d1]\n\t"                                                                      \
+    "asr %[a0], %[a0], %[d1]\n\t"                                                                      \
+    "ssat %[wd], #8, %[wd], asr #1\n\t"                                                                \
+    "ssat %[a0], #8, %[a0], asr #1\n\t"
+
 typedef struct { uint32_t v[T_WORDS]; } od_table_t;   /* what the asm reads besides the rows */
 
 /* n output pairs of one channel and output row: y[0], y[s], then y += 2 * s. s = 0 stores the first output only
@@ -130,18 +146,7 @@ OD_NOINLINE void row_channel(const uint32_t *r0, const uint32_t *r1, const uint3
     int32_t a0, a1;
     __asm__ volatile(
         "1:\n\t"
-        "ldr %[a0], [%[w], #24]\n\t"
-        OD_ROW2_ASM("r0", "0", "a0") OD_ROW2_ASM("r1", "8", "a1") OD_ROW2_ASM("r2", "16", "a1")
-        "ldrd %[d0], %[d1], [%[w], #28]\n\t"
-        "ldr %[wa], [%[w], #36]\n\t"
-        "smmlar %[wd], %[a0], %[d0], %[wa]\n\t"
-        "add %[wd], %[wd], %[a0], asr #31\n\t"
-        "smmlar %[a0], %[a1], %[d0], %[wa]\n\t"
-        "add %[a0], %[a0], %[a1], asr #31\n\t"
-        "asr %[wd], %[wd], %[d1]\n\t"
-        "asr %[a0], %[a0], %[d1]\n\t"
-        "ssat %[wd], #8, %[wd], asr #1\n\t"
-        "ssat %[a0], #8, %[a0], asr #1\n\t"
+        OD_PAIR2_ASM
         "strb %[a0], [%[y], %[s]]\n\t"
         "strb %[wd], [%[y]]\n\t"
         "add %[y], %[y], %[s], lsl #1\n\t"
@@ -206,18 +211,7 @@ OD_NOINLINE void stage4(const od_chan_t *ch) {
         "ldr %[d0], [%[w], %[o_pair]]\n\t"
         "cmp %[d0], #0\n\t"
         "beq 3f\n\t"
-        "ldr %[a0], [%[w], #24]\n\t"
-        OD_ROW2_ASM("r0", "0", "a0") OD_ROW2_ASM("r1", "8", "a1") OD_ROW2_ASM("r2", "16", "a1")
-        "ldrd %[d0], %[d1], [%[w], #28]\n\t"
-        "ldr %[wa], [%[w], #36]\n\t"
-        "smmlar %[wd], %[a0], %[d0], %[wa]\n\t"
-        "add %[wd], %[wd], %[a0], asr #31\n\t"
-        "smmlar %[a0], %[a1], %[d0], %[wa]\n\t"
-        "add %[a0], %[a0], %[a1], asr #31\n\t"
-        "asr %[wd], %[wd], %[d1]\n\t"
-        "asr %[a0], %[a0], %[d1]\n\t"
-        "ssat %[wd], #8, %[wd], asr #1\n\t"
-        "ssat %[a0], #8, %[a0], asr #1\n\t"
+        OD_PAIR2_ASM
         "strb %[wd], [%[y]]\n\t"
         "strb %[a0], [%[y], #4]\n\t"
         "3:\n\t"
