@@ -122,8 +122,8 @@ OD_INLINE void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t
 /* Small depths: the field gathered into a byte buffer (a padded tap as -input_offset, the zero point, which
  * widens to 0; the depth rounded up to whole groups the same way), then widened a group at a time: a byte
  * copy per tap, not a run call per tap row (featconv, C = 1: 13.2 -> 10.8 instructions per MAC on the M4). */
-OD_NOINLINE OD_NO_LIBCALLS static void gather_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix,
-                                                   int32_t R, int32_t r, int16_t *dst) {
+OD_INLINE void gather_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t R, int32_t r,
+                            int16_t *dst) {
     uint32_t buf[OD_IM2COL_GATHER_MAX_D / 4];
     const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KW = p->k_w, off = p->input_offset;
     const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
@@ -160,6 +160,16 @@ OD_NOINLINE OD_NO_LIBCALLS static void gather_pixel(const od_conv_params_t *p, c
     }
 }
 
+/* R a literal per instance; five arguments, as the callers', so theirs are tail calls (no frame between). */
+OD_NOINLINE OD_NO_LIBCALLS static void gather_pixel2(const od_conv_params_t *p, const int8_t *in, int32_t pix,
+                                                    int32_t r, int16_t *dst) {
+    gather_pixel(p, in, pix, 2, r, dst);
+}
+OD_NOINLINE OD_NO_LIBCALLS static void gather_pixel4(const od_conv_params_t *p, const int8_t *in, int32_t pix,
+                                                    int32_t r, int16_t *dst) {
+    gather_pixel(p, in, pix, 4, r, dst);
+}
+
 /* Channels in whole groups keep the run path (a word per four); the gather needs the zero point as a byte. */
 OD_INLINE int gathers(const od_conv_params_t *p) {
     return (p->in_c & 3) && p->k_h * p->k_w * p->in_c <= OD_IM2COL_GATHER_MAX_D && p->input_offset >= -127 &&
@@ -177,16 +187,16 @@ OD_NOINLINE static void im2col_pixel4(const od_conv_params_t *p, const int8_t *i
 }
 
 /* Siblings, not nested: the gather's buffer and the run path's frame are never on the stack together. */
-static void field2(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
+OD_INLINE void field2(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
     if (gathers(p))
-        gather_pixel(p, in, pix, 2, r, dst);
+        gather_pixel2(p, in, pix, r, dst);
     else
         im2col_pixel2(p, in, pix, r, dst);
 }
 
 void od_im2col_pixel4_s8(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
     if (gathers(p))
-        gather_pixel(p, in, pix, 4, r, dst);
+        gather_pixel4(p, in, pix, r, dst);
     else
         im2col_pixel4(p, in, pix, r, dst);
 }
