@@ -29,60 +29,33 @@ static inline int32_t q15_pos(int32_t R, int32_t r, int32_t d) {
     return (d >> 2) * 4 * R + ((d >> 1) & 1) * 2 * R + r * 2 + (d & 1);
 }
 
-/* Depths d..d+n-1 that are not whole groups (a first layer's C = 1 or 3 bytes per tap): an odd first depth,
- * then pairs as one word (an even depth and the next are adjacent int16; the next pair is 2R int16 on), then an
- * odd last depth. zero (a literal): a padded run, src unused. Returns depth d+n's position (d+n even). */
-OD_INLINE int16_t *put_singles(int16_t *q, int32_t R, int32_t d, const int8_t *src, int32_t n, int32_t off,
-                               int zero) {
-    if (n > 0 && (d & 1)) {
-        *q = (int16_t)(zero ? 0 : *src++ + off);
-        q += 2 * R - 1;
-        --n;
-    }
-    const uint32_t off2 = od_dup16(off);
-    for (; n >= 2; n -= 2, q += 2 * R) {
-        uint32_t v = 0;
-        if (!zero) v = od_sadd16(od_pack_lo16((uint32_t)src[0], (uint32_t)src[1]), off2), src += 2;
-        *(uint32_t *)(void *)q = v;
-    }
-    if (n > 0) *q++ = (int16_t)(zero ? 0 : *src + off);
-    return q;
-}
-
 /* Depths d..d+n of the row at dst (the scratch + 2r int16) of an R-row scratch: src[i] + off as int16
- * (zero: 0, a padded tap). Single depths up to a group boundary, whole groups, single depths. */
-OD_INLINE void put_run_r(int16_t *dst, int32_t R, int32_t d, const int8_t *src, int32_t n, int32_t off, int zero) {
-    const int32_t head = od_min_i32(n, (4 - (d & 3)) & 3);
-    uint32_t *w = (uint32_t *)(void *)put_singles(dst + q15_pos(R, 0, d), R, d, src, head, off, zero);
-    n -= head;
-    if (!zero) src += head;
-    const uint32_t off2 = od_dup16(off);
-    for (; n >= 4; n -= 4, w += 2 * R) { /* group aligned from here */
-        if (zero) {
-            w[0] = w[R] = 0;
-            continue;
+ * (src == NULL: zeros, a padded tap). */
+OD_INLINE void put_run_r(int16_t *dst, int32_t R, int32_t d, const int8_t *src, int32_t n, int32_t off) {
+    if (((d | n) & 3) == 0) { /* whole groups: two words per four values */
+        uint32_t *w = (uint32_t *)(void *)dst + (d >> 2) * 2 * R;
+        const uint32_t off2 = od_dup16(off);
+        if (!src) {
+            for (; n > 0; n -= 4, w += 2 * R) w[0] = w[R] = 0;
+            return;
         }
-        const uint32_t u = od_read_u32(src);
-        const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
-        w[0] = od_pack_lo16(a, b); /* (x0, x1) */
-        w[R] = od_pack_hi16(a, b); /* (x2, x3) */
-        src += 4;
+        for (; n > 0; n -= 4, w += 2 * R, src += 4) {
+            const uint32_t u = od_read_u32(src);
+            const uint32_t a = od_sadd16(od_sxtb16(u), off2), b = od_sadd16(od_sxtb16_ror8(u), off2);
+            w[0] = od_pack_lo16(a, b); /* (x0, x1) */
+            w[R] = od_pack_hi16(a, b); /* (x2, x3) */
+        }
+        return;
     }
-    put_singles((int16_t *)(void *)w, R, 0, src, n, off, zero);
+    for (int32_t i = 0; i < n; ++i) dst[q15_pos(R, 0, d + i)] = (int16_t)(src ? src[i] + off : 0);
 }
 
 /* One instance per R, out of line (six arguments, as few on the stack as before). */
 OD_NOINLINE static void put_run2(int16_t *dst, int32_t d, const int8_t *src, int32_t n, int32_t off) {
-    if (src)
-        put_run_r(dst, 2, d, src, n, off, 0);
-    else
-        put_run_r(dst, 2, d, src, n, off, 1);
+    put_run_r(dst, 2, d, src, n, off);
 }
 OD_NOINLINE static void put_run4(int16_t *dst, int32_t d, const int8_t *src, int32_t n, int32_t off) {
-    if (src)
-        put_run_r(dst, 4, d, src, n, off, 0);
-    else
-        put_run_r(dst, 4, d, src, n, off, 1);
+    put_run_r(dst, 4, d, src, n, off);
 }
 OD_INLINE void put_run(int16_t *dst, int32_t R, int32_t r, int32_t d, const int8_t *src, int32_t n, int32_t off) {
     if (R == 2)
