@@ -95,8 +95,10 @@ OD_INLINE void im2col_pixel(const od_conv_params_t *p, const int8_t *in, int32_t
 /* Small depths: the field gathered into a byte buffer (a padded tap as -input_offset, the zero point, which
  * widens to 0; the depth rounded up to whole groups the same way), then widened a group at a time: a byte
  * copy per tap, not a run call per tap row (featconv, C = 1: 13.2 -> 10.8 instructions per MAC on the M4). */
-OD_INLINE void gather_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t R, int32_t r,
-                            int16_t *dst) {
+/* Row r of an R-row scratch at dst + 2r int16 (R and r folded into two arguments: five in all, as the callers',
+ * so theirs are tail calls, no frame between). One instance for both R: the flash of one. */
+OD_NOINLINE OD_NO_LIBCALLS static void gather_pixel(const od_conv_params_t *p, const int8_t *in, int32_t pix,
+                                                   int32_t R, int16_t *dst) {
     uint32_t buf[OD_IM2COL_GATHER_MAX_D / 4];
     const int32_t IH = p->in_h, IW = p->in_w, C = p->in_c, KW = p->k_w, off = p->input_offset;
     const int32_t ox = pix % p->out_w, t = pix / p->out_w, oy = t % p->out_h, b = t / p->out_h;
@@ -123,7 +125,7 @@ OD_INLINE void gather_pixel(const od_conv_params_t *p, const int8_t *in, int32_t
             for (; i < RW; ++i) o[i] = (int8_t)zp;
         }
     }
-    uint32_t *w = (uint32_t *)(void *)dst + r;
+    uint32_t *w = (uint32_t *)(void *)dst;
     const uint32_t off2 = od_dup16(off);
     for (int32_t g = 0; g < G; ++g, w += 2 * R) {
         const uint32_t u = buf[g];
@@ -131,16 +133,6 @@ OD_INLINE void gather_pixel(const od_conv_params_t *p, const int8_t *in, int32_t
         w[0] = od_pack_lo16(a, c); /* (x0, x1) */
         w[R] = od_pack_hi16(a, c); /* (x2, x3) */
     }
-}
-
-/* R a literal per instance; five arguments, as the callers', so theirs are tail calls (no frame between). */
-OD_NOINLINE OD_NO_LIBCALLS static void gather_pixel2(const od_conv_params_t *p, const int8_t *in, int32_t pix,
-                                                    int32_t r, int16_t *dst) {
-    gather_pixel(p, in, pix, 2, r, dst);
-}
-OD_NOINLINE OD_NO_LIBCALLS static void gather_pixel4(const od_conv_params_t *p, const int8_t *in, int32_t pix,
-                                                    int32_t r, int16_t *dst) {
-    gather_pixel(p, in, pix, 4, r, dst);
 }
 
 /* Channels in whole groups keep the run path (a word per four); the gather needs the zero point as a byte. */
@@ -162,14 +154,14 @@ OD_NOINLINE static void im2col_pixel4(const od_conv_params_t *p, const int8_t *i
 /* Siblings, not nested: the gather's buffer and the run path's frame are never on the stack together. */
 OD_INLINE void field2(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
     if (gathers(p))
-        gather_pixel2(p, in, pix, r, dst);
+        gather_pixel(p, in, pix, 2, dst + 2 * r);
     else
         im2col_pixel2(p, in, pix, r, dst);
 }
 
 void od_im2col_pixel4_s8(const od_conv_params_t *p, const int8_t *in, int32_t pix, int32_t r, int16_t *dst) {
     if (gathers(p))
-        gather_pixel4(p, in, pix, r, dst);
+        gather_pixel(p, in, pix, 4, dst + 2 * r);
     else
         im2col_pixel4(p, in, pix, r, dst);
 }
