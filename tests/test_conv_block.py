@@ -68,6 +68,12 @@ def _sweep() -> bytes:
     _conv(c, [1, 3, 5, 24], 6, 3, out_ratio=0.002)                 # exact requantization, D = 216: pair kernel
     _conv(c, [1, 4, 3, 16], 8, 1, act=ACT.RELU6, bias=False)      # no bias: the C block
     c.conv([1, 15, 8, 1], 0, (10, 4), stride=2, depthwise=True, dm=11, act=ACT.RELU)  # kws first-layer form
+    _conv(c, [1, 7, 5, 1], 4, 3)                                  # first layers (pair kernel): D = 9, SAME, odd w
+    _conv(c, [1, 7, 7, 1], 3, 3, stride=2, padding=PAD.VALID)     # D = 9, valid, stride 2, odd channels
+    _conv(c, [1, 5, 7, 1], 5, 1, act=ACT.RELU)                    # D = 1: single depths only
+    _conv(c, [1, 6, 5, 3], 6, 1, stride=2)                        # D = 3, stride 2
+    _conv(c, [1, 9, 7, 3], 16, 3, stride=2, act=ACT.RELU6)        # D = 27, SAME, stride 2 (kernel_bench form)
+    _conv(c, [1, 5, 5, 3], 7, 3, in_zp=0, out_ratio=0.004)        # D = 27, exact requantization, odd channels
     mid = _conv(c, [1, 6, 5, 24], 24, 1, act=ACT.RELU, last=False)  # an intermediate that dies at the next conv
     _conv(c, [1, 6, 5, 24], 19, 1, act=ACT.RELU6, x=mid)           # in place: 1x1 stride 1, fewer channels
     return c.build()
@@ -102,6 +108,16 @@ def test_sweep_covers_the_block_cases(sweep):
     assert any((p["k_h"] * p["k_w"] * p["in_c"]) % 4 for p in block)
     assert any(p["out_c"] % 2 for p in block)
     assert any(i == o for _, i, o in calls), "the in-place 1x1 conv was not planned in place"
+
+
+def test_sweep_covers_the_first_layer_cases(sweep):
+    """Few input channels (D = 1, 3, 9, 27: runs of single depths in the im2col), padded and valid, stride 2."""
+    _, lib, _ = sweep
+    calls = [p for p, _, _ in _im2col_calls((lib / "od_model.c").read_text())]
+    depths = {p["k_h"] * p["k_w"] * p["in_c"] for p in calls if p["in_c"] in (1, 3)}
+    assert {1, 3, 9, 27} <= depths
+    assert any(p["in_c"] == 3 and p["stride_w"] == 2 and p["pad_w"] > 0 for p in calls)
+    assert any(p["in_c"] == 1 and p["stride_w"] == 2 and p["pad_w"] == 0 and p["k_w"] == 3 for p in calls)
 
 
 def test_block_bit_exact_on_host(sweep):
