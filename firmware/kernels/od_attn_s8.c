@@ -15,16 +15,6 @@
 #include "od_simd.h"
 
 #if defined(__ARM_FEATURE_DSP) && !defined(OD_SIMD_PORTABLE)
-static inline int32_t smulbb(uint32_t a, uint32_t b) {
-    int32_t r;
-    __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
-    return r;
-}
-static inline int32_t smultt(uint32_t a, uint32_t b) {
-    int32_t r;
-    __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
-    return r;
-}
 static inline int32_t smmlar(int32_t a, int32_t b, int32_t acc) {
     int32_t r;
     __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
@@ -35,24 +25,16 @@ static inline int32_t ssat8(int32_t v) {
     __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
     return r;
 }
-static inline int32_t smlabb(int32_t a, uint32_t b, int32_t acc) {
-    int32_t r;
-    __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-}
 static inline int32_t smlabt(int32_t a, uint32_t b, int32_t acc) {
     int32_t r;
     __asm__("smlabt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
 #else
-static inline int32_t smulbb(uint32_t a, uint32_t b) { return (int16_t)a * (int16_t)b; }
-static inline int32_t smultt(uint32_t a, uint32_t b) { return (int16_t)(a >> 16) * (int16_t)(b >> 16); }
 static inline int32_t smmlar(int32_t a, int32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32));
 }
 static inline int32_t ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
-static inline int32_t smlabb(int32_t a, uint32_t b, int32_t acc) { return acc + (int16_t)a * (int16_t)b; }
 static inline int32_t smlabt(int32_t a, uint32_t b, int32_t acc) { return acc + (int16_t)a * (int16_t)(b >> 16); }
 #endif
 
@@ -105,8 +87,8 @@ typedef uint32_t od_word_alias_t;
 #define OD_MFC_PAIR(k)                                                             \
     do {                                                                           \
         const uint32_t A_ = a[k], B_ = b[k], W_ = w[k];                            \
-        acc = smlabb(mul_elem(smulbb(A_, B_), q, clamp), W_, acc);                 \
-        acc = smlabt(mul_elem(smultt(A_, B_), q, clamp), W_, acc);                 \
+        acc = od_smlabb((uint32_t)mul_elem(od_smulbb(A_, B_), q, clamp), W_, acc);                 \
+        acc = smlabt(mul_elem(od_smultt(A_, B_), q, clamp), W_, acc);                 \
     } while (0)
 
 /* sum_d w[d] * MUL(a[d], b[d]) + acc over pairs of int16 lanes (a pre-doubled), one word load per pair and
@@ -135,10 +117,10 @@ static inline void row_dot2(const int16_t *a16, const int16_t *b16, const int16_
     int32_t s0 = *acc0, s1 = *acc1;
     for (int32_t k = 0; k < pairs; ++k) {
         const uint32_t A = a[k], W = w[k], B = b[k], C = c[k];
-        s0 = smlabb(mul_elem(smulbb(A, B), q, 0), W, s0);
-        s1 = smlabb(mul_elem(smulbb(A, C), q, 0), W, s1);
-        s0 = smlabt(mul_elem(smultt(A, B), q, 0), W, s0);
-        s1 = smlabt(mul_elem(smultt(A, C), q, 0), W, s1);
+        s0 = od_smlabb((uint32_t)mul_elem(od_smulbb(A, B), q, 0), W, s0);
+        s1 = od_smlabb((uint32_t)mul_elem(od_smulbb(A, C), q, 0), W, s1);
+        s0 = smlabt(mul_elem(od_smultt(A, B), q, 0), W, s0);
+        s1 = smlabt(mul_elem(od_smultt(A, C), q, 0), W, s1);
     }
     *acc0 = s0;
     *acc1 = s1;
