@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tflm-runtime-bytes", type=int, default=TFLM_RUNTIME_BYTES)
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     a = ap.parse_args(argv)
+    unknown = sorted(set(a.models.split(",")) - set(MODELS))
+    if unknown:
+        ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {','.join(MODELS)}")
     from ondevice import log
     from ondevice.cache import cache_dir
     cache = cache_dir("bench_tflite")

@@ -37,7 +37,8 @@ def model_ops(name: str, board: str = "mps2-an386", variant: str = "opt", artifa
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
+    from profiling.benchmarks.mcu_vs_tflm import MODELS
+    ap.add_argument("model", choices=MODELS)
     ap.add_argument("--board", default="mps2-an386")
     ap.add_argument("--variant", default="opt", choices=["opt", "ref"])
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
